@@ -1,0 +1,1 @@
+"""The internal loop: inference grid, ensembles, confidence, vectorised simulation and metrics."""

@@ -1,0 +1,22 @@
+"""The `forex-pipeline` console command: one typer app, one sub-app per area."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="forex_pipeline: two-phase forex model grid.")
+
+# Each sub-app lives in forex_pipeline/cli/<area>.py and exposes `app`; imports stay light.
+for _area in ("db", "data", "grid", "queue", "results"):
+    try:
+        _module = importlib.import_module(f"forex_pipeline.cli.{_area}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"forex_pipeline.cli.{_area}":
+            raise
+        continue
+    if getattr(_module, "IS_ROOT_COMMANDS", False):
+        _module.register(app)
+    else:
+        app.add_typer(_module.app, name=_area)

@@ -1,0 +1,1 @@
+"""Market data: loaders, validation, resampling, synthetic regime-switching bars, bar files."""

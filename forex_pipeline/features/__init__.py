@@ -1,0 +1,1 @@
+"""Features: multi-timeframe indicators, additional features, preprocessing, targets and splits."""

@@ -1,0 +1,73 @@
+"""The `model_spec`: model_type, encoder, horizon and hyperparameters, with a canonical hash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from forex_pipeline.hashing import config_hash, short_hash
+
+MODEL_TYPES: tuple[str, ...] = (
+    "ridge",
+    "lasso",
+    "elasticnet",
+    "rf",
+    "lightgbm",
+    "lightning",
+    "diffusion-ddpm",
+    "diffusion-ddim",
+    "sssd",
+)
+ENCODERS: tuple[str, ...] = ("none", "pca", "autoencoder", "vae", "latents")
+
+
+class ModelSpec(BaseModel):
+    """What to train on a feature set. `encoder_dim` is the latent size of every encoder but `none`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_type: str
+    encoder: str = "none"
+    encoder_dim: int = Field(8, ge=1, le=512)
+    horizon: int = Field(ge=1, le=500)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model_type")
+    @classmethod
+    def _model_type(cls, value: str) -> str:
+        if value not in MODEL_TYPES:
+            raise ValueError(f"model_type {value!r} is unknown; known: {', '.join(MODEL_TYPES)}")
+        return value
+
+    @field_validator("encoder")
+    @classmethod
+    def _encoder(cls, value: str) -> str:
+        if value not in ENCODERS:
+            raise ValueError(f"encoder {value!r} is unknown; known: {', '.join(ENCODERS)}")
+        return value
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _sorted(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return dict(sorted(value.items()))
+
+    def canonical(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        if self.encoder == "none":
+            data.pop("encoder_dim")
+        return data
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.canonical())
+
+    @property
+    def partition_key(self) -> str:
+        """Readable plus a short hash, e.g. rf-pca-h5-d4e5f6a7."""
+        return f"{self.model_type}-{self.encoder}-h{self.horizon}-{short_hash(self.canonical())}"
+
+
+def model_config_hash(feature_set_hash: str, model_spec_hash: str) -> str:
+    """The hash of one model configuration (a feature set paired with a model spec)."""
+    return config_hash({"feature_set": feature_set_hash, "model_spec": model_spec_hash})

@@ -1,0 +1,1 @@
+"""Regimes: per-bar labels from rules, per-regime scores and best-model selection."""

@@ -1,0 +1,301 @@
+"""Typed settings: config/training_pipeline.yaml -> pydantic models, with environment overrides.
+
+Load order: the file named by FOREX_SETTINGS, else ./config/training_pipeline.yaml, else the copy
+beside the package source; storage paths are then overridden by DAGSTER_HOME,
+FOREX_DATABASE_URL and FOREX_ARTIFACTS_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "training_pipeline.yaml"
+REGIME_FEATURES = ("trend_strength", "volatility_percentile", "return_sign")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Strict):
+    database_url: str = ""
+    artifacts_dir: str = ""
+    model_compression: int = Field(3, ge=0, le=9)
+
+
+ValidationPolicy = Literal["reject", "drop"]
+
+
+class ValidationSettings(_Strict):
+    missing_columns: Literal["reject"] = "reject"
+    timestamp: ValidationPolicy = "reject"
+    duplicates: ValidationPolicy = "reject"
+    order: ValidationPolicy = "reject"
+    non_positive: ValidationPolicy = "reject"
+    high_low: ValidationPolicy = "reject"
+    nan: ValidationPolicy = "reject"
+
+
+class SymbolCosts(_Strict):
+    pip_size: float = Field(0.0001, gt=0)
+    spread_pips: float = Field(1.0, ge=0)
+    commission_pips: float = Field(0.0, ge=0)
+
+
+class DataSettings(_Strict):
+    validation: ValidationSettings = ValidationSettings()
+    max_gap_minutes: int = Field(4320, gt=0)
+    symbols: dict[str, SymbolCosts] = {}
+
+    def costs_for(self, symbol: str) -> SymbolCosts:
+        """Costs of `symbol` (EUR/USD and EURUSD are the same); a clear error if it is not configured."""
+        key = normalize_symbol(symbol)
+        if key not in self.symbols:
+            raise KeyError(
+                f"symbol {symbol!r} has no costs in settings data.symbols "
+                f"(configured: {', '.join(sorted(self.symbols))})"
+            )
+        return self.symbols[key]
+
+
+class NeuralSettings(_Strict):
+    max_epochs: int = Field(30, ge=1)
+    max_seconds: float = Field(50.0, gt=0)
+    batch_size: int = Field(256, ge=1)
+    diffusion_steps: int = Field(100, ge=2)
+    ddim_steps: int = Field(10, ge=1)
+    samples: int = Field(5, ge=1)
+
+
+class TrainingSettings(_Strict):
+    members: int = Field(5, ge=1, le=100)
+    train_fraction: float = Field(0.6, gt=0, lt=1)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    direct_multi_steps: int = Field(4, ge=1)
+    ar_lags: int = Field(5, ge=1)
+    max_seconds_per_model: float = Field(600, gt=0)
+    device: Literal["cpu", "cuda"] = "cpu"
+    neural: NeuralSettings = NeuralSettings()
+
+    @model_validator(mode="after")
+    def _fractions_leave_a_test_segment(self) -> "TrainingSettings":
+        if self.train_fraction + self.validation_fraction >= 1:
+            raise ValueError("training.train_fraction + training.validation_fraction must be < 1 (a test segment must remain)")
+        return self
+
+
+class QueueSettings(_Strict):
+    max_consecutive_failures: int = Field(5, ge=1)
+    models_per_run: int = Field(10, ge=1)
+    max_concurrent_runs: int = Field(2, ge=1)
+    min_free_disk_gb: float = Field(2.0, ge=0)
+
+
+class RecoverySettings(_Strict):
+    auto_resume: bool = True
+    heartbeat_seconds: float = Field(30, gt=0)
+    stale_after_seconds: float = Field(300, gt=0)
+    checkpoint_every_models: int = Field(1, ge=1)
+
+
+class FileManagementSettings(_Strict):
+    keep_top_n_per_regime: int = Field(3, ge=1)
+    delete_unkept_models: bool = True
+    orphan_cleanup: bool = True
+
+
+class PerformanceSettings(_Strict):
+    backtest_max_matrix_bytes: int = Field(2_000_000_000, gt=0)
+    numba_threads: int = Field(0, ge=0)
+
+
+class Bound(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Bound":
+        if self.min is None and self.max is None:
+            raise ValueError("a rule bound needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"rule bound min {self.min} is greater than max {self.max}")
+        return self
+
+
+class RegimeDefinition(_Strict):
+    description: str = ""
+    rules: dict[str, Bound]
+
+    @field_validator("rules")
+    @classmethod
+    def _known_features(cls, rules: dict[str, Bound]) -> dict[str, Bound]:
+        if not rules:
+            raise ValueError("a regime needs at least one rule")
+        unknown = sorted(set(rules) - set(REGIME_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown regime rule feature(s) {unknown}; known: {list(REGIME_FEATURES)}")
+        return rules
+
+
+class RegimeSettings(_Strict):
+    trend_window: int = Field(50, ge=2)
+    volatility_window: int = Field(20, ge=2)
+    volatility_rank_window: int = Field(1000, ge=10)
+    min_trades: int = Field(10, ge=0)
+    definitions: dict[str, RegimeDefinition] = {}
+
+    @field_validator("definitions")
+    @classmethod
+    def _names(cls, definitions: dict[str, RegimeDefinition]) -> dict[str, RegimeDefinition]:
+        for name in definitions:
+            if name in ("all", "unclassified") or not name.replace("_", "").isalnum():
+                raise ValueError(f"regime name {name!r} is reserved or not an identifier")
+        return definitions
+
+
+class InferenceGridSettings(_Strict):
+    prediction_methods: list[Literal["direct", "recursive", "direct_multi"]] = ["direct", "recursive", "direct_multi"]
+    ensemble_methods: list[Literal["mean", "weighted", "stacking"]] = ["mean", "weighted", "stacking"]
+    confidence_thresholds: list[float] = [0.0, 0.3, 0.5, 0.7, 0.9]
+    lookback_windows: list[int] = [50, 100, 200]
+
+    @field_validator("confidence_thresholds")
+    @classmethod
+    def _thresholds_in_unit_interval(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not 0 <= v <= 1]
+        if bad:
+            raise ValueError(f"confidence thresholds must lie in [0, 1], got {bad}")
+        return values
+
+    @field_validator("lookback_windows")
+    @classmethod
+    def _positive_windows(cls, values: list[int]) -> list[int]:
+        bad = [v for v in values if v < 2]
+        if bad:
+            raise ValueError(f"lookback windows must be >= 2 bars, got {bad}")
+        return values
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> "InferenceGridSettings":
+        for name in ("prediction_methods", "ensemble_methods", "confidence_thresholds", "lookback_windows"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"inference_grid.{name} is empty")
+            if len(set(values)) != len(values):
+                raise ValueError(f"inference_grid.{name} has duplicates: {values}")
+        return self
+
+
+class SmtpSettings(_Strict):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = "forex-pipeline@localhost"
+    recipients: list[str] = []
+    use_tls: bool = False
+    username: str = ""
+    password_env: str = "FOREX_SMTP_PASSWORD"
+
+
+class NotificationSettings(_Strict):
+    log: bool = True
+    on_queue_complete: bool = True
+    on_queue_failure: bool = True
+    on_new_regime_best: bool = True
+    smtp: SmtpSettings = SmtpSettings()
+
+
+class Settings(_Strict):
+    storage: StorageSettings = StorageSettings()
+    data: DataSettings = DataSettings()
+    training: TrainingSettings = TrainingSettings()
+    queue: QueueSettings = QueueSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    file_management: FileManagementSettings = FileManagementSettings()
+    performance: PerformanceSettings = PerformanceSettings()
+    regimes: RegimeSettings = RegimeSettings()
+    inference_grid: InferenceGridSettings = InferenceGridSettings()
+    notifications: NotificationSettings = NotificationSettings()
+
+    @property
+    def dagster_home(self) -> Path:
+        return dagster_home()
+
+    @property
+    def database_url(self) -> str:
+        """FOREX_DATABASE_URL, else storage.database_url, else a SQLite file under DAGSTER_HOME."""
+        url = os.environ.get("FOREX_DATABASE_URL") or self.storage.database_url
+        return url or f"sqlite:///{dagster_home() / 'forex_pipeline.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """FOREX_ARTIFACTS_DIR, else storage.artifacts_dir, else DAGSTER_HOME/artifacts."""
+        path = os.environ.get("FOREX_ARTIFACTS_DIR") or self.storage.artifacts_dir
+        return Path(path).resolve() if path else dagster_home() / "artifacts"
+
+
+class SettingsError(ValueError):
+    """The settings file is missing, unreadable or invalid; the message names the file and field."""
+
+
+def normalize_symbol(symbol: str) -> str:
+    """'EUR/USD', 'eurusd' and 'EUR_USD' all name EURUSD; refuse anything that is not letters."""
+    key = symbol.replace("/", "").replace("_", "").replace("-", "").upper()
+    if not key.isalpha() or not 3 <= len(key) <= 12:
+        raise ValueError(f"symbol {symbol!r} is not a market name (letters, optionally split by '/')")
+    return key
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME, else ./dagster_home (created on demand)."""
+    return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / "dagster_home").resolve()
+
+
+def settings_path() -> Path:
+    explicit = os.environ.get("FOREX_SETTINGS")
+    if explicit:
+        return Path(explicit)
+    local = Path.cwd() / "config" / "training_pipeline.yaml"
+    return local if local.exists() else DEFAULT_SETTINGS_FILE
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read and validate a settings file; every problem is reported with its file and field path."""
+    path = Path(path) if path is not None else settings_path()
+    if not path.exists():
+        raise SettingsError(f"settings file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    return parse_settings(raw, source=str(path))
+
+
+def parse_settings(raw: dict, source: str = "<dict>") -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings in {source}: {problems}") from exc
+
+
+@lru_cache(maxsize=8)
+def _cached(path: str, mtime: float) -> Settings:
+    return load_settings(path)
+
+
+def get_settings() -> Settings:
+    """The current settings (cached per file and modification time)."""
+    path = settings_path()
+    return _cached(str(path), path.stat().st_mtime if path.exists() else 0.0)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, Alembic migrations, repository functions and the model file store."""
