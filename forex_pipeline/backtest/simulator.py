@@ -1,0 +1,230 @@
+"""The vectorised simulator: every inference configuration of one model in one numba pass.
+
+Semantics (DESIGN.md section 5, decided here in detail):
+- Signal at row t (known at the close of bar t): sign(forecast_t) if confidence_t >= threshold,
+  else none; a zero forecast is never a signal.
+- A signal opens, flips or extends a one-unit long/short position entered at close t. The position is
+  held for `horizon` bars since the last signal (bars t .. t + horizon - 1), then closed at close
+  t + horizon unless a new signal came first. Every position is closed at the close of the last row.
+- Bar t's strategy log-return covers close t -> close t + 1: position_t * log(close[t+1] / close[t])
+  minus the cost of the position change made at close t: |dpos| * (spread_pips / 2 +
+  commission_pips) * pip_size / close[t], so a flip costs twice a close. The last row carries only
+  its closing cost.
+- A trade runs from an opening or flip to the next close or flip; its P&L is the sum of its bars'
+  log-returns including its entry and exit cost (a flip's cost is split between the two trades).
+  A trade belongs to the regime of its entry bar; a bar's return to the regime of that bar.
+
+Why hand-written: vectorbt's Portfolio.from_signals on 135 signal columns of one year of M1 bars took
+seconds (benchmarks/bench_inference.py), it has no per-regime accumulation, and a numpy version
+would materialise configurations x bars matrices (135 x 370k x 8 bytes per intermediate). This kernel
+reads each (forecast, confidence) series once for all thresholds and keeps only per-(config,
+regime) accumulators, parallel over series with prange.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from forex_pipeline.settings import SymbolCosts
+
+# Layout of the last axis of the statistics array, per (series, threshold, regime).
+SUM_RET, SUM_SQ, SUM_DOWN_SQ, N_BARS, N_EXPOSED, TRADES, WINS, GROSS_PROFIT, GROSS_LOSS, MAX_DD_LOG = range(10)
+N_STATS = 10
+
+
+@numba.njit(inline="always")
+def _next_position(prev: int, held: int, signal: int, horizon: int, last: bool) -> tuple[int, int]:
+    """Position at bar t and bars held since the last signal, from the previous state and the signal."""
+    if last:
+        return 0, 0
+    if signal != 0:
+        return signal, 1
+    if prev != 0 and held < horizon:
+        return prev, held + 1
+    return 0, 0
+
+
+@numba.njit(inline="always")
+def _sign(value: float) -> int:
+    if value > 0.0:
+        return 1
+    if value < 0.0:
+        return -1
+    return 0
+
+
+@numba.njit(cache=True, parallel=True)
+def _simulate_grid(
+    forecasts: np.ndarray,     # (S, n)
+    confidences: np.ndarray,   # (S, n)
+    thresholds: np.ndarray,    # (T,)
+    log_returns: np.ndarray,   # (n,) log(close[t+1]/close[t]), 0 on the last row
+    unit_costs: np.ndarray,    # (n,) cost of one unit of position change at close t, as a return
+    regimes: np.ndarray,       # (n,) int64 codes in [0, G)
+    n_regimes: int,
+    horizon: int,
+) -> np.ndarray:
+    n_series, n = forecasts.shape
+    n_thr = thresholds.shape[0]
+    g_all = n_regimes
+    stats = np.zeros((n_series, n_thr, n_regimes + 1, N_STATS))
+    for s in numba.prange(n_series):
+        out = stats[s]
+        pos = np.zeros(n_thr, dtype=np.int64)
+        held = np.zeros(n_thr, dtype=np.int64)
+        trade_pnl = np.zeros(n_thr)
+        trade_regime = np.zeros(n_thr, dtype=np.int64)
+        equity = np.zeros((n_thr, n_regimes + 1))
+        peak = np.zeros((n_thr, n_regimes + 1))
+        for t in range(n):
+            direction = _sign(forecasts[s, t])
+            conf = confidences[s, t]
+            g = regimes[t]
+            lr = log_returns[t]
+            cost = unit_costs[t]
+            last = t == n - 1
+            for k in range(n_thr):
+                signal = direction if conf >= thresholds[k] else 0
+                prev = pos[k]
+                new, held[k] = _next_position(prev, held[k], signal, horizon, last)
+                pos[k] = new
+                if prev != 0 and new != prev:
+                    pnl = trade_pnl[k] - cost
+                    e = trade_regime[k]
+                    if pnl > 0.0:
+                        out[k, e, WINS] += 1.0
+                        out[k, g_all, WINS] += 1.0
+                        out[k, e, GROSS_PROFIT] += pnl
+                        out[k, g_all, GROSS_PROFIT] += pnl
+                    else:
+                        out[k, e, GROSS_LOSS] -= pnl
+                        out[k, g_all, GROSS_LOSS] -= pnl
+                if new != 0 and new != prev:
+                    out[k, g, TRADES] += 1.0
+                    out[k, g_all, TRADES] += 1.0
+                    trade_pnl[k] = -cost
+                    trade_regime[k] = g
+                r = new * lr - abs(new - prev) * cost
+                if new != 0:
+                    trade_pnl[k] += new * lr
+                    out[k, g, N_EXPOSED] += 1.0
+                    out[k, g_all, N_EXPOSED] += 1.0
+                down = r * r if r < 0.0 else 0.0
+                for gg in (g, g_all):
+                    out[k, gg, SUM_RET] += r
+                    out[k, gg, SUM_SQ] += r * r
+                    out[k, gg, SUM_DOWN_SQ] += down
+                    out[k, gg, N_BARS] += 1.0
+                    equity[k, gg] += r
+                    if equity[k, gg] > peak[k, gg]:
+                        peak[k, gg] = equity[k, gg]
+                    elif peak[k, gg] - equity[k, gg] > out[k, gg, MAX_DD_LOG]:
+                        out[k, gg, MAX_DD_LOG] = peak[k, gg] - equity[k, gg]
+    return stats
+
+
+@numba.njit(cache=True)
+def _path(
+    forecast: np.ndarray, conf: np.ndarray, threshold: float, log_returns: np.ndarray,
+    unit_costs: np.ndarray, horizon: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    n = forecast.shape[0]
+    positions = np.zeros(n, dtype=np.int64)
+    returns = np.zeros(n)
+    prev = 0
+    held = 0
+    for t in range(n):
+        signal = _sign(forecast[t]) if conf[t] >= threshold else 0
+        new, held = _next_position(prev, held, signal, horizon, t == n - 1)
+        positions[t] = new
+        returns[t] = new * log_returns[t] - abs(new - prev) * unit_costs[t]
+        prev = new
+    return positions, returns
+
+
+def unit_costs(close: np.ndarray, costs: SymbolCosts) -> np.ndarray:
+    """Cost of changing the position by one unit at each close, as a fraction of price."""
+    close = np.asarray(close, dtype=np.float64)
+    return (costs.spread_pips / 2.0 + costs.commission_pips) * costs.pip_size / close
+
+
+def bar_log_returns(close: np.ndarray) -> np.ndarray:
+    """log(close[t+1] / close[t]) for every row but the last, which gets 0 (nothing after it)."""
+    close = _check_close(close)
+    out = np.zeros(close.shape[0])
+    out[:-1] = np.diff(np.log(close))
+    return out
+
+
+def _check_close(close: np.ndarray) -> np.ndarray:
+    close = np.asarray(close, dtype=np.float64)
+    if close.ndim != 1 or close.shape[0] < 2:
+        raise ValueError(f"close must be a 1-d array of at least 2 prices, got shape {close.shape}")
+    if not (np.isfinite(close).all() and (close > 0).all()):
+        raise ValueError("close prices must be finite and positive")
+    return close
+
+
+def simulate_grid(
+    forecasts: np.ndarray,
+    confidences: np.ndarray,
+    thresholds: np.ndarray,
+    close: np.ndarray,
+    horizon: int,
+    costs: SymbolCosts,
+    regime_codes: np.ndarray,
+    n_regimes: int,
+    max_matrix_bytes: int | None = None,
+) -> np.ndarray:
+    """Statistics (S, T, n_regimes + 1, N_STATS) of every series x threshold; index n_regimes = 'all'.
+
+    Series are processed in chunks so that the (series x bars) inputs handed to the kernel at once
+    stay under `max_matrix_bytes` (settings.performance.backtest_max_matrix_bytes).
+    """
+    forecasts = np.asarray(forecasts, dtype=np.float64)
+    confidences = np.asarray(confidences, dtype=np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    regime_codes = np.asarray(regime_codes)
+    close = _check_close(close)
+    n = close.shape[0]
+    if forecasts.ndim != 2 or forecasts.shape[1] != n or confidences.shape != forecasts.shape:
+        raise ValueError(
+            f"forecasts {forecasts.shape} and confidences {confidences.shape} must both be (S, {n}) for {n} closes"
+        )
+    if not (np.isfinite(forecasts).all() and np.isfinite(confidences).all()):
+        raise ValueError("forecasts and confidences must be finite")
+    if thresholds.ndim != 1 or thresholds.size == 0:
+        raise ValueError(f"thresholds must be a non-empty 1-d array, got shape {thresholds.shape}")
+    if int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be an integer >= 1, got {horizon}")
+    if regime_codes.shape != (n,) or not np.issubdtype(regime_codes.dtype, np.integer):
+        raise ValueError(f"regime_codes must be {n} integers, got shape {regime_codes.shape} dtype {regime_codes.dtype}")
+    if n and (regime_codes.min() < 0 or regime_codes.max() >= n_regimes):
+        raise ValueError(f"regime_codes must lie in [0, {n_regimes})")
+    log_returns = bar_log_returns(close)
+    costs_arr = unit_costs(close, costs)
+    codes = regime_codes.astype(np.int64)
+    per_series_bytes = 2 * n * 8
+    chunk = len(forecasts) if max_matrix_bytes is None else max(1, int(max_matrix_bytes // per_series_bytes))
+    parts = [
+        _simulate_grid(
+            np.ascontiguousarray(forecasts[i : i + chunk]),
+            np.ascontiguousarray(confidences[i : i + chunk]),
+            thresholds, log_returns, costs_arr, codes, int(n_regimes), int(horizon),
+        )
+        for i in range(0, len(forecasts), chunk)
+    ]
+    return np.concatenate(parts, axis=0)
+
+
+def equity_curve(
+    forecast: np.ndarray, confidence: np.ndarray, threshold: float, close: np.ndarray, horizon: int, costs: SymbolCosts
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and per-bar strategy log-returns of one configuration (cumsum -> equity, for charts)."""
+    close = _check_close(close)
+    forecast = np.asarray(forecast, dtype=np.float64)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if forecast.shape != close.shape or confidence.shape != close.shape:
+        raise ValueError(f"forecast {forecast.shape} and confidence {confidence.shape} must match close {close.shape}")
+    return _path(forecast, confidence, float(threshold), bar_log_returns(close), unit_costs(close, costs), int(horizon))

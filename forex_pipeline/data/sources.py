@@ -1,0 +1,108 @@
+"""Where a symbol's raw bars come from, and loading them validated.
+
+Looked up in this order:
+1. an imported file, artifacts/imports/SYMBOL.parquet (written by `forex-pipeline data import`/`synth`);
+2. the finest file for the symbol in the sample directory (FOREX_SAMPLE_DATA), named like
+   EURUSD_M1.csv.gz, EURUSD_M15.csv.gz, GBPNZD_H1.csv.gz (also .csv and .parquet);
+3. synthetic bars when the symbol is SYNTH (SYNTH_DAYS days, seed SYNTH_SEED: always the same bars).
+Otherwise a clear error lists every place that was looked at.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from forex_pipeline.data.bar_store import import_path, read_bars
+from forex_pipeline.data.loaders import infer_timeframe, load_bars
+from forex_pipeline.data.schema import assert_bar_frame
+from forex_pipeline.data.synthetic import generate_synthetic_bars
+from forex_pipeline.settings import Settings, normalize_symbol
+
+SYNTH_SYMBOL = "SYNTH"
+SYNTH_DAYS = 365
+SYNTH_SEED = 7
+SAMPLE_DATA_ENV = "FOREX_SAMPLE_DATA"
+# File-name timeframe codes, finest first.
+SAMPLE_TIMEFRAMES: dict[str, str] = {"M1": "1m", "M5": "5m", "M15": "15m", "M30": "30m", "H1": "1h", "H4": "4h", "D1": "1d"}
+SAMPLE_SUFFIXES: tuple[str, ...] = (".csv.gz", ".csv", ".parquet")
+
+SourceKind = Literal["import", "sample", "synthetic"]
+
+
+@dataclass(frozen=True)
+class BarSource:
+    """One place a symbol's raw bars come from."""
+
+    symbol: str
+    kind: SourceKind
+    path: Path | None
+    timeframe: str | None
+
+    @property
+    def description(self) -> str:
+        if self.kind == "synthetic":
+            return f"synthetic {self.symbol} bars ({SYNTH_DAYS} days, seed {SYNTH_SEED})"
+        return f"{self.kind} file {self.path}"
+
+
+@dataclass(frozen=True)
+class RawBars:
+    """Validated raw bars of a symbol, where they came from, and their timeframe."""
+
+    bars: pd.DataFrame
+    source: str
+    timeframe: str
+
+
+def default_sample_dir() -> Path | None:
+    """FOREX_SAMPLE_DATA when set, else None."""
+    value = os.environ.get(SAMPLE_DATA_ENV)
+    return Path(value) if value else None
+
+
+def sample_candidates(symbol: str, sample_dir: Path) -> list[Path]:
+    """The sample file names that could hold `symbol`, finest timeframe first."""
+    key = normalize_symbol(symbol)
+    return [sample_dir / f"{key}_{code}{suffix}" for code in SAMPLE_TIMEFRAMES for suffix in SAMPLE_SUFFIXES]
+
+
+def resolve_source(symbol: str, artifacts_dir: Path | str, sample_dir: Path | None) -> BarSource:
+    """The first of: imported file, finest sample file, synthetic (SYNTH only); else a clear error."""
+    key = normalize_symbol(symbol)
+    imported = import_path(artifacts_dir, key)
+    if imported.is_file():
+        return BarSource(key, "import", imported, None)
+    looked = [str(imported)]
+    if sample_dir is not None:
+        for candidate in sample_candidates(key, Path(sample_dir)):
+            if candidate.is_file():
+                code = candidate.name[len(key) + 1 :].split(".")[0]
+                return BarSource(key, "sample", candidate, SAMPLE_TIMEFRAMES[code])
+        looked.append(f"{Path(sample_dir)}/{key}_{{{','.join(SAMPLE_TIMEFRAMES)}}}{{{','.join(SAMPLE_SUFFIXES)}}}")
+    else:
+        looked.append(f"no sample directory ({SAMPLE_DATA_ENV} not set)")
+    if key == SYNTH_SYMBOL:
+        return BarSource(key, "synthetic", None, "1m")
+    raise FileNotFoundError(
+        f"no bars for symbol {key}: looked for {'; '.join(looked)}; synthetic bars exist only for {SYNTH_SYMBOL}. "
+        f"Import a file with `forex-pipeline data import PATH --symbol {key}`"
+    )
+
+
+def load_raw_bars(symbol: str, settings: Settings, sample_dir: Path | None = None) -> RawBars:
+    """Resolve a symbol's source and return its validated bars, source description and timeframe."""
+    source = resolve_source(symbol, settings.artifacts_dir, sample_dir)
+    if source.kind == "synthetic":
+        bars = generate_synthetic_bars(SYNTH_DAYS, SYNTH_SEED, symbol=source.symbol).bars
+    elif source.kind == "import":
+        bars = read_bars(source.path)
+    else:
+        bars = load_bars(source.path, validation=settings.data.validation).bars
+    assert_bar_frame(bars, name=source.description)
+    timeframe = source.timeframe or infer_timeframe(bars)
+    return RawBars(bars=bars, source=source.description, timeframe=timeframe)

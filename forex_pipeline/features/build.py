@@ -1,0 +1,215 @@
+"""Feature set spec + base bars -> FeatureMatrix, and its Parquet file (written atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from forex_pipeline.data.schema import INDEX_NAME, assert_bar_frame
+from forex_pipeline.data.timeframes import timeframe_delta
+from forex_pipeline.features.additional import VOLUME_FAMILIES, ar_lag_features, compute_additional
+from forex_pipeline.features.indicators import compute_indicators, day_boundary_for
+from forex_pipeline.features.matrix import FeatureMatrix
+from forex_pipeline.features.preprocessing import preprocess
+from forex_pipeline.features.spec import FeatureSetSpec
+
+MIN_SPAN_SHARE = 0.5
+MIN_ROWS_AFTER_WARMUP = 50
+PARQUET_METADATA_KEY = b"forex_pipeline.feature_matrix"
+FORMAT_VERSION = 1
+RESERVED_COLUMNS = ("timestamp", "close")
+
+
+class WindowError(ValueError):
+    """The bars do not cover a feature set's window well enough to build it."""
+
+
+@dataclass(frozen=True)
+class RawFeatures:
+    """Every computed feature before any row or column is dropped, with notes on why some may be missing."""
+
+    frame: pd.DataFrame
+    notes: dict[str, str]
+    zero_volume_share: float
+
+
+def select_window(bars: pd.DataFrame, spec: FeatureSetSpec) -> pd.DataFrame:
+    """The bars of the `days_history` days ending at `as_of` that have closed by `as_of`.
+
+    Refuses a window whose bars span less than half the requested days, or with fewer than
+    warmup_bars + MIN_ROWS_AFTER_WARMUP rows.
+    """
+    assert_bar_frame(bars)
+    as_of = pd.Timestamp(spec.as_of)
+    requested = pd.Timedelta(days=spec.days_history)
+    start = as_of - requested
+    bar_length = timeframe_delta(spec.base_timeframe)
+    window = bars.loc[(bars.index >= start) & (bars.index + bar_length <= as_of)]
+    available = f"bars cover {bars.index[0]} to {bars.index[-1]}" if len(bars) else "no bars"
+    where = f"feature set {spec.partition_key}: days_history={spec.days_history} ending at as_of={as_of}"
+    if window.empty:
+        raise WindowError(f"{where} holds no {spec.base_timeframe} bars ({available})")
+    span = window.index[-1] + bar_length - window.index[0]
+    if span < MIN_SPAN_SHARE * requested:
+        raise WindowError(
+            f"{where}: its bars span only {span} of the requested {requested} (< {MIN_SPAN_SHARE:.0%}; {available})"
+        )
+    needed = spec.preprocessing.warmup_bars + MIN_ROWS_AFTER_WARMUP
+    if len(window) < needed:
+        raise WindowError(
+            f"{where} holds {len(window)} {spec.base_timeframe} bars, fewer than "
+            f"preprocessing.warmup_bars={spec.preprocessing.warmup_bars} + {MIN_ROWS_AFTER_WARMUP}"
+        )
+    return window
+
+
+def _check_base_bars(bars: pd.DataFrame, spec: FeatureSetSpec) -> None:
+    """base_bars must be a bar frame at the spec's base timeframe with finite positive prices."""
+    assert_bar_frame(bars, "base_bars")
+    if len(bars) < 2:
+        raise ValueError(f"feature set {spec.partition_key}: base_bars needs at least 2 bars, got {len(bars)}")
+    prices = bars[["open", "high", "low", "close"]].to_numpy()
+    if not (np.isfinite(prices) & (prices > 0)).all():
+        raise ValueError(f"feature set {spec.partition_key}: base_bars prices must be finite and positive")
+    if not np.isfinite(bars["volume"].to_numpy()).all():
+        raise ValueError(f"feature set {spec.partition_key}: base_bars volume must be finite")
+    bar_length = timeframe_delta(spec.base_timeframe)
+    shortest = bars.index.to_series().diff().min()
+    tolerance = pd.Timedelta(hours=1) if spec.base_timeframe == "1d" else pd.Timedelta(0)
+    if shortest < bar_length - tolerance:
+        raise ValueError(
+            f"feature set {spec.partition_key}: base_bars has bars {shortest} apart, finer than "
+            f"base_timeframe {spec.base_timeframe}"
+        )
+
+
+def compute_raw_features(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags: int = 5) -> RawFeatures:
+    """Indicators, additional families and ret_lag_1..ar_lags on every base row, before preprocessing."""
+    _check_base_bars(base_bars, spec)
+    frames = [compute_indicators(base_bars, spec.base_timeframe, spec.indicator_timeframes)]
+    families = compute_additional(base_bars, spec.base_timeframe, spec.additional_features, spec.preprocessing)
+    frames.extend(families.values())
+    lags = ar_lag_features(base_bars["close"].to_numpy(dtype=np.float64), ar_lags)
+    lags.index = base_bars.index
+    frames.append(lags)
+    frame = pd.concat(frames, axis=1)
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise ValueError(f"feature set {spec.partition_key}: duplicate feature names {duplicated}")
+    zero_share = float((base_bars["volume"].to_numpy() <= 0).mean())
+    notes: dict[str, str] = {}
+    if zero_share > 0:
+        note = f"volume is zero in {zero_share:.1%} of bars; volume features are undefined without volume"
+        for family in VOLUME_FAMILIES:
+            for column in families.get(family, pd.DataFrame()).columns:
+                notes[column] = note
+    return RawFeatures(frame=frame, notes=notes, zero_volume_share=zero_share)
+
+
+def build_feature_matrix(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags: int = 5) -> FeatureMatrix:
+    """Compute and clean the features of `spec` on `base_bars` (the spec's window, see select_window)."""
+    raw = compute_raw_features(spec, base_bars, ar_lags)
+    clean = preprocess(raw.frame, spec.preprocessing, spec.partition_key, raw.notes)
+    frame = clean.frame
+    metadata: dict[str, Any] = {
+        "feature_set": spec.partition_key,
+        "spec": spec.canonical(),
+        "rows": len(frame),
+        "n_features": frame.shape[1],
+        "source_rows": len(base_bars),
+        "time_range": {"start": frame.index[0].isoformat(), "end": frame.index[-1].isoformat()},
+        "coverage": clean.coverage,
+        "dropped_features": clean.dropped_features,
+        "dropped_rows": clean.dropped_rows,
+        "ar_lags": ar_lags,
+        "zero_volume_share": raw.zero_volume_share,
+        "day_boundary": day_boundary_for(spec.base_timeframe),
+    }
+    return FeatureMatrix(
+        feature_set_hash=spec.hash,
+        timestamps=pd.DatetimeIndex(frame.index, name=INDEX_NAME),
+        X=np.ascontiguousarray(frame.to_numpy(dtype=np.float64)),
+        feature_names=tuple(str(c) for c in frame.columns),
+        close=base_bars["close"].loc[frame.index].to_numpy(dtype=np.float64).copy(),
+        base_timeframe=spec.base_timeframe,
+        symbol=spec.symbol,
+        metadata=metadata,
+    )
+
+
+def _header(fm: FeatureMatrix) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "feature_set_hash": fm.feature_set_hash,
+        "base_timeframe": fm.base_timeframe,
+        "symbol": fm.symbol,
+        "feature_names": list(fm.feature_names),
+        "metadata": fm.metadata,
+    }
+
+
+def save_feature_matrix(fm: FeatureMatrix, path: Path | str) -> Path:
+    """Write `fm` to a Parquet file (temporary name, then rename); the header JSON is schema metadata."""
+    path = Path(path)
+    clashes = sorted(set(fm.feature_names) & set(RESERVED_COLUMNS))
+    if clashes:
+        raise ValueError(f"feature names {clashes} clash with the reserved columns {list(RESERVED_COLUMNS)}")
+    columns = {
+        "timestamp": pa.array(fm.timestamps.as_unit("ns"), type=pa.timestamp("ns", tz="UTC")),
+        "close": pa.array(fm.close, type=pa.float64()),
+    }
+    for i, name in enumerate(fm.feature_names):
+        columns[name] = pa.array(fm.X[:, i], type=pa.float64())
+    table = pa.table(columns)
+    header = json.dumps(_header(fm), sort_keys=True, allow_nan=True).encode()
+    table = table.replace_schema_metadata({PARQUET_METADATA_KEY: header})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def load_feature_matrix(path: Path | str) -> FeatureMatrix:
+    """Read a feature matrix written by save_feature_matrix; a clear error for a missing or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"feature matrix file {path} does not exist")
+    table = pq.read_table(path)
+    raw_header = (table.schema.metadata or {}).get(PARQUET_METADATA_KEY)
+    if raw_header is None:
+        raise ValueError(f"{path} is not a feature matrix file (no {PARQUET_METADATA_KEY.decode()} metadata)")
+    header = json.loads(raw_header)
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: feature matrix format_version {header.get('format_version')} is not {FORMAT_VERSION}")
+    names = tuple(header["feature_names"])
+    missing = [n for n in (*RESERVED_COLUMNS, *names) if n not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: feature matrix file lacks column(s) {missing}")
+    timestamps = pd.DatetimeIndex(table.column("timestamp").to_pandas(), name=INDEX_NAME).tz_convert("UTC")
+    n = len(timestamps)
+    X = np.empty((n, len(names)), dtype=np.float64)
+    for i, name in enumerate(names):
+        X[:, i] = table.column(name).to_numpy()
+    return FeatureMatrix(
+        feature_set_hash=header["feature_set_hash"],
+        timestamps=timestamps,
+        X=X,
+        feature_names=names,
+        close=table.column("close").to_numpy().astype(np.float64, copy=True),
+        base_timeframe=header["base_timeframe"],
+        symbol=header["symbol"],
+        metadata=header["metadata"],
+    )

@@ -1,0 +1,128 @@
+"""Row and column hygiene after feature computation, and the scaler fitted on a training segment only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forex_pipeline.features.matrix import AR_LAG_PREFIX
+from forex_pipeline.features.spec import Preprocessing
+
+SCALER_KINDS: tuple[str, ...] = ("standard", "robust", "none")
+
+
+class CoverageError(ValueError):
+    """No feature of a feature set reaches min_coverage, or no row is left to build a matrix from."""
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """The clean feature frame and what was removed from it, and why."""
+
+    frame: pd.DataFrame
+    coverage: dict[str, float]
+    dropped_features: dict[str, str]
+    dropped_rows: dict[str, int] = field(default_factory=dict)
+
+
+def drop_warmup(frame: pd.DataFrame, warmup_bars: int, feature_set: str) -> pd.DataFrame:
+    """The rows after the first `warmup_bars`, while indicators warm up; an error if none remain."""
+    if warmup_bars >= len(frame):
+        raise CoverageError(
+            f"feature set {feature_set}: preprocessing.warmup_bars={warmup_bars} leaves no rows of {len(frame)}"
+        )
+    return frame.iloc[warmup_bars:]
+
+
+def feature_coverage(frame: pd.DataFrame) -> dict[str, float]:
+    """Share of finite values per column."""
+    finite = np.isfinite(frame.to_numpy(dtype=np.float64))
+    shares = finite.mean(axis=0) if len(frame) else np.zeros(frame.shape[1])
+    return {name: float(share) for name, share in zip(frame.columns, shares)}
+
+
+def select_by_coverage(
+    frame: pd.DataFrame, min_coverage: float, feature_set: str, notes: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, dict[str, float], dict[str, str]]:
+    """Drop features whose finite share is below `min_coverage` (ret_lag_* always stay); an error if
+    every requested (non ret_lag) feature is dropped.
+
+    `notes` (feature -> why it may be missing, e.g. no volume data) is appended to drop reasons.
+    """
+    notes = notes or {}
+    coverage = feature_coverage(frame)
+    dropped: dict[str, str] = {}
+    for name, share in coverage.items():
+        if share < min_coverage and not name.startswith(AR_LAG_PREFIX):
+            reason = f"coverage {share:.3f} < min_coverage {min_coverage}"
+            dropped[name] = f"{reason} ({notes[name]})" if name in notes else reason
+    kept = [c for c in frame.columns if c not in dropped]
+    requested = [c for c in frame.columns if not c.startswith(AR_LAG_PREFIX)]
+    if not kept or (requested and all(c in dropped for c in requested)):
+        raise CoverageError(
+            f"feature set {feature_set}: no feature reaches preprocessing.min_coverage {min_coverage} "
+            f"over {len(frame)} rows: {dropped}"
+        )
+    return frame[kept], coverage, dropped
+
+
+def drop_nan_rows(frame: pd.DataFrame, feature_set: str) -> tuple[pd.DataFrame, int, int]:
+    """Drop rows with any non-finite value; returns (frame, leading rows dropped, interior rows dropped)."""
+    complete = np.isfinite(frame.to_numpy(dtype=np.float64)).all(axis=1)
+    if not complete.any():
+        raise CoverageError(f"feature set {feature_set}: every row has a missing feature value")
+    leading = int(np.argmax(complete))
+    interior = int((~complete[leading:]).sum())
+    return frame.loc[complete], leading, interior
+
+
+def preprocess(
+    frame: pd.DataFrame, preprocessing: Preprocessing, feature_set: str, notes: Mapping[str, str] | None = None
+) -> Preprocessed:
+    """warmup_bars, then min_coverage over the remaining rows, then drop rows still holding NaN."""
+    frame = frame.replace([np.inf, -np.inf], np.nan)
+    after_warmup = drop_warmup(frame, preprocessing.warmup_bars, feature_set)
+    selected, coverage, dropped = select_by_coverage(after_warmup, preprocessing.min_coverage, feature_set, notes)
+    clean, leading, interior = drop_nan_rows(selected, feature_set)
+    rows = {"warmup": min(preprocessing.warmup_bars, len(frame)), "nan_leading": leading, "nan_interior": interior}
+    return Preprocessed(frame=clean, coverage=coverage, dropped_features=dropped, dropped_rows=rows)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Column-wise (X - center) / scale with statistics from the training rows only."""
+
+    kind: str
+    center: np.ndarray
+    scale: np.ndarray
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Scale `X` (rows x the same columns the scaler was fitted on)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.center):
+            raise ValueError(f"scaler ({self.kind}) was fitted on {len(self.center)} columns, got shape {X.shape}")
+        return (X - self.center) / self.scale
+
+
+def fit_scaler(X_train: np.ndarray, kind: str) -> Scaler:
+    """A scaler of `kind` (standard, robust, none) fitted on the training rows; constant columns get scale 1."""
+    if kind not in SCALER_KINDS:
+        raise ValueError(f"preprocessing.scaling {kind!r} is not one of {', '.join(SCALER_KINDS)}")
+    X_train = np.asarray(X_train, dtype=np.float64)
+    if X_train.ndim != 2 or len(X_train) == 0:
+        raise ValueError(f"fit_scaler needs a non-empty 2-D training matrix, got shape {X_train.shape}")
+    if not np.isfinite(X_train).all():
+        raise ValueError("fit_scaler: the training matrix holds NaN or inf")
+    n_columns = X_train.shape[1]
+    if kind == "standard":
+        center, scale = X_train.mean(axis=0), X_train.std(axis=0)
+    elif kind == "robust":
+        q25, center, q75 = np.percentile(X_train, [25, 50, 75], axis=0)
+        scale = q75 - q25
+    else:
+        center, scale = np.zeros(n_columns), np.ones(n_columns)
+    scale = np.where(scale > 1e-12 * np.maximum(np.abs(center), 1.0), scale, 1.0)
+    return Scaler(kind=kind, center=center, scale=scale)

@@ -1,0 +1,270 @@
+"""Shared machinery of the PyTorch families: device, seeds, time budget, training loop, model files.
+
+Budget semantics: every family trains under `settings.training.neural.max_seconds` (tightened by the
+context's `deadline_seconds` when that is smaller) and `max_epochs`. When the clock runs out the loop
+stops gracefully after the current mini-batch and keeps the best weights seen so far (the model file
+records `stopped_by="max_seconds"`); it never hangs and never falls back to another family. Training
+fails with `NeuralTrainingError` when there is too little data or the loss becomes non-finite.
+
+Model files are `torch.save` of a dict holding only tensors, strings, numbers, lists and dicts, and
+are read with `torch.load(..., weights_only=True)`: a file carrying any other pickled object is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from forex_pipeline.models.base import Combiners
+from forex_pipeline.settings import Settings
+from forex_pipeline.store.model_files import write_atomic
+
+FILE_FORMAT = "forex_pipeline.neural/1"
+
+
+class NeuralTrainingError(RuntimeError):
+    """A neural family cannot train or predict; the message says which model and why."""
+
+
+class NeuralModelFileError(RuntimeError):
+    """A neural model file is unreadable, holds pickled objects, or belongs to another model spec."""
+
+
+class ContextLike(Protocol):
+    settings: Settings
+    artifacts_dir: Path
+    seed: int
+    deadline_seconds: float | None
+
+
+def select_device(settings: Settings) -> torch.device:
+    """CUDA only when settings ask for it and a GPU is present; otherwise the CPU."""
+    if settings.training.device == "cuda" and torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """Seed torch and switch on deterministic algorithms for the block, restoring the old mode after."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+def derived_seed(*parts: int | str) -> int:
+    """A stable 63-bit seed from several parts (so members and row blocks get independent streams)."""
+    text = "|".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & ((1 << 62) - 1)
+
+
+def training_budget_seconds(context: ContextLike) -> float:
+    """Seconds this model may train: neural.max_seconds, or the context deadline when smaller."""
+    budget = float(context.settings.training.neural.max_seconds)
+    deadline = getattr(context, "deadline_seconds", None)
+    if deadline is not None and 0 < float(deadline) < budget:
+        budget = float(deadline)
+    return budget
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """How one network's training ended."""
+
+    epochs: int
+    best_val_loss: float
+    stopped_by: str          # "max_epochs", "early_stopping" or "max_seconds"
+    seconds: float
+
+
+LossFn = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Generator], torch.Tensor]
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return list(order.split(batch_size))
+
+
+def _evaluate(net: nn.Module, loss_fn: LossFn, tensors: tuple[torch.Tensor, ...], batch_size: int,
+              seed: int) -> float:
+    """Mean validation loss with a fixed noise stream, so epochs are compared on equal terms."""
+    net.eval()
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for idx in _batches(len(tensors[0]), batch_size, None):
+            batch = tuple(t[idx] for t in tensors)
+            total += float(loss_fn(net, batch, generator)) * len(idx)
+            count += len(idx)
+    return total / max(count, 1)
+
+
+def fit_network(
+    net: nn.Module,
+    loss_fn: LossFn,
+    train: tuple[torch.Tensor, ...],
+    validation: tuple[torch.Tensor, ...],
+    *,
+    max_epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    patience: int,
+    deadline: float,
+    seed: int,
+    name: str,
+) -> FitReport:
+    """Adam with early stopping on validation loss, stopping at `deadline` (time.monotonic) at the latest."""
+    start = time.monotonic()
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    best_loss, best_state, stale = math.inf, None, 0
+    stopped_by, epoch = "max_epochs", 0
+    for epoch in range(1, max_epochs + 1):
+        net.train()
+        out_of_time = False
+        for idx in _batches(len(train[0]), batch_size, generator):
+            batch = tuple(t[idx] for t in train)
+            loss = loss_fn(net, batch, generator)
+            if not torch.isfinite(loss):
+                raise NeuralTrainingError(f"{name}: training loss became {float(loss)} in epoch {epoch}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            if time.monotonic() >= deadline:
+                out_of_time = True
+                break
+        val_loss = _evaluate(net, loss_fn, validation, max(batch_size, 1024), seed + 1)
+        if not math.isfinite(val_loss):
+            raise NeuralTrainingError(f"{name}: validation loss became {val_loss} in epoch {epoch}")
+        if val_loss < best_loss:
+            best_loss, stale = val_loss, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+        if out_of_time:
+            stopped_by = "max_seconds"
+            break
+        if stale >= patience:
+            stopped_by = "early_stopping"
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return FitReport(epoch, best_loss, stopped_by, time.monotonic() - start)
+
+
+def check_rows(name: str, n_train: int, n_val: int, minimum: int = 32) -> None:
+    """Refuse to train on fewer than `minimum` training or validation rows."""
+    if n_train < minimum or n_val < 2:
+        raise NeuralTrainingError(
+            f"{name}: too few rows to train (train={n_train}, validation={n_val}; "
+            f"need train >= {minimum} and validation >= 2); use a longer days_history or a shorter horizon"
+        )
+
+
+def to_tensor_tree(value: Any) -> Any:
+    """numpy arrays -> tensors, recursively, so the tree can be loaded with weights_only=True."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): to_tensor_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_tensor_tree(v) for v in value]
+    return value
+
+
+def to_numpy_tree(value: Any) -> Any:
+    """Tensors -> numpy arrays, recursively (the inverse of `to_tensor_tree`)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, Mapping):
+        return {k: to_numpy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_numpy_tree(v) for v in value]
+    return value
+
+
+def combiners_to_state(combiners: Mapping[str, Combiners]) -> dict[str, Any]:
+    return {
+        method: {
+            "weights": torch.as_tensor(np.asarray(c.weights, dtype=np.float64)),
+            "stacking_intercept": float(c.stacking_intercept),
+            "stacking_coef": torch.as_tensor(np.asarray(c.stacking_coef, dtype=np.float64)),
+        }
+        for method, c in combiners.items()
+    }
+
+
+def combiners_from_state(state: Mapping[str, Any]) -> dict[str, Combiners]:
+    return {
+        method: Combiners(
+            weights=c["weights"].numpy(),
+            stacking_intercept=float(c["stacking_intercept"]),
+            stacking_coef=c["stacking_coef"].numpy(),
+        )
+        for method, c in state.items()
+    }
+
+
+def save_payload(path: Path, family: str, spec_json: str, config: Mapping[str, Any],
+                 tensors: Mapping[str, Any]) -> None:
+    """Write one model file atomically: format tag, family, spec, JSON config and tensor tree."""
+    payload = {
+        "format": FILE_FORMAT,
+        "family": family,
+        "model_spec": spec_json,
+        "config": json.dumps(dict(config), sort_keys=True),
+        "tensors": to_tensor_tree(dict(tensors)),
+    }
+    write_atomic(Path(path), lambda temp: torch.save(payload, temp))
+
+
+def load_payload(path: Path, family: str, spec_json: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a model file with weights_only=True; check its format, family and model spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeuralModelFileError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise NeuralModelFileError(
+            f"model file {path} holds objects other than tensors and plain values; refusing to unpickle it ({exc})"
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise NeuralModelFileError(f"model file {path} is not a readable torch file: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
+        raise NeuralModelFileError(f"model file {path} is not a {FILE_FORMAT} file")
+    if payload.get("family") != family:
+        raise NeuralModelFileError(f"model file {path} holds family {payload.get('family')!r}, expected {family!r}")
+    if json.loads(payload["model_spec"]) != json.loads(spec_json):
+        raise NeuralModelFileError(
+            f"model file {path} was trained for model_spec {payload['model_spec']}, not {spec_json}"
+        )
+    return json.loads(payload["config"]), payload["tensors"]
+
+
+def state_dict_to_cpu(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}

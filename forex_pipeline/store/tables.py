@@ -1,0 +1,303 @@
+"""SQLAlchemy 2 models of the five project tables; the Alembic migration creates the same schema."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed")
+QUEUE_STATUSES: tuple[str, ...] = ("pending", "running", "paused", "cancelled", "completed", "failed", "interrupted")
+REGIME_ALL = "all"
+REGIME_UNCLASSIFIED = "unclassified"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the default of every timestamp column)."""
+    return datetime.now(timezone.utc)
+
+
+def in_list(column: str, values: tuple[str, ...]) -> str:
+    """SQL text `column IN ('a', 'b')` for a check constraint over fixed names."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both backends: SQLite stores naive UTC, reads come back tagged UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; timestamps must be timezone-aware (UTC)")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: non-finite floats become None, numpy scalars and tuples become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
+class JSONDocument(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) that stores NaN and infinity as null instead of invalid JSON."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else json_safe(value)
+
+
+class NullableFloat(TypeDecorator[float]):
+    """A float column where NaN (e.g. a Sharpe ratio over zero trades) is stored as NULL."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> float | None:
+        if value is None:
+            return None
+        value = float(value)
+        return None if math.isnan(value) else value
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so constraint names match on SQLite and PostgreSQL."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TrainingQueue(Base):
+    """One grid of model configurations worked through by Dagster runs, with pause/cancel flags."""
+
+    __tablename__ = "training_queue"
+    __table_args__ = (
+        CheckConstraint(in_list("status", QUEUE_STATUSES), name="status"),
+        CheckConstraint(
+            "total_models >= 0 AND completed_models >= 0 AND failed_models >= 0 "
+            "AND kept_models >= 0 AND deleted_models >= 0 AND consecutive_failures >= 0",
+            name="counts_non_negative",
+        ),
+        Index(None, "status"),
+        Index(None, "grid_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    grid_spec: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    grid_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    total_models: Mapped[int] = mapped_column(Integer, default=0)
+    completed_models: Mapped[int] = mapped_column(Integer, default=0)
+    failed_models: Mapped[int] = mapped_column(Integer, default=0)
+    kept_models: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_models: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+    dagster_run_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    pause_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TrainingRun(Base):
+    """One model configuration (feature set x model spec): its training, its file and its fate."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (
+        CheckConstraint(in_list("status", RUN_STATUSES), name="status"),
+        Index(None, "symbol", "model_type"),
+        Index(None, "status"),
+        Index(None, "queue_id"),
+        Index(None, "feature_set_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_config_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    partition_key: Mapped[str] = mapped_column(String(255))
+    feature_set_hash: Mapped[str] = mapped_column(String(64))
+    model_spec_hash: Mapped[str] = mapped_column(String(64))
+    feature_set: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    model_spec: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    symbol: Mapped[str] = mapped_column(String(16))
+    base_timeframe: Mapped[str] = mapped_column(String(8))
+    model_type: Mapped[str] = mapped_column(String(32))
+    encoder: Mapped[str] = mapped_column(String(32))
+    horizon: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    training_seconds: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    backtest_seconds: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+    model_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    model_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kept: Mapped[bool] = mapped_column(Boolean, default=False)
+    file_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    queue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_queue.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class InferenceBacktest(Base):
+    """Metrics of one inference configuration of one trained model, over one regime (or `all`)."""
+
+    __tablename__ = "inference_backtests"
+    __table_args__ = (
+        UniqueConstraint("training_run_id", "inference_config_hash", "regime", name="uq_inference_backtests_run_config_regime"),
+        Index(None, "regime", "sharpe"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    training_run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    inference_config_hash: Mapped[str] = mapped_column(String(64))
+    prediction_method: Mapped[str] = mapped_column(String(32))
+    ensemble_method: Mapped[str] = mapped_column(String(32))
+    confidence_threshold: Mapped[float] = mapped_column(Float)
+    lookback_window: Mapped[int] = mapped_column(Integer)
+    regime: Mapped[str] = mapped_column(String(64))
+    sharpe: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    sortino: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    max_drawdown: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    total_return: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    win_rate: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    profit_factor: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    trade_count: Mapped[int] = mapped_column(Integer)
+    exposure: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    n_bars: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RegimeDefinitionRow(Base):
+    """A market regime: rules {feature: {min, max}} over the regime features; built-ins come from YAML."""
+
+    __tablename__ = "regime_definitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RegimeBestModel(Base):
+    """Rank `rank` (1..N) of the best models of one regime, with the inference config that earned it."""
+
+    __tablename__ = "regime_best_models"
+    __table_args__ = (
+        UniqueConstraint("regime", "rank"),
+        UniqueConstraint("regime", "training_run_id"),
+        CheckConstraint("rank >= 1", name="rank_positive"),
+        Index(None, "training_run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    regime: Mapped[str] = mapped_column(ForeignKey("regime_definitions.name", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    training_run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    inference_backtest_id: Mapped[int] = mapped_column(ForeignKey("inference_backtests.id", ondelete="CASCADE"))
+    inference_config_hash: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    previous_best_score: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    improvement: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    trade_count: Mapped[int] = mapped_column(Integer)
+    n_trials: Mapped[int] = mapped_column(Integer)
+    deflated_sharpe: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+BACKTEST_COLUMNS: tuple[str, ...] = (
+    "prediction_method",
+    "ensemble_method",
+    "confidence_threshold",
+    "lookback_window",
+    "inference_config_hash",
+    "regime",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "total_return",
+    "win_rate",
+    "profit_factor",
+    "trade_count",
+    "exposure",
+    "n_bars",
+)
+BACKTEST_METRICS: tuple[str, ...] = (
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "total_return",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+)
