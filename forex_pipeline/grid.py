@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,30 +29,43 @@ MULTI_PARTITION_DELIMITER = "|"
 # Dagster stores dynamic partitions with one SQL statement per call; SQLite fails past ~36k variables.
 DYNAMIC_PARTITION_CHUNK = 10_000
 
-# Seconds to train one model configuration (K=5 members, direct + recursive + direct_multi predictors)
-# and run its 135 inference backtests, on 1 year of 1h bars (~6,240 rows, ~40 features) on one core
-# of the 2-core development machine; orders of magnitude, measured with scikit-learn/lightgbm defaults
-# and the torch CPU wheel. Neural and diffusion models are bounded by training.neural.max_seconds.
-DEFAULT_SECONDS_PER_MODEL: dict[str, float] = {
-    "ridge": 1.0,
-    "lasso": 1.5,
-    "elasticnet": 1.5,
-    "rf": 10.0,
-    "lightgbm": 5.0,
+# Default time table, used for a model type with no completed run in the database yet. Reference size:
+# 1 year of 1h bars (~6,240 rows, ~30 features), K=5 members, default hyperparameters. Measured
+# 2026-11-26 with models.registry.train_model on EURUSD 2019 (first feature set of
+# examples/grids/classical_24.yaml) on the shared 2-core development machine under load ~4 (an idle
+# machine is about 1.5-2x faster). Whole models at horizon 5 (5 target intervals): ridge 0.8 s,
+# lasso 0.65 s, elasticnet 0.9 s, lightgbm 15 s, rf 61 s; rf at horizon 1 (1 interval): 14 s.
+# Classical families fit one regressor per member per distinct target interval, so their cost is
+# per interval; `n_estimators` (rf, lightgbm) scales it linearly.
+CLASSICAL_SECONDS_PER_INTERVAL: dict[str, float] = {
+    "ridge": 0.15,
+    "lasso": 0.15,
+    "elasticnet": 0.2,
+    "rf": 12.0,
+    "lightgbm": 3.0,
+}
+# Neural and diffusion families train one network per member, each bounded by
+# training.neural.max_seconds (50 s by default): orders of magnitude, 30-60 s per model.
+NEURAL_SECONDS_PER_MODEL: dict[str, float] = {
     "lightning": 45.0,
     "diffusion-ddpm": 60.0,
     "diffusion-ddim": 60.0,
     "sssd": 60.0,
 }
-# Extra seconds for fitting an encoder (on the same reference size) before the model.
-DEFAULT_ENCODER_SECONDS: dict[str, float] = {
-    "none": 0.0,
-    "pca": 0.2,
-    "latents": 0.5,
-    "autoencoder": 20.0,
-    "vae": 25.0,
-}
+# The internal loop of one model (135 inference configurations over the test segment).
+BACKTEST_SECONDS = 2.0
+# Extra seconds for fitting an encoder before the model.
+ENCODER_SECONDS: dict[str, float] = {"none": 0.0, "pca": 0.2, "latents": 0.5, "autoencoder": 20.0, "vae": 25.0}
+REFERENCE_MEMBERS = 5
 REFERENCE_ROWS = 365 * 24 * TRADING_DAYS_PER_YEAR / 365
+
+# How many recent completed runs per model type feed the time estimate.
+HISTORY_RUNS = 200
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from forex_pipeline.settings import Settings
 
 T = TypeVar("T")
 
@@ -357,8 +370,34 @@ def _build_model_specs(axes: ModelAxes) -> tuple[list[ModelSpec], list[str]]:
         except (ValidationError, ValueError) as exc:
             problems.extend(_spec_problems(exc, paths))
             continue
-        specs.setdefault(spec.hash, spec)
+        if spec.hash in specs:
+            continue
+        family_problems = _family_problems(spec, paths)
+        problems.extend(family_problems)
+        if not family_problems:
+            specs[spec.hash] = spec
     return list(specs.values()), _unique(problems)
+
+
+def _family_problems(spec: ModelSpec, paths: Mapping[str, str]) -> list[str]:
+    """Problems the model registry finds before any training: missing family or encoder, bad hyperparameters."""
+    from forex_pipeline.models.encoders import encoder_module
+    from forex_pipeline.models.registry import family_module
+
+    problems = []
+    try:
+        module = family_module(spec.model_type)
+    except ValueError as exc:
+        return [f"{paths['model_type']}: {exc}"]
+    try:
+        module.validate_hyperparameters(spec)
+    except ValueError as exc:
+        problems.append(f"{paths['hyperparameters']}: {exc}")
+    try:
+        encoder_module(spec.encoder)
+    except ValueError as exc:
+        problems.append(f"{paths['encoder']}: {exc}")
+    return problems
 
 
 def expand_grid(grid: GridSpec | Mapping[str, Any]) -> Grid:
@@ -423,39 +462,92 @@ def rows_per_day(timeframe: str) -> float:
     return 1440 / TIMEFRAME_MINUTES[timeframe] * TRADING_DAYS_PER_YEAR / 365
 
 
-def default_seconds(configuration: ModelConfiguration) -> float:
-    """Table estimate for one configuration, scaled linearly by rows relative to 1 year of 1h bars."""
-    fs, ms = configuration.feature_set, configuration.model_spec
-    scale = fs.days_history * rows_per_day(fs.base_timeframe) / REFERENCE_ROWS
-    base = DEFAULT_SECONDS_PER_MODEL.get(ms.model_type, max(DEFAULT_SECONDS_PER_MODEL.values()))
-    return (base + DEFAULT_ENCODER_SECONDS.get(ms.encoder, 0.0)) * scale
+def target_intervals(horizon: int, direct_multi_steps: int) -> int:
+    """Distinct target intervals a classical model fits per member: direct, recursive and direct_multi ones."""
+    from forex_pipeline.features.targets import direct_multi_intervals
+
+    return len({(0, horizon), (0, 1), *direct_multi_intervals(horizon, direct_multi_steps)})
+
+
+def estimator_scale(model_spec: ModelSpec) -> float:
+    """n_estimators relative to the family default (1 for families without it)."""
+    from forex_pipeline.models.registry import family_module
+
+    module = family_module(model_spec.model_type)
+    resolved = module.validate_hyperparameters(model_spec)
+    default = module.validate_hyperparameters(ModelSpec(model_type=model_spec.model_type, horizon=model_spec.horizon))
+    if "n_estimators" not in resolved:
+        return 1.0
+    return resolved["n_estimators"] / default["n_estimators"]
+
+
+def model_seconds(model_spec: ModelSpec, settings: Settings) -> float:
+    """Seconds to train and backtest `model_spec` on the reference size (see CLASSICAL_SECONDS_PER_INTERVAL)."""
+    members = settings.training.members / REFERENCE_MEMBERS
+    if model_spec.model_type in CLASSICAL_SECONDS_PER_INTERVAL:
+        intervals = target_intervals(model_spec.horizon, settings.training.direct_multi_steps)
+        model = CLASSICAL_SECONDS_PER_INTERVAL[model_spec.model_type] * intervals * estimator_scale(model_spec)
+    else:
+        model = NEURAL_SECONDS_PER_MODEL.get(model_spec.model_type, max(NEURAL_SECONDS_PER_MODEL.values()))
+    return model * members + ENCODER_SECONDS.get(model_spec.encoder, 0.0) + BACKTEST_SECONDS
+
+
+def reference_scale(feature_set: FeatureSetSpec) -> float:
+    """Rows of the feature set relative to the reference 1 year of 1h bars."""
+    return feature_set.days_history * rows_per_day(feature_set.base_timeframe) / REFERENCE_ROWS
 
 
 def estimate_seconds(
-    configurations: Iterable[ModelConfiguration], history: Mapping[str, Sequence[float]] | None = None
+    configurations: Iterable[ModelConfiguration],
+    history: Mapping[str, Sequence[float]] | None = None,
+    settings: Settings | None = None,
 ) -> float:
-    """Expected seconds to train and backtest `configurations`: median past run of the model type, else the table."""
+    """Expected seconds to train and backtest `configurations`.
+
+    The median of past runs of the same model type when there are any, else the default table
+    scaled linearly by rows (days_history x bars per day) relative to 1 year of 1h bars.
+    """
+    if settings is None:
+        from forex_pipeline.settings import get_settings
+
+        settings = get_settings()
     medians = {
         model_type: statistics.median(valid)
         for model_type, seconds in (history or {}).items()
         if (valid := [s for s in seconds if s is not None and s >= 0])
     }
-    return float(
-        sum(
-            medians[c.model_spec.model_type] if c.model_spec.model_type in medians else default_seconds(c)
-            for c in configurations
-        )
-    )
+    per_spec: dict[str, float] = {}
+    total = 0.0
+    for c in configurations:
+        if c.model_spec.model_type in medians:
+            total += medians[c.model_spec.model_type]
+            continue
+        if c.model_spec_hash not in per_spec:
+            per_spec[c.model_spec_hash] = model_seconds(c.model_spec, settings)
+        total += per_spec[c.model_spec_hash] * reference_scale(c.feature_set)
+    return float(total)
 
 
 def plan(
     grid: GridSpec | Grid,
+    session: Session | None = None,
+    *,
     completed_hashes: Iterable[str] | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
 ) -> GridPlan:
-    """Size of the grid, how many configurations are already trained and the time the rest needs."""
+    """Size of the grid, how many configurations are already trained and the time the rest needs.
+
+    With a session, completed configurations and past run times come from the project database
+    (added to `completed_hashes`; `history`, when given, is used instead of the database's).
+    """
     expanded = grid if isinstance(grid, Grid) else expand_grid(grid)
     done = set(completed_hashes or ())
+    if session is not None:
+        from forex_pipeline.store.repository import find_completed_hashes
+
+        done |= find_completed_hashes(session, (c.model_config_hash for c in expanded.configurations))
+        if history is None:
+            history = past_seconds(session, sorted({ms.model_type for ms in expanded.model_specs}))
     pending = [c for c in expanded.configurations if c.model_config_hash not in done]
     return GridPlan(
         name=expanded.spec.name,
@@ -467,3 +559,19 @@ def plan(
         pending=pending,
         estimated_seconds=estimate_seconds(pending, history),
     )
+
+
+def past_seconds(session: Session, model_types: Iterable[str], recent: int = HISTORY_RUNS) -> dict[str, list[float]]:
+    """training_seconds + backtest_seconds of the `recent` latest completed runs of each model type."""
+    from forex_pipeline.store.repository import HistoryFilter, query_history
+
+    history: dict[str, list[float]] = {}
+    for model_type in model_types:
+        filters = HistoryFilter(status="completed", model_type=model_type, sort="-completed_at", page_size=recent)
+        rows = query_history(session, filters).rows
+        rows = rows[rows["training_seconds"].notna()]
+        seconds = rows["training_seconds"] + rows["backtest_seconds"].fillna(0.0)
+        valid = [float(s) for s in seconds if s > 0]
+        if valid:
+            history[model_type] = valid
+    return history

@@ -1,6 +1,5 @@
 """Dagster resources: where the project's settings, database and artifacts live for a run."""
 
-from __future__ import annotations
 
 import os
 from pathlib import Path

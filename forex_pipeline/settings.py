@@ -72,6 +72,7 @@ class NeuralSettings(_Strict):
     diffusion_steps: int = Field(100, ge=2)
     ddim_steps: int = Field(10, ge=1)
     samples: int = Field(5, ge=1)
+    cpu_threads: int = Field(1, ge=0)   # torch intra-op threads on CPU; 0 = torch's default
 
 
 class TrainingSettings(_Strict):

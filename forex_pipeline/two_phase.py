@@ -88,7 +88,8 @@ def run_configuration(
 ) -> ConfigurationOutcome:
     """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded."""
     from forex_pipeline.backtest.run import run_inference_backtests
-    from forex_pipeline.models.registry import TrainingContext, model_file_for, save_model, train_model
+    from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
+    from forex_pipeline.store.model_files import model_file_path
     from forex_pipeline.regimes.labels import label_regimes
     from forex_pipeline.store import repository
 
@@ -114,7 +115,7 @@ def run_configuration(
         )
         t0 = time.perf_counter()
         model = train_model(matrix, model_spec, context)
-        path = model_file_for(artifacts_dir, feature_set.partition_key, model_spec)
+        path = model_file_path(artifacts_dir, feature_set.partition_key, model_spec.partition_key, file_suffix(model_spec.model_type))
         info = save_model(model, path)
         training_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -162,7 +163,3 @@ def run_configuration(
         record=record,
         timings=timings,
     )
-
-
-def finite_or_none(value: float) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None

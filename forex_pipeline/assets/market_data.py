@@ -3,7 +3,6 @@
 Both write Parquet through data.bar_store and return metadata; downstream assets read the files.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

@@ -5,7 +5,6 @@ in one step, so a configuration costs one step of orchestration, not two, and th
 to be reloaded from disk between them (DESIGN.md section 4: orchestration cost is the first risk).
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

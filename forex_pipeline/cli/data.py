@@ -10,14 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from forex_pipeline.data.bar_store import import_path, imports_dir, read_bars, regimes_path, write_bars, write_regimes
-from forex_pipeline.data.loaders import infer_timeframe, load_bars
+from forex_pipeline.data.loaders import infer_timeframe
+from forex_pipeline.data.sources import import_bar_file
 from forex_pipeline.data.synthetic import generate_synthetic_bars
 from forex_pipeline.data.validation import BarValidationError
 from forex_pipeline.settings import get_settings, normalize_symbol
 
 app = typer.Typer(no_args_is_help=True, help="Market data: import, synthesise and list bars.")
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _symbol(value: str) -> str:
@@ -49,17 +50,19 @@ def import_file(
         raise typer.BadParameter(f"--format {file_format!r} is not one of auto, ohlcv, histdata")
     settings = get_settings()
     try:
-        result = load_bars(path, format=file_format, source_tz=source_tz, validation=settings.data.validation)
+        imported = import_bar_file(
+            path, key, settings.artifacts_dir, format=file_format, source_tz=source_tz, validation=settings.data.validation
+        )
     except (BarValidationError, FileNotFoundError, ValueError) as exc:
         errors.print(f"[red]import failed:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
-    if result.bars.empty:
-        errors.print(f"[red]import failed:[/red] {path}: no bars left after validation", highlight=False)
-        raise typer.Exit(code=1)
-    target = write_bars(result.bars, import_path(settings.artifacts_dir, key))
-    bars = result.bars
-    console.print(f"imported {key}: {len(bars)} rows, {bars.index[0]} -> {bars.index[-1]} into {target}", highlight=False)
-    dropped = {rule: n for rule, n in result.report.dropped.items() if n}
+    bars = imported.result.bars
+    console.print(
+        f"imported {key}: {len(bars)} rows, {bars.index[0]} -> {bars.index[-1]} into {imported.path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    dropped = {rule: n for rule, n in imported.result.report.dropped.items() if n}
     console.print(f"dropped: {dropped if dropped else 'none'}", highlight=False)
 
 

@@ -21,16 +21,16 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from forex_pipeline.data.timeframes import TIMEFRAME_MINUTES
-from forex_pipeline.data.validation import TimestampParser, ValidationReport, validate_bars
+from forex_pipeline.data.timestamps import HISTDATA_TZ, check_time_zone, histdata_parser, timestamp_parser
+from forex_pipeline.data.validation import ValidationReport, validate_bars
 from forex_pipeline.settings import ValidationSettings
 
 FileFormat = Literal["auto", "ohlcv", "histdata"]
-HISTDATA_TZ = "Etc/GMT+5"
 HISTDATA_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
 _HISTDATA_LINE = re.compile(r"^\d{8} \d{6};")
-_ZONED = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 
 @dataclass(frozen=True)
@@ -66,60 +66,6 @@ def _sniff_separator(header: str) -> str:
     return max(counts, key=counts.__getitem__) if max(counts.values()) else ","
 
 
-def _localize(naive: pd.DatetimeIndex, source_tz: str) -> pd.DatetimeIndex:
-    """Read naive wall-clock times in `source_tz`; ambiguous or non-existent local times become NaT."""
-    if source_tz.upper() == "UTC":
-        return naive.tz_localize("UTC")
-    return naive.tz_localize(source_tz, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
-
-
-def _to_ns(parsed: pd.Series) -> pd.Series:
-    return parsed.astype("datetime64[ns, UTC]" if isinstance(parsed.dtype, pd.DatetimeTZDtype) else "datetime64[ns]")
-
-
-def _parse_strings(text: pd.Series, source_tz: str) -> pd.DatetimeIndex:
-    """ISO 8601 first, any other pandas-readable form as a fallback; unparseable -> NaT."""
-    result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
-    present = text.notna()
-    zoned = present & text.str.contains(_ZONED, regex=True).fillna(False).astype(bool)
-    for mask, aware in ((zoned, True), (present & ~zoned, False)):
-        if not mask.any():
-            continue
-        part = text[mask]
-        parsed = _to_ns(pd.to_datetime(part, format="ISO8601", utc=aware, errors="coerce"))
-        failed = parsed.isna()
-        if failed.any():
-            parsed[failed] = _to_ns(pd.to_datetime(part[failed], format="mixed", utc=aware, errors="coerce"))
-        index = pd.DatetimeIndex(parsed)
-        if not aware:
-            index = _localize(index, source_tz)
-        result[mask] = index.as_unit("ns")
-    return pd.DatetimeIndex(result)
-
-
-def timestamp_parser(source_tz: str) -> TimestampParser:
-    """A parser for generic timestamps: zoned -> UTC, naive -> read in `source_tz` then UTC."""
-
-    def parse(column: pd.Series) -> pd.DatetimeIndex:
-        if isinstance(column.dtype, pd.DatetimeTZDtype):
-            return pd.DatetimeIndex(column).tz_convert("UTC")
-        if pd.api.types.is_datetime64_dtype(column.dtype):
-            return _localize(pd.DatetimeIndex(column), source_tz)
-        return _parse_strings(column.astype("str").where(column.notna()), source_tz)
-
-    return parse
-
-
-def histdata_parser(source_tz: str = HISTDATA_TZ) -> TimestampParser:
-    """A parser for HistData stamps `YYYYMMDD HHMMSS`, read in `source_tz` (default fixed UTC-5)."""
-
-    def parse(column: pd.Series) -> pd.DatetimeIndex:
-        naive = pd.DatetimeIndex(pd.to_datetime(column.astype("str"), format="%Y%m%d %H%M%S", errors="coerce"))
-        return _localize(naive, source_tz)
-
-    return parse
-
-
 def _read_csv(path: Path) -> pd.DataFrame:
     sep = _sniff_separator(_first_line(path))
     return pd.read_csv(path, sep=sep, skipinitialspace=True)
@@ -136,6 +82,16 @@ def _read_histdata(path: Path) -> pd.DataFrame:
     )
 
 
+def read_raw_table(path: Path, kind: Literal["ohlcv", "histdata"]) -> pd.DataFrame:
+    """The file's rows as read, one row per data row, timestamps still as in the file."""
+    if kind == "histdata":
+        return _read_histdata(path)
+    raw = pd.read_parquet(path) if _is_parquet(path) else _read_csv(path)
+    if isinstance(raw.index, pd.DatetimeIndex):
+        raw = raw.rename_axis(raw.index.name or "timestamp").reset_index()
+    return raw
+
+
 def load_bars(
     path: Path | str,
     *,
@@ -149,15 +105,15 @@ def load_bars(
         raise FileNotFoundError(f"bar file {path} does not exist")
     if format not in ("auto", "ohlcv", "histdata"):
         raise ValueError(f"format {format!r} is not one of auto, ohlcv, histdata")
-    kind = sniff_format(path) if format == "auto" else format
-    if kind == "histdata":
-        raw = _read_histdata(path)
-        parser = histdata_parser(source_tz or HISTDATA_TZ)
-    else:
-        raw = pd.read_parquet(path) if _is_parquet(path) else _read_csv(path)
-        if isinstance(raw.index, pd.DatetimeIndex):
-            raw = raw.rename_axis(raw.index.name or "timestamp").reset_index()
-        parser = timestamp_parser(source_tz or "UTC")
+    if source_tz is not None:
+        check_time_zone(source_tz)
+    kind: str = format
+    try:
+        kind = sniff_format(path) if format == "auto" else format
+        raw = read_raw_table(path, kind)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path}: cannot be read as a bar file (format {kind}): {exc}") from exc
+    parser = histdata_parser(source_tz or HISTDATA_TZ) if kind == "histdata" else timestamp_parser(source_tz or "UTC")
     bars, report = validate_bars(raw, source=str(path), parse_timestamps=parser, validation=validation)
     return LoadResult(bars=bars, report=report)
 
@@ -167,8 +123,7 @@ def infer_timeframe(bars: pd.DataFrame) -> str:
     if len(bars) < 2:
         raise ValueError(f"cannot infer a timeframe from {len(bars)} bar(s); need at least 2")
     steps = np.diff(bars.index.as_unit("ns").asi8)
-    values, counts = np.unique(steps, return_counts=True)
-    modal_minutes = values[np.argmax(counts)] / 60e9
+    modal_minutes = pd.Series(steps).value_counts(sort=True).index[0] / 60e9
     for name, minutes in TIMEFRAME_MINUTES.items():
         if minutes == modal_minutes:
             return name

@@ -17,11 +17,11 @@ from typing import Literal
 
 import pandas as pd
 
-from forex_pipeline.data.bar_store import import_path, read_bars
-from forex_pipeline.data.loaders import infer_timeframe, load_bars
+from forex_pipeline.data.bar_store import import_path, read_bars, write_bars
+from forex_pipeline.data.loaders import FileFormat, LoadResult, infer_timeframe, load_bars
 from forex_pipeline.data.schema import assert_bar_frame
 from forex_pipeline.data.synthetic import generate_synthetic_bars
-from forex_pipeline.settings import Settings, normalize_symbol
+from forex_pipeline.settings import Settings, ValidationSettings, normalize_symbol
 
 SYNTH_SYMBOL = "SYNTH"
 SYNTH_DAYS = 365
@@ -94,9 +94,11 @@ def resolve_source(symbol: str, artifacts_dir: Path | str, sample_dir: Path | No
     )
 
 
-def load_raw_bars(symbol: str, settings: Settings, sample_dir: Path | None = None) -> RawBars:
-    """Resolve a symbol's source and return its validated bars, source description and timeframe."""
-    source = resolve_source(symbol, settings.artifacts_dir, sample_dir)
+def load_raw_bars(
+    symbol: str, settings: Settings, sample_dir: Path | None = None, artifacts_dir: Path | None = None
+) -> RawBars:
+    """Resolve a symbol's source (imports under `artifacts_dir`, default settings.artifacts_dir) and load it."""
+    source = resolve_source(symbol, artifacts_dir or settings.artifacts_dir, sample_dir)
     if source.kind == "synthetic":
         bars = generate_synthetic_bars(SYNTH_DAYS, SYNTH_SEED, symbol=source.symbol).bars
     elif source.kind == "import":
@@ -106,3 +108,28 @@ def load_raw_bars(symbol: str, settings: Settings, sample_dir: Path | None = Non
     assert_bar_frame(bars, name=source.description)
     timeframe = source.timeframe or infer_timeframe(bars)
     return RawBars(bars=bars, source=source.description, timeframe=timeframe)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """An imported bar file: where it was stored, the bars and the validation report."""
+
+    path: Path
+    result: LoadResult
+
+
+def import_bar_file(
+    path: Path | str,
+    symbol: str,
+    artifacts_dir: Path | str,
+    *,
+    format: FileFormat = "auto",
+    source_tz: str | None = None,
+    validation: ValidationSettings | None = None,
+) -> ImportResult:
+    """Validate a bar file and store it as artifacts/imports/SYMBOL.parquet; on any error write nothing."""
+    target = import_path(artifacts_dir, symbol)
+    result = load_bars(path, format=format, source_tz=source_tz, validation=validation)
+    if result.bars.empty:
+        raise ValueError(f"{path}: no bars left after validation ({result.report.summary()})")
+    return ImportResult(path=write_bars(result.bars, target), result=result)

@@ -57,10 +57,10 @@ class SyntheticBars:
 def trading_minutes(start: pd.Timestamp, days: int) -> pd.DatetimeIndex:
     """Minute open times in [start, start + days) outside the FX weekend (Fri 22:00 to Sun 22:00 UTC)."""
     grid = pd.date_range(start, periods=days * MINUTES_PER_DAY, freq="min", tz="UTC", name=INDEX_NAME)
-    weekday = np.asarray(grid.dayofweek)
+    weekday = np.asarray(grid.day_of_week)
     hour = np.asarray(grid.hour)
     weekend = (weekday == 5) | ((weekday == 4) & (hour >= 22)) | ((weekday == 6) & (hour < 22))
-    return grid[~weekend].as_unit("ns")
+    return pd.DatetimeIndex(grid[~weekend], freq=None).as_unit("ns")
 
 
 def regime_path(n_bars: int, rng: np.random.Generator, min_days: float, max_days: float) -> np.ndarray:

@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 
 from forex_pipeline.data.schema import BAR_COLUMNS, INDEX_NAME, PRICE_COLUMNS
+from forex_pipeline.data.timestamps import TimestampParser, timestamp_parser
 from forex_pipeline.settings import ValidationSettings
 
 RULES: tuple[str, ...] = ("missing_columns", "timestamp", "duplicates", "order", "non_positive", "high_low", "nan")
 ROW_RULES: tuple[str, ...] = ("timestamp", "nan", "non_positive", "high_low", "duplicates", "order")
 TIMESTAMP_ALIASES: tuple[str, ...] = ("timestamp", "time", "datetime", "date")
-
-TimestampParser = Callable[[pd.Series], pd.DatetimeIndex]
 
 
 class BarValidationError(ValueError):
@@ -127,10 +126,14 @@ def validate_bars(
     raw: pd.DataFrame,
     *,
     source: str,
-    parse_timestamps: TimestampParser,
+    parse_timestamps: TimestampParser | None = None,
     validation: ValidationSettings | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
-    """Check a raw table (row i = data row i+1 of `source`) and return the bar frame and a report."""
+    """Check a raw table (row i = data row i+1 of `source`) and return the bar frame and a report.
+
+    `parse_timestamps` defaults to the generic parser with naive times read as UTC.
+    """
+    parse_timestamps = parse_timestamps or timestamp_parser("UTC")
     policy = validation or ValidationSettings()
     table = canonical_columns(raw, source).reset_index(drop=True)
     n = len(table)
@@ -140,15 +143,17 @@ def validate_bars(
     ts = stamps.as_unit("ns").asi8 if n else np.empty(0, dtype="int64")
     nat = np.asarray(stamps.isna())
     checker.apply(
-        "timestamp", nat, lambda i: ("timestamp is unparseable or not a valid time", repr(table["timestamp"].iloc[i]))
+        "timestamp", nat, lambda i: ("timestamp is unparseable or not a valid time", _show(table["timestamp"].iloc[i]))
     )
 
     values = {c: _numeric(table[c]) for c in PRICE_COLUMNS}
     values["volume"] = _numeric(table["volume"]) if "volume" in table.columns else np.zeros(n)
     nan_bad = np.zeros(n, dtype=bool)
     for column in BAR_COLUMNS:
-        nan_bad |= np.isnan(values[column])
-    checker.apply("nan", nan_bad, lambda i: ("missing or non-numeric value", _format_row(table, i, BAR_COLUMNS)))
+        nan_bad |= ~np.isfinite(values[column])
+    checker.apply(
+        "nan", nan_bad, lambda i: ("missing, non-numeric or infinite value", _format_row(table, i, BAR_COLUMNS))
+    )
 
     non_positive = np.zeros(n, dtype=bool)
     for column in PRICE_COLUMNS:

@@ -105,7 +105,7 @@ def returns_volatility(bars: pd.DataFrame, rv_window: int) -> pd.DataFrame:
     columns[f"rv_{long_window}"] = rv_long
     columns[f"vol_ratio_{rv_window}_{long_window}"] = _safe_divide(rv_short, rv_long)
     columns[f"parkinson_vol_{rv_window}"] = parkinson.to_numpy()
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, index=bars.index)
 
 
 def session_flags(moments: pd.DatetimeIndex) -> pd.DataFrame:
@@ -114,7 +114,7 @@ def session_flags(moments: pd.DatetimeIndex) -> pd.DataFrame:
     for name, (zone, opens, closes) in SESSIONS.items():
         local = moments.tz_convert(ZoneInfo(zone))
         hour = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
-        weekday = local.dayofweek.to_numpy() < 5
+        weekday = local.day_of_week.to_numpy() < 5
         columns[f"session_{name}"] = ((hour >= opens) & (hour < closes) & weekday).astype(np.float64)
     for first, second in OVERLAPS:
         columns[f"overlap_{first}_{second}"] = columns[f"session_{first}"] * columns[f"session_{second}"]
@@ -125,7 +125,7 @@ def session_flags(moments: pd.DatetimeIndex) -> pd.DataFrame:
 def calendar_cycles(moments: pd.DatetimeIndex) -> pd.DataFrame:
     """Hour-of-day and day-of-week as sine/cosine pairs (UTC), continuous across midnight and weekends."""
     hour = moments.hour.to_numpy() + moments.minute.to_numpy() / 60.0
-    week = moments.dayofweek.to_numpy() + hour / 24.0
+    week = moments.day_of_week.to_numpy() + hour / 24.0
     return pd.DataFrame({
         "hour_sin": np.sin(2 * np.pi * hour / 24.0),
         "hour_cos": np.cos(2 * np.pi * hour / 24.0),
@@ -137,7 +137,9 @@ def calendar_cycles(moments: pd.DatetimeIndex) -> pd.DataFrame:
 def trading_sessions(bars: pd.DataFrame, base_timeframe: str) -> pd.DataFrame:
     """Session flags, overlaps and calendar cycles at each bar's CLOSE time, when its features are known."""
     moments = bars.index + timeframe_delta(base_timeframe)
-    return pd.concat([session_flags(moments), calendar_cycles(moments)], axis=1)
+    frame = pd.concat([session_flags(moments), calendar_cycles(moments)], axis=1)
+    frame.index = bars.index
+    return frame
 
 
 def candlestick_patterns(bars: pd.DataFrame) -> pd.DataFrame:
@@ -146,7 +148,7 @@ def candlestick_patterns(bars: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         f"cdl_{name}": np.sign(getattr(talib, function)(*ohlc)).astype(np.float64)
         for name, function in CANDLESTICK_PATTERNS.items()
-    })
+    }, index=bars.index)
 
 
 def _has_volume(volume: pd.Series, window: int) -> np.ndarray:
@@ -175,7 +177,8 @@ def _profile_statistics(
         low, high = p.min(axis=1), p.max(axis=1)
         width = np.where(high > low, (high - low) / PROFILE_BINS, 1.0)
         bins = np.clip(((p - low[:, None]) / width[:, None]).astype(np.int64), 0, PROFILE_BINS - 1)
-        histogram = np.stack([(v * (bins == b)).sum(axis=1) for b in range(PROFILE_BINS)], axis=1)
+        cells = (np.arange(len(p))[:, None] * PROFILE_BINS + bins).ravel()
+        histogram = np.bincount(cells, weights=v.ravel(), minlength=len(p) * PROFILE_BINS).reshape(len(p), PROFILE_BINS)
         poc_price = np.where(high > low, low + (histogram.argmax(axis=1) + 0.5) * width, low)
         poc[rows] = np.where(total > 0, poc_price, np.nan)
     return vwap, poc, below
@@ -197,7 +200,7 @@ def volume_profile(bars: pd.DataFrame) -> pd.DataFrame:
         f"vp_vwap_dist_{PROFILE_WINDOW}": _safe_divide(close, vwap) - 1.0,
         f"vp_poc_dist_{PROFILE_WINDOW}": _safe_divide(close, poc) - 1.0,
         f"vp_volume_below_close_{PROFILE_WINDOW}": below,
-    })
+    }, index=bars.index)
 
 
 def vsa_analysis(bars: pd.DataFrame) -> pd.DataFrame:
@@ -238,7 +241,7 @@ def vsa_analysis(bars: pd.DataFrame) -> pd.DataFrame:
         "vsa_stopping_volume": signal(down_bar & (volume_rel > 2.0) & (location > 0.5)),
         "vsa_buying_climax": signal(up_bar & (volume_rel > 2.0) & (spread_rel > 1.5) & (location > 2 / 3) & (high > previous_high)),
         "vsa_selling_climax": signal(down_bar & (volume_rel > 2.0) & (spread_rel > 1.5) & (location < 1 / 3) & (low < previous_low)),
-    })
+    }, index=bars.index)
 
 
 ADDITIONAL_FUNCTIONS: dict[str, Callable[[pd.DataFrame, str, Preprocessing], pd.DataFrame]] = {
@@ -253,12 +256,10 @@ ADDITIONAL_FUNCTIONS: dict[str, Callable[[pd.DataFrame, str, Preprocessing], pd.
 def compute_additional(
     bars: pd.DataFrame, base_timeframe: str, names: tuple[str, ...], preprocessing: Preprocessing
 ) -> dict[str, pd.DataFrame]:
-    """Each requested family's features, indexed like `bars` (family name -> frame)."""
+    """Each requested family's features (family name -> frame indexed like `bars`)."""
     out: dict[str, pd.DataFrame] = {}
     for name in names:
         if name not in ADDITIONAL_FUNCTIONS:
             raise ValueError(f"additional feature {name!r} is unknown; known: {list(ADDITIONAL_FEATURES)}")
-        frame = ADDITIONAL_FUNCTIONS[name](bars, base_timeframe, preprocessing)
-        frame.index = bars.index
-        out[name] = frame.astype(np.float64)
+        out[name] = ADDITIONAL_FUNCTIONS[name](bars, base_timeframe, preprocessing).astype(np.float64)
     return out

@@ -28,66 +28,84 @@ class Preprocessed:
     dropped_rows: dict[str, int] = field(default_factory=dict)
 
 
-def drop_warmup(frame: pd.DataFrame, warmup_bars: int, feature_set: str) -> pd.DataFrame:
-    """The rows after the first `warmup_bars`, while indicators warm up; an error if none remain."""
-    if warmup_bars >= len(frame):
+def _check_warmup(n_rows: int, warmup_bars: int, feature_set: str) -> None:
+    """Refuse a warmup that would leave no rows."""
+    if warmup_bars >= n_rows:
         raise CoverageError(
-            f"feature set {feature_set}: preprocessing.warmup_bars={warmup_bars} leaves no rows of {len(frame)}"
+            f"feature set {feature_set}: preprocessing.warmup_bars={warmup_bars} leaves no rows of {n_rows}"
         )
-    return frame.iloc[warmup_bars:]
+
+
+def _finite_shares(values: np.ndarray) -> np.ndarray:
+    """Share of finite values in each column of a (rows, features) array."""
+    return np.isfinite(values).mean(axis=0) if len(values) else np.zeros(values.shape[1])
 
 
 def feature_coverage(frame: pd.DataFrame) -> dict[str, float]:
     """Share of finite values per column."""
-    finite = np.isfinite(frame.to_numpy(dtype=np.float64))
-    shares = finite.mean(axis=0) if len(frame) else np.zeros(frame.shape[1])
-    return {name: float(share) for name, share in zip(frame.columns, shares)}
+    shares = _finite_shares(frame.to_numpy(dtype=np.float64))
+    return {str(name): float(share) for name, share in zip(frame.columns, shares)}
 
 
-def select_by_coverage(
-    frame: pd.DataFrame, min_coverage: float, feature_set: str, notes: Mapping[str, str] | None = None
-) -> tuple[pd.DataFrame, dict[str, float], dict[str, str]]:
-    """Drop features whose finite share is below `min_coverage` (ret_lag_* always stay); an error if
-    every requested (non ret_lag) feature is dropped.
+def coverage_drops(
+    coverage: Mapping[str, float], min_coverage: float, feature_set: str, notes: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Features whose finite share is below `min_coverage` (ret_lag_* always stay), with the reason; an
+    error if every requested (non ret_lag) feature would go.
 
     `notes` (feature -> why it may be missing, e.g. no volume data) is appended to drop reasons.
     """
     notes = notes or {}
-    coverage = feature_coverage(frame)
     dropped: dict[str, str] = {}
     for name, share in coverage.items():
         if share < min_coverage and not name.startswith(AR_LAG_PREFIX):
             reason = f"coverage {share:.3f} < min_coverage {min_coverage}"
             dropped[name] = f"{reason} ({notes[name]})" if name in notes else reason
-    kept = [c for c in frame.columns if c not in dropped]
-    requested = [c for c in frame.columns if not c.startswith(AR_LAG_PREFIX)]
-    if not kept or (requested and all(c in dropped for c in requested)):
+    requested = [name for name in coverage if not name.startswith(AR_LAG_PREFIX)]
+    if len(dropped) == len(coverage) or (requested and all(name in dropped for name in requested)):
         raise CoverageError(
-            f"feature set {feature_set}: no feature reaches preprocessing.min_coverage {min_coverage} "
-            f"over {len(frame)} rows: {dropped}"
+            f"feature set {feature_set}: no feature reaches preprocessing.min_coverage {min_coverage}: {dropped}"
         )
-    return frame[kept], coverage, dropped
+    return dropped
 
 
-def drop_nan_rows(frame: pd.DataFrame, feature_set: str) -> tuple[pd.DataFrame, int, int]:
-    """Drop rows with any non-finite value; returns (frame, leading rows dropped, interior rows dropped)."""
-    complete = np.isfinite(frame.to_numpy(dtype=np.float64)).all(axis=1)
+def select_by_coverage(
+    frame: pd.DataFrame, min_coverage: float, feature_set: str, notes: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, dict[str, float], dict[str, str]]:
+    """`frame` without the features coverage_drops names; returns (frame, coverage, dropped)."""
+    coverage = feature_coverage(frame)
+    dropped = coverage_drops(coverage, min_coverage, feature_set, notes)
+    return frame[[c for c in frame.columns if c not in dropped]], coverage, dropped
+
+
+def _complete_rows(values: np.ndarray, feature_set: str) -> tuple[np.ndarray, int, int]:
+    """Mask of rows with every value finite, and how many leading and interior rows fail it."""
+    complete = np.isfinite(values).all(axis=1)
     if not complete.any():
         raise CoverageError(f"feature set {feature_set}: every row has a missing feature value")
     leading = int(np.argmax(complete))
-    interior = int((~complete[leading:]).sum())
-    return frame.loc[complete], leading, interior
+    return complete, leading, int((~complete[leading:]).sum())
 
 
 def preprocess(
     frame: pd.DataFrame, preprocessing: Preprocessing, feature_set: str, notes: Mapping[str, str] | None = None
 ) -> Preprocessed:
-    """warmup_bars, then min_coverage over the remaining rows, then drop rows still holding NaN."""
-    frame = frame.replace([np.inf, -np.inf], np.nan)
-    after_warmup = drop_warmup(frame, preprocessing.warmup_bars, feature_set)
-    selected, coverage, dropped = select_by_coverage(after_warmup, preprocessing.min_coverage, feature_set, notes)
-    clean, leading, interior = drop_nan_rows(selected, feature_set)
-    rows = {"warmup": min(preprocessing.warmup_bars, len(frame)), "nan_leading": leading, "nan_interior": interior}
+    """warmup_bars, then min_coverage over the remaining rows, then drop rows still holding NaN or inf."""
+    warmup = preprocessing.warmup_bars
+    _check_warmup(len(frame), warmup, feature_set)
+    names = [str(c) for c in frame.columns]
+    columns = np.empty((len(names), len(frame) - warmup))
+    for i in range(len(names)):
+        columns[i] = frame.iloc[warmup:, i].to_numpy(dtype=np.float64)
+    coverage = {name: float(share) for name, share in zip(names, _finite_shares(columns.T))}
+    dropped = coverage_drops(coverage, preprocessing.min_coverage, feature_set, notes)
+    kept = [i for i, name in enumerate(names) if name not in dropped]
+    columns = columns[kept]
+    complete, leading, interior = _complete_rows(columns.T, feature_set)
+    clean = pd.DataFrame(
+        columns[:, complete].T, index=frame.index[warmup:][complete], columns=[names[i] for i in kept], copy=False
+    )
+    rows = {"warmup": warmup, "nan_leading": leading, "nan_interior": interior}
     return Preprocessed(frame=clean, coverage=coverage, dropped_features=dropped, dropped_rows=rows)
 
 

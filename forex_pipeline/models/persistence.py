@@ -92,10 +92,10 @@ def save(model: TabularModel, path: Path) -> None:
 def load(path: Path, spec: ModelSpec) -> TabularModel:
     """Read a model file written by `save` for `spec` (verify its sha256 first: joblib unpickles)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
     try:
         state = joblib.load(path)
-    except FileNotFoundError:
-        raise
     except Exception as exc:
         raise ModelFormatError(f"model file {path} cannot be read as a joblib model file: {exc}") from exc
     return from_state(state, spec, str(path))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,13 @@ def check_ar_lags(matrix: FeatureMatrix) -> None:
         )
 
 
+def scaling_kind(matrix: FeatureMatrix) -> str:
+    """The feature set's preprocessing.scaling (from the matrix metadata), standard when not recorded."""
+    spec = matrix.metadata.get("spec") or {}
+    preprocessing = spec.get("preprocessing") if isinstance(spec, dict) else None
+    return str((preprocessing or {}).get("scaling", "standard"))
+
+
 def block_bootstrap(n: int, block: int, rng: np.random.Generator) -> np.ndarray:
     """Row indices of a moving-block bootstrap of n rows with blocks of length `block`."""
     block = max(1, min(block, n))
@@ -223,6 +231,39 @@ def validation_metrics(val_preds: dict[str, np.ndarray], y_val: np.ndarray, comb
     return metrics
 
 
+def interval_targets(matrix: FeatureMatrix, horizon: int, multi: tuple[Interval, ...], train: np.ndarray) -> dict[Interval, np.ndarray]:
+    """Target of every needed interval on all rows; an error if one is undefined on a training row."""
+    targets = {iv: np.asarray(interval_log_return(matrix.close, iv[0], iv[1]), dtype=np.float64)
+               for iv in needed_intervals(horizon, multi)}
+    for (start, end), y in targets.items():
+        if not np.all(np.isfinite(y[train])):
+            raise ValueError(f"target log(close[t+{end}]/close[t+{start}]) is not finite on every training row")
+    return targets
+
+
+def fit_members(
+    Z_train: np.ndarray,
+    targets: dict[Interval, np.ndarray],
+    horizon: int,
+    make: RegressorFactory,
+    n_members: int,
+    seed: int,
+    deadline: Deadline,
+) -> list[dict[Interval, FittedRegressor]]:
+    """K members, each one regressor per interval on its own rows (targets already cut to training rows)."""
+    members = []
+    for k in range(n_members):
+        rng = np.random.default_rng([seed, k])
+        picked = member_rows(k, len(Z_train), horizon, rng)
+        member_seed = int(rng.integers(0, 2**31 - 1))
+        member = {}
+        for interval, y in targets.items():
+            member[interval] = fit_regressor(make, member_seed, Z_train[picked], y[picked])
+            deadline.check(f"fitting member {k + 1} of {n_members}, interval {interval}")
+        members.append(member)
+    return members
+
+
 def train_tabular(
     matrix: FeatureMatrix,
     spec: ModelSpec,
@@ -237,8 +278,7 @@ def train_tabular(
     check_ar_lags(matrix)
     splits = check_horizon(spec.horizon, matrix.n_rows, settings)
     train, val = np.asarray(splits.train), np.asarray(splits.validation)
-    scaling = str(matrix.metadata.get("scaling", "standard"))
-    scaler = fit_scaler(matrix.X[train], scaling)
+    scaler = fit_scaler(matrix.X[train], scaling_kind(matrix))
     encoder = fit_encoder(
         spec.encoder, scaler.transform(matrix.X[train]), spec.encoder_dim,
         seed=context.seed, context=context, feature_set_hash=matrix.feature_set_hash,
@@ -246,21 +286,11 @@ def train_tabular(
     deadline.check("fitting the encoder")
     Z_train = encoder.transform(scaler.transform(matrix.X[train]))
     multi = tuple((int(s), int(e)) for s, e in direct_multi_intervals(spec.horizon, settings.training.direct_multi_steps))
-    targets = {iv: np.asarray(interval_log_return(matrix.close, iv[0], iv[1]), dtype=np.float64)
-               for iv in needed_intervals(spec.horizon, multi)}
-    for iv, y in targets.items():
-        if not np.all(np.isfinite(y[train])):
-            raise ValueError(f"target log(close[t+{iv[1]}]/close[t+{iv[0]}]) is not finite on every training row")
-    members: list[dict[Interval, FittedRegressor]] = []
-    for k in range(settings.training.members):
-        rng = np.random.default_rng([context.seed, k])
-        picked = member_rows(k, len(train), spec.horizon, rng)
-        seed = int(rng.integers(0, 2**31 - 1))
-        member = {}
-        for iv, y in targets.items():
-            member[iv] = fit_regressor(lambda s: make_regressor(hyperparameters, s), seed, Z_train[picked], y[train][picked])
-            deadline.check(f"fitting member {k + 1} of {settings.training.members}, interval {iv}")
-        members.append(member)
+    targets = interval_targets(matrix, spec.horizon, multi, train)
+    members = fit_members(
+        Z_train, {iv: y[train] for iv, y in targets.items()}, spec.horizon,
+        partial(make_regressor, hyperparameters), settings.training.members, context.seed, deadline,
+    )
     model = TabularModel(
         model_spec=spec, feature_set_hash=matrix.feature_set_hash, feature_names=tuple(matrix.feature_names),
         ar_lag_columns=tuple(matrix.ar_lag_columns), scaler=scaler, encoder=encoder, intervals=multi,

@@ -1,7 +1,7 @@
 """The model file store: safe paths from partition keys, atomic sha256-recorded writes, verification.
 
 Layout: ``<artifacts_dir>/models/<feature_set_key>/<model_key><suffix>``. Both keys are partition keys
-(letters, digits, ``.``, ``_``, ``-``); anything else, ``EUR/USD`` included, is refused, so a user
+(letters, digits, ``.``, ``_``, ``-``, not starting with ``.``, which marks temporary files); anything else, ``EUR/USD`` included, is refused, so a user
 string can never become a path. A file is written to a hidden temporary name in its final folder,
 fsynced, then renamed over the target, so readers see either the old file or the whole new one.
 """
@@ -39,9 +39,10 @@ class ModelFileInfo:
 
 def _safe_key(value: str, field: str) -> str:
     """Return `value` if it is a partition key usable as one path component, else raise naming `field`."""
-    if not isinstance(value, str) or not _KEY_PATTERN.match(value) or set(value) == {"."}:
+    if not isinstance(value, str) or not _KEY_PATTERN.match(value) or value.startswith("."):
         raise ModelFileError(
-            f"{field} {value!r} is not a safe file name: only letters, digits, '.', '_' and '-' are allowed"
+            f"{field} {value!r} is not a safe file name: only letters, digits, '.', '_' and '-' are allowed, "
+            "and it may not start with '.'"
         )
     return value
 

@@ -210,7 +210,9 @@ class InferenceBacktest(Base):
 
     __tablename__ = "inference_backtests"
     __table_args__ = (
-        UniqueConstraint("training_run_id", "inference_config_hash", "regime", name="uq_inference_backtests_run_config_regime"),
+        UniqueConstraint(
+            "training_run_id", "inference_config_hash", "regime", name="uq_inference_backtests_run_config_regime"
+        ),
         Index(None, "regime", "sharpe"),
     )
 

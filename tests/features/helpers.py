@@ -20,7 +20,7 @@ def random_bars(
     step = timeframe_delta(timeframe)
     grid = pd.date_range(start, periods=int(n * 1.3) + 10, freq=step, tz="UTC", name="timestamp")
     if skip_saturdays:
-        grid = grid[grid.dayofweek != 5]
+        grid = grid[grid.day_of_week != 5]
     index = grid[:n]
     return bars_from_walk(np.random.default_rng(seed), index, volume)
 

@@ -30,7 +30,6 @@ from torch import nn
 
 from forex_pipeline.models.base import Combiners
 from forex_pipeline.settings import Settings
-from forex_pipeline.store.model_files import write_atomic
 
 FILE_FORMAT = "forex_pipeline.neural/1"
 
@@ -71,6 +70,20 @@ def deterministic(seed: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
+@contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """Limit torch's intra-op threads for the block (0 keeps torch's default), restoring them after.
+
+    Small networks on a shared CPU run many times faster on one thread than on oversubscribed ones."""
+    previous = torch.get_num_threads()
+    if count > 0:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def derived_seed(*parts: int | str) -> int:
     """A stable 63-bit seed from several parts (so members and row blocks get independent streams)."""
     text = "|".join(str(p) for p in parts).encode()
@@ -78,8 +91,10 @@ def derived_seed(*parts: int | str) -> int:
 
 
 def training_budget_seconds(context: ContextLike) -> float:
-    """Seconds this model may train: neural.max_seconds, or the context deadline when smaller."""
-    budget = float(context.settings.training.neural.max_seconds)
+    """Seconds this model may train: the smallest of neural.max_seconds, max_seconds_per_model and the
+    context's deadline_seconds (a budget measured from the start of `train`)."""
+    budget = min(float(context.settings.training.neural.max_seconds),
+                 float(context.settings.training.max_seconds_per_model))
     deadline = getattr(context, "deadline_seconds", None)
     if deadline is not None and 0 < float(deadline) < budget:
         budget = float(deadline)
@@ -231,7 +246,9 @@ def combiners_from_state(state: Mapping[str, Any]) -> dict[str, Combiners]:
 
 def save_payload(path: Path, family: str, spec_json: str, config: Mapping[str, Any],
                  tensors: Mapping[str, Any]) -> None:
-    """Write one model file atomically: format tag, family, spec, JSON config and tensor tree."""
+    """Write exactly `path`: format tag, family, spec, JSON config and tensor tree.
+
+    registry.save_model wraps this in store.model_files.write_atomic (temp file, fsync, rename, sha256)."""
     payload = {
         "format": FILE_FORMAT,
         "family": family,
@@ -239,7 +256,7 @@ def save_payload(path: Path, family: str, spec_json: str, config: Mapping[str, A
         "config": json.dumps(dict(config), sort_keys=True),
         "tensors": to_tensor_tree(dict(tensors)),
     }
-    write_atomic(Path(path), lambda temp: torch.save(payload, temp))
+    torch.save(payload, Path(path))
 
 
 def load_payload(path: Path, family: str, spec_json: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -268,3 +285,40 @@ def load_payload(path: Path, family: str, spec_json: str) -> tuple[dict[str, Any
 
 def state_dict_to_cpu(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+class WindowMLP(nn.Module):
+    """Shared per-bar projection (a 1x1 convolution) of each window row, then an MLP over the flat window."""
+
+    def __init__(self, channels: int, context_length: int, proj_dim: int, hidden: int, layers: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.proj = nn.Linear(channels, proj_dim)
+        body: list[nn.Module] = []
+        width = context_length * proj_dim
+        for _ in range(layers):
+            body += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
+            width = hidden
+        self.body = nn.Sequential(*body)
+        self.out_features = width
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        return self.body(self.proj(window).flatten(1))
+
+
+def gather_windows(padded: torch.Tensor, positions: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, L, C) windows ending at `positions` (indices of the window's first row in `padded`)."""
+    return padded[positions[:, None] + torch.arange(length, device=padded.device)[None, :]]
+
+
+def resolve_common(value: Any, fallback: Any) -> Any:
+    """A hyperparameter override if given, else the settings value."""
+    return fallback if value is None else value
+
+
+def runtime_placement() -> tuple[str, int]:
+    """Device and CPU thread count for a loaded model, from the current settings."""
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    return str(select_device(settings)), int(settings.training.neural.cpu_threads)

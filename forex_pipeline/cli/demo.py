@@ -1,0 +1,53 @@
+"""`forex-pipeline demo`: the demo grid end to end on the embedded storage, then the regime bests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from forex_pipeline.settings import PROJECT_ROOT
+
+IS_ROOT_COMMANDS = True
+DEFAULT_GRID = PROJECT_ROOT / "examples" / "grids" / "demo.yaml"
+console = Console(soft_wrap=True)
+
+
+def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> None:
+    """Train the demo grid through Dagster, backtest every inference configuration, print the bests."""
+    from forex_pipeline.cli.results import bests as print_bests
+    from forex_pipeline.cli.runner import run_in_foreground
+    from forex_pipeline.grid import GridSpecError, load_grid_spec
+    from forex_pipeline.settings import dagster_home, get_settings
+    from forex_pipeline.store.db import get_engine, upgrade
+    from forex_pipeline.training_queue import submit_grid
+
+    started = time.perf_counter()
+    settings = get_settings()
+    upgrade(settings.database_url)
+    try:
+        spec = load_grid_spec(grid)
+    except GridSpecError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    engine = get_engine(settings.database_url)
+    queue_id = submit_grid(engine, spec, settings.artifacts_dir)
+    console.print(f"demo grid {spec.name!r} queued as {queue_id}; database {settings.database_url}")
+    final = run_in_foreground(queue_id, console)
+    console.print(
+        f"queue {queue_id} {final.status}: {final.completed_models} trained, {final.failed_models} failed, "
+        f"{final.kept_models} kept, {final.deleted_models} files deleted in {time.perf_counter() - started:.0f}s"
+    )
+    print_bests(regime=None, fmt="table", output=None)
+    console.print(
+        f"\nOpen the Dagster UI with `DAGSTER_HOME={dagster_home()} dagster dev` and browse the asset "
+        "`regime_bests` (tables and charts) and the `grid_batch` runs."
+    )
+    if final.status != "completed":
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

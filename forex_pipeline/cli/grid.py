@@ -1,0 +1,158 @@
+"""`forex-pipeline grid ...`: check a grid spec and show what training it would take (`plan`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
+from forex_pipeline.grid import Grid, GridPlan, GridSpec, GridSpecError, expand_grid, load_grid_spec, plan
+from forex_pipeline.models.spec import ModelSpec
+
+app = typer.Typer(no_args_is_help=True, help="Grids of model configurations: plan (size, already trained, time).")
+DEFAULT_PREPROCESSING = Preprocessing()
+
+
+@app.callback()
+def grid_commands() -> None:
+    """Grids of model configurations (a group, so `grid plan` keeps its name whatever commands exist)."""
+
+
+def console() -> Console:
+    """Standard output console, sized when used."""
+    return Console()
+
+
+def errors() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+# ---------------------------------------------------------------- shared by the grid commands
+
+
+def load_grid_or_exit(path: Path) -> tuple[GridSpec, Grid]:
+    """The validated and expanded grid of a YAML file; prints every problem and exits 1 if it is invalid."""
+    try:
+        spec = load_grid_spec(path)
+        return spec, expand_grid(spec)
+    except GridSpecError as exc:
+        errors().print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(code=1) from exc
+
+
+def plan_with_database(grid: Grid, use_database: bool = True) -> tuple[GridPlan, str]:
+    """The plan, with trained configurations and past run times from the project DB when it is readable."""
+    from forex_pipeline.cli.results import DatabaseUnavailable, read_session
+
+    if not use_database:
+        return plan(grid), "project database not consulted (--no-db)"
+    try:
+        with read_session() as session:
+            return plan(grid, session), "trained configurations and past run times from the project database"
+    except DatabaseUnavailable as exc:
+        return plan(grid), f"project database not read: {exc}"
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for people: 45 s, 12 min, 3 h 05 min, 2 d 4 h."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    hours, rest = divmod(round(minutes), 60)
+    if hours < 48:
+        return f"{hours} h {rest:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _preprocessing_label(preprocessing: Preprocessing) -> str:
+    changed = {
+        name: value
+        for name, value in preprocessing.model_dump().items()
+        if value != getattr(DEFAULT_PREPROCESSING, name)
+    }
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
+
+
+def _feature_set_row(fs: FeatureSetSpec) -> list[str]:
+    indicators = "; ".join(f"{name}:{','.join(tfs)}" for name, tfs in fs.indicator_timeframes.items()) or "-"
+    return [
+        fs.partition_key, fs.symbol, fs.base_timeframe, str(fs.days_history), fs.as_of.strftime("%Y-%m-%d %H:%M"),
+        indicators, ", ".join(fs.additional_features) or "-", _preprocessing_label(fs.preprocessing),
+    ]
+
+
+def _model_spec_row(ms: ModelSpec) -> list[str]:
+    encoder = ms.encoder if ms.encoder == "none" else f"{ms.encoder}/{ms.encoder_dim}"
+    params = ", ".join(f"{k}={v}" for k, v in ms.hyperparameters.items()) or "defaults"
+    return [ms.partition_key, ms.model_type, encoder, str(ms.horizon), params]
+
+
+def _truncated_table(title: str, headers: list[str], rows: list[list[str]], max_rows: int) -> Table:
+    """A table of the first `max_rows` rows, with a last row saying how many were left out."""
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows[:max_rows]:
+        table.add_row(*row)
+    if len(rows) > max_rows:
+        table.add_row(f"... and {len(rows) - max_rows} more", *[""] * (len(headers) - 1))
+    return table
+
+
+def summary_table(grid_plan: GridPlan, concurrent_runs: int) -> Table:
+    """Size, already trained and the time estimate of a plan."""
+    table = Table(title=f"Grid {grid_plan.name}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("grid hash", grid_plan.grid_hash[:12]),
+        ("model configurations", grid_plan.size),
+        ("feature sets", grid_plan.n_feature_sets),
+        ("model specs", grid_plan.n_model_specs),
+        ("already trained", grid_plan.already_trained),
+        ("to train", grid_plan.to_train),
+        ("estimated time, one run at a time", format_duration(grid_plan.estimated_seconds)),
+        (f"estimated time, {concurrent_runs} concurrent runs", format_duration(grid_plan.estimated_seconds / concurrent_runs)),
+    ]
+    for what, value in rows:
+        table.add_row(what, str(value))
+    return table
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command("plan")
+def plan_command(
+    grid_file: Path = typer.Argument(..., help="grid spec YAML (see examples/grids/demo.yaml)"),
+    max_rows: int = typer.Option(20, "--max-rows", min=1, help="rows shown per table"),
+    use_database: bool = typer.Option(True, "--db/--no-db", help="count configurations already trained in the project DB"),
+) -> None:
+    """Validate a grid spec and show its size, feature sets, model specs, what is trained and a time estimate."""
+    from forex_pipeline.settings import get_settings
+
+    _, grid = load_grid_or_exit(grid_file)
+    grid_plan, source = plan_with_database(grid, use_database)
+    out = console()
+    out.print(summary_table(grid_plan, get_settings().queue.max_concurrent_runs))
+    out.print(source, style="dim", highlight=False)
+    out.print(_truncated_table(
+        f"Feature sets ({grid_plan.n_feature_sets})",
+        ["partition key", "symbol", "base", "days", "as_of", "indicators", "additional features", "preprocessing"],
+        [_feature_set_row(fs) for fs in grid_plan.feature_sets],
+        max_rows,
+    ))
+    out.print(_truncated_table(
+        f"Model specs ({grid_plan.n_model_specs})",
+        ["partition key", "model type", "encoder", "horizon", "hyperparameters"],
+        [_model_spec_row(ms) for ms in grid_plan.model_specs],
+        max_rows,
+    ))

@@ -1,0 +1,186 @@
+"""`forex-pipeline queue ...`: list, watch and control training queues; export/import checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, help="Training queues: status, pause, resume, cancel, checkpoints.")
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def _context():  # noqa: ANN202
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store.db import get_engine, upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    return settings, get_engine(settings.database_url)
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def describe(queue) -> dict:  # noqa: ANN001 - QueueRecord
+    """Progress figures of a queue: done, remaining, elapsed and an estimate of the time left."""
+    done = queue.completed_models + queue.failed_models
+    started = queue.started_at or queue.created_at
+    end = queue.finished_at or datetime.now(timezone.utc)
+    elapsed = max((end - started).total_seconds(), 0.0)
+    remaining = max(queue.total_models - done, 0)
+    eta = elapsed / done * remaining if done and queue.status == "running" else None
+    return {
+        "id": queue.id, "name": queue.name, "status": queue.status, "total": queue.total_models,
+        "completed": queue.completed_models, "failed": queue.failed_models, "kept": queue.kept_models,
+        "deleted": queue.deleted_models, "elapsed_seconds": round(elapsed, 1),
+        "remaining_seconds": None if eta is None else round(eta, 1), "message": queue.error_message or "",
+    }
+
+
+@app.command("list")
+def list_queues() -> None:
+    """Every queue with its status and counts."""
+    from forex_pipeline.store import repository
+    from forex_pipeline.store.db import session_scope
+
+    _, engine = _context()
+    with session_scope(engine) as session:
+        queues = repository.list_queues(session)
+    table = Table("id", "name", "status", "done/total", "failed", "kept", "deleted", "elapsed s")
+    for q in queues:
+        d = describe(q)
+        table.add_row(str(d["id"]), d["name"], d["status"], f"{d['completed']}/{d['total']}", str(d["failed"]), str(d["kept"]), str(d["deleted"]), f"{d['elapsed_seconds']:.0f}")
+    console.print(table)
+
+
+def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
+    from forex_pipeline.store import repository
+    from forex_pipeline.store.db import session_scope
+
+    with session_scope(engine) as session:
+        queue = repository.get_queue(session, queue_id)
+    if queue is None:
+        _fail(f"no training queue with id {queue_id}")
+    return queue
+
+
+@app.command()
+def status(queue_id: int, watch: bool = typer.Option(False, help="follow progress until the queue stops")) -> None:
+    """Progress of one queue (a progress bar with --watch)."""
+    from forex_pipeline.training_queue import detect_interrupted
+
+    settings, engine = _context()
+    detect_interrupted(engine, settings)
+    queue = _get(engine, queue_id)
+    if not watch:
+        console.print_json(json.dumps(describe(queue)))
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(queue.name, total=queue.total_models)
+        while True:
+            queue = _get(engine, queue_id)
+            d = describe(queue)
+            progress.update(task, completed=d["completed"] + d["failed"], description=f"{queue.name} [{queue.status}] kept {d['kept']}")
+            if queue.status != "running" and queue.status != "pending":
+                break
+            time.sleep(1.0)
+    console.print_json(json.dumps(describe(queue)))
+
+
+@app.command()
+def pause(queue_id: int) -> None:
+    """Finish the models in flight, then stop."""
+    from forex_pipeline.training_queue import pause as pause_queue
+
+    _, engine = _context()
+    _get(engine, queue_id)
+    record = pause_queue(engine, queue_id)
+    console.print(f"queue {queue_id}: {'pause requested' if record.pause_requested else record.status}")
+
+
+@app.command()
+def cancel(queue_id: int) -> None:
+    """Stop now; finished models stay."""
+    from forex_pipeline.training_queue import cancel as cancel_queue
+
+    _, engine = _context()
+    _get(engine, queue_id)
+    record = cancel_queue(engine, queue_id)
+    console.print(f"queue {queue_id}: {'cancel requested' if record.cancel_requested else record.status}")
+
+
+@app.command()
+def resume(queue_id: int, detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it")) -> None:
+    """Continue a paused or interrupted queue with what is missing."""
+    from forex_pipeline.training_queue import QueueError, resume as resume_queue
+
+    settings, engine = _context()
+    _get(engine, queue_id)
+    try:
+        resume_queue(engine, queue_id, settings)
+    except QueueError as exc:
+        _fail(str(exc))
+    run_queue_command(queue_id, detach=detach)
+
+
+@app.command("run")
+def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it")) -> None:
+    """Work a queue in this process, one Dagster run per batch of models, with a progress bar."""
+    from forex_pipeline.cli.runner import run_in_foreground, start_detached
+
+    if detach:
+        start_detached(queue_id)
+        console.print(f"queue {queue_id} handed to the Dagster daemon (run `dagster dev`); watch with `forex-pipeline queue status {queue_id} --watch`")
+        return
+    final = run_in_foreground(queue_id, console)
+    console.print_json(json.dumps(describe(final)))
+    if final.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", help="JSON file to write")) -> None:
+    """Write the queue's checkpoint (grid, counts, state of every configuration) as JSON."""
+    import os
+    import tempfile
+
+    from forex_pipeline.training_queue import export_checkpoint
+
+    _, engine = _context()
+    _get(engine, queue_id)
+    data = export_checkpoint(engine, queue_id)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, output)
+    console.print(f"wrote {output}")
+
+
+@app.command("import")
+def import_(path: Path) -> None:
+    """Recreate a queue from a checkpoint JSON (as paused; `queue resume` continues it)."""
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.training_queue import QueueError, import_checkpoint
+
+    _, engine = _context()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        _fail(f"checkpoint {path}: {exc}")
+    try:
+        queue_id = import_checkpoint(engine, data, get_settings().artifacts_dir)
+    except (QueueError, ValueError) as exc:
+        _fail(f"checkpoint {path}: {exc}")
+    console.print(f"imported as queue {queue_id} (paused); continue with `forex-pipeline queue resume {queue_id}`")

@@ -1,0 +1,301 @@
+"""`forex-pipeline bests` and `forex-pipeline history`: regime bests and training history from the project DB."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+IS_ROOT_COMMANDS = True
+FORMATS: tuple[str, ...] = ("table", "csv", "json")
+EXPORT_PAGE_SIZE = 1000
+BESTS_TABLE: tuple[tuple[str, str], ...] = (
+    ("regime", "regime"),
+    ("rank", "rank"),
+    ("partition_key", "model"),
+    ("inference_config", "inference config"),
+    ("score", "score"),
+    ("improvement", "improvement"),
+    ("trade_count", "trades"),
+    ("deflated_sharpe", "deflated Sharpe"),
+    ("updated_at", "updated"),
+)
+HISTORY_TABLE: tuple[tuple[str, str], ...] = (
+    ("id", "id"),
+    ("partition_key", "model"),
+    ("status", "status"),
+    ("best_sharpe", "best Sharpe"),
+    ("best_max_drawdown", "max drawdown"),
+    ("training_seconds", "train s"),
+    ("backtest_seconds", "backtest s"),
+    ("kept", "kept"),
+    ("created_at", "created"),
+)
+
+
+
+def console() -> Console:
+    """Standard output console, sized when used (so COLUMNS set later is honoured)."""
+    return Console()
+
+
+def errors() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The project database does not exist or has no schema yet; the message says what to run."""
+
+
+# ---------------------------------------------------------------- database access
+
+
+@contextmanager
+def read_session(url: str | None = None) -> Iterator[Session]:
+    """A read session on an existing project database (never creates one); DatabaseUnavailable otherwise."""
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store.db import describe_url, make_engine, parse_url, sqlite_path
+
+    url = url or get_settings().database_url
+    parsed = parse_url(url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None and not path.exists():
+        raise DatabaseUnavailable(f"no project database at {path}; run `forex-pipeline db upgrade` first")
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            yield session
+    except SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0]
+        raise DatabaseUnavailable(
+            f"cannot read the project database {describe_url(url)}: {first} (run `forex-pipeline db upgrade`?)"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def _fail(message: str) -> typer.Exit:
+    errors().print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(code=1)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+# How a table shows a column's numbers; improvement is relative to the previous best (0.25 = +25%).
+NUMBER_FORMATS: dict[str, str] = {
+    "score": "{:.3f}",
+    "best_sharpe": "{:.3f}",
+    "deflated_sharpe": "{:.3f}",
+    "improvement": "{:+.1%}",
+    "best_max_drawdown": "{:.2%}",
+    "training_seconds": "{:.1f}",
+    "backtest_seconds": "{:.1f}",
+}
+
+
+def _cell(value: Any, column: str = "") -> str:
+    """A table cell: numbers per NUMBER_FORMATS, missing values as '-', times to the minute (UTC)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (datetime, pd.Timestamp)):
+        stamp = pd.Timestamp(value)
+        return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float):
+        return NUMBER_FORMATS.get(column, "{:.4g}").format(value)
+    return str(value)
+
+
+def render_table(frame: pd.DataFrame, columns: tuple[tuple[str, str], ...], title: str) -> Table:
+    """A rich table of `frame` with (column, header) pairs."""
+    table = Table(title=title, title_justify="left")
+    for _, header in columns:
+        table.add_column(header, overflow="fold")
+    for _, row in frame.iterrows():
+        table.add_row(*(_cell(row[name], name) for name, _ in columns))
+    return table
+
+
+def to_json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain JSON values: NaN -> null, timestamps -> ISO 8601 UTC, numpy scalars -> Python."""
+    records = []
+    for row in frame.to_dict("records"):
+        clean: dict[str, Any] = {}
+        for key, value in row.items():
+            if isinstance(value, (pd.Timestamp, datetime)):
+                value = pd.Timestamp(value).isoformat()
+            elif value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+                value = None
+            elif hasattr(value, "item"):
+                value = value.item()
+                if isinstance(value, float) and math.isnan(value):
+                    value = None
+            clean[str(key)] = value
+        records.append(clean)
+    return records
+
+
+def serialise(frame: pd.DataFrame, fmt: str) -> str:
+    """CSV (header + rows) or JSON (a list of objects) text of `frame`."""
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        return json.dumps(to_json_records(frame), indent=2) + "\n"
+    raise ValueError(f"format {fmt!r} is not csv or json")
+
+
+def write_atomic_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_format(fmt: str, output: Path | None) -> str:
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if output is not None and fmt == "table":
+        raise typer.BadParameter("--output writes csv or json; add --format csv or --format json")
+    return fmt
+
+
+def emit(frame: pd.DataFrame, fmt: str, output: Path | None, table: Callable[[], Table], footer: str = "") -> None:
+    """Print a rich table, or CSV/JSON to stdout or (atomically) to `output`."""
+    if fmt == "table":
+        console().print(table())
+        if footer:
+            console().print(footer, highlight=False)
+        return
+    text = serialise(frame, fmt)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    write_atomic_text(output, text)
+    errors().print(f"wrote {len(frame)} row(s) to {output}", highlight=False)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO date or datetime option as timezone-aware UTC (naive values are read as UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option} {value!r} is not an ISO date or datetime (e.g. 2026-01-31 or 2026-01-31T12:00Z)") from exc
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def bests(
+    regime: str | None = typer.Option(None, "--regime", help="only this regime"),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+    output: Path | None = typer.Option(None, "--output", help="write csv/json to this file instead of stdout"),
+) -> None:
+    """Current best models per regime: rank, model, inference config, score, improvement, trades, deflated Sharpe."""
+    from forex_pipeline.reports import inference_config_label
+    from forex_pipeline.store.repository import current_bests
+
+    fmt = _check_format(fmt, output)
+    try:
+        with read_session() as session:
+            frame = current_bests(session)
+    except DatabaseUnavailable as exc:
+        raise _fail(str(exc)) from exc
+    if regime is not None:
+        frame = frame[frame["regime"] == regime]
+    frame = frame.reset_index(drop=True)
+    labels = [inference_config_label(row) for _, row in frame.iterrows()]
+    frame.insert(frame.columns.get_loc("inference_config_hash"), "inference_config", pd.Series(labels, dtype="object"))
+    if fmt == "table" and frame.empty:
+        console().print("no regime bests yet" + (f" for regime {regime!r}" if regime else ""), highlight=False)
+        return
+    emit(frame, fmt, output, lambda: render_table(frame, BESTS_TABLE, "Regime bests"))
+
+
+def history(
+    status: str | None = typer.Option(None, "--status", help="pending, running, completed or failed"),
+    model_type: str | None = typer.Option(None, "--model-type", help="e.g. ridge, rf, lightgbm"),
+    symbol: str | None = typer.Option(None, "--symbol", help="e.g. EURUSD or EUR/USD"),
+    since: str | None = typer.Option(None, "--since", help="created at or after (ISO date/time, UTC)"),
+    until: str | None = typer.Option(None, "--until", help="created before (ISO date/time, UTC)"),
+    min_sharpe: float | None = typer.Option(None, "--min-sharpe", help="some inference config reached this Sharpe (regime all)"),
+    max_drawdown: float | None = typer.Option(None, "--max-drawdown", help="some inference config kept |max drawdown| at most this"),
+    sort: str | None = typer.Option(None, "--sort", help="created_at, completed_at, training_seconds, best_sharpe, symbol, model_type, status"),
+    desc: bool | None = typer.Option(None, "--desc/--asc", help="sort order (default: newest first, else ascending)"),
+    page: int = typer.Option(1, "--page", min=1, help="page number, from 1"),
+    page_size: int = typer.Option(50, "--page-size", min=1, help="rows per page"),
+    all_pages: bool = typer.Option(False, "--all", help="every matching row (ignores --page/--page-size)"),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+    output: Path | None = typer.Option(None, "--output", help="write csv/json to this file instead of stdout"),
+) -> None:
+    """Training history with filters, sorting and paging; export as CSV or JSON."""
+    from forex_pipeline.store.repository import HistoryFilter, query_history
+
+    fmt = _check_format(fmt, output)
+    field = sort or "created_at"
+    descending = desc if desc is not None else sort is None
+    filters = HistoryFilter(
+        status=status, model_type=model_type, symbol=symbol,
+        since=parse_time(since, "--since"), until=parse_time(until, "--until"),
+        min_sharpe=min_sharpe, max_drawdown=max_drawdown,
+        sort=f"-{field}" if descending else field, page=page, page_size=page_size,
+    )
+    try:
+        with read_session() as session:
+            if all_pages:
+                frame, total = _all_history(session, filters, query_history)
+                footer = f"{total} run(s)"
+            else:
+                result = query_history(session, filters)
+                frame, total = result.rows, result.total
+                footer = f"page {result.page} of {result.pages} ({total} matching run(s), {page_size} per page)"
+    except DatabaseUnavailable as exc:
+        raise _fail(str(exc)) from exc
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    emit(frame, fmt, output, lambda: render_table(frame, HISTORY_TABLE, "Training history"), footer)
+
+
+def _all_history(session: Session, filters: Any, query: Callable[..., Any]) -> tuple[pd.DataFrame, int]:
+    """Every page of a history query, concatenated in order."""
+    from dataclasses import replace
+
+    frames, number = [], 1
+    while True:
+        result = query(session, replace(filters, page=number, page_size=EXPORT_PAGE_SIZE))
+        frames.append(result.rows)
+        if number >= result.pages:
+            return pd.concat(frames, ignore_index=True), result.total
+        number += 1
+
+
+def register(app: typer.Typer) -> None:
+    """Add `bests` and `history` to the root `forex-pipeline` command."""
+    app.command("bests")(bests)
+    app.command("history")(history)

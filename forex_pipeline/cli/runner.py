@@ -1,0 +1,86 @@
+"""Run a queue through Dagster from the CLI: in this process (one Dagster run per batch) or via the daemon."""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def dagster_instance():  # noqa: ANN201
+    """The Dagster instance at DAGSTER_HOME (default ./dagster_home, created with SQLite storage)."""
+    import dagster as dg
+
+    from forex_pipeline.settings import dagster_home
+
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def run_in_foreground(queue_id: int, console: Console):  # noqa: ANN201 - QueueRecord
+    """Work the queue to its end here; each batch is a Dagster run recorded in the instance."""
+    from forex_pipeline.jobs import execute_batch, register_partitions
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store import repository
+    from forex_pipeline.store.db import get_engine, session_scope
+    from forex_pipeline.training_queue import configurations_of, run_queue
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    instance = dagster_instance()
+    with session_scope(engine) as session:
+        queue = repository.get_queue(session, queue_id)
+    register_partitions(instance, configurations_of(queue.grid_spec))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        done = queue.completed_models + queue.failed_models
+        task = progress.add_task(f"{queue.name}", total=queue.total_models, completed=done)
+
+        def on_progress(record) -> None:  # noqa: ANN001
+            progress.update(
+                task,
+                completed=record.completed_models + record.failed_models,
+                description=f"{record.name} kept {record.kept_models} deleted {record.deleted_models} failed {record.failed_models}",
+            )
+
+        final = run_queue(
+            engine,
+            settings,
+            queue_id,
+            lambda qid, batch: execute_batch(instance, qid, batch),
+            artifacts_dir=settings.artifacts_dir,
+            on_progress=on_progress,
+        )
+        on_progress(final)
+    _materialize_regime_bests(instance)
+    return final
+
+
+def _materialize_regime_bests(instance) -> None:  # noqa: ANN001
+    """Refresh the `regime_bests` asset (tables and charts in the UI) after a queue stops."""
+    import dagster as dg
+
+    from forex_pipeline.assets.regime_bests import regime_bests
+    from forex_pipeline.resources import ForexStorage
+
+    dg.materialize([regime_bests], instance=instance, resources={"storage": ForexStorage()}, raise_on_error=False)
+
+
+def start_detached(queue_id: int) -> None:
+    """Mark the queue for the daemon's `training_queue_sensor` and register its partitions."""
+    from forex_pipeline.jobs import register_partitions
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store import repository
+    from forex_pipeline.store.db import get_engine, session_scope
+    from forex_pipeline.training_queue import configurations_of
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as session:
+        queue = repository.get_queue(session, queue_id)
+        register_partitions(dagster_instance(), configurations_of(queue.grid_spec))
+        repository.set_queue_status(session, queue_id, "running")
+        repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "mode": "daemon", "owner": {}})

@@ -1,0 +1,100 @@
+"""`grid_batch`: one Dagster run trains and backtests a batch of model configurations of a queue.
+
+A run per configuration would spend seconds of orchestration on each (DESIGN.md section 4), so a
+run takes `queue.models_per_run` configurations and reports each one as a materialization of the
+`features`, `trained_model` and `inference_backtests` partitions it produced: partition status in
+the UI shows exactly what is done, whichever way it was run.
+"""
+
+
+import dagster as dg
+
+from forex_pipeline.assets.model_configs import outcome_metadata
+from forex_pipeline.assets.partitions import model_config_key
+from forex_pipeline.resources import ForexStorage
+
+
+class GridBatchConfig(dg.Config):
+    queue_id: int
+    partition_keys: list[str]  # "feature_set_key|model_spec_key"
+
+
+@dg.op(description="Train, backtest and record each configuration of the batch, honouring pause/cancel.")
+def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, storage: ForexStorage) -> dict:
+    from forex_pipeline.store.db import get_engine, session_scope
+    from forex_pipeline.store import repository
+    from forex_pipeline.training_queue import pending_configurations, process_batch
+
+    engine = get_engine(storage.db_url)
+    with session_scope(engine) as session:
+        repository.add_queue_dagster_run(session, config.queue_id, context.run_id)
+    wanted = set(config.partition_keys)
+    batch = [c for c in pending_configurations(engine, config.queue_id) if c.partition_key in wanted]
+
+    def report(outcome, configuration) -> None:  # noqa: ANN001
+        if outcome.status == "failed":
+            context.log.warning(f"{outcome.partition_key} failed: {outcome.error}")
+            return
+        key = model_config_key(configuration.feature_set.partition_key, configuration.model_spec.partition_key)
+        metadata = outcome_metadata(outcome)
+        context.log_event(dg.AssetMaterialization("features", partition=configuration.feature_set.partition_key))
+        for asset in ("trained_model", "inference_backtests"):
+            context.log_event(dg.AssetMaterialization(asset, partition=str(key), metadata=metadata))
+
+    result = process_batch(
+        engine,
+        storage.settings,
+        config.queue_id,
+        batch,
+        artifacts_dir=storage.artifacts,
+        sample_dir=storage.sample_dir,
+        dagster_run_id=context.run_id,
+        on_outcome=report,
+    )
+    statuses = [o.status for o in result.outcomes]
+    return {
+        "completed": statuses.count("completed"),
+        "skipped": statuses.count("skipped"),
+        "failed": statuses.count("failed"),
+        "stopped_because": result.stopped_because,
+    }
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"forex_pipeline/kind": "grid_batch"})
+def grid_batch():
+    run_grid_batch()
+
+
+def register_partitions(instance: dg.DagsterInstance, configurations) -> None:  # noqa: ANN001
+    """Add the grid's feature-set and model-spec keys to the dynamic partitions, in chunks."""
+    from forex_pipeline.assets.partitions import FEATURE_SET, MODEL_SPEC
+    from forex_pipeline.grid import chunks
+
+    for name, keys in (
+        (FEATURE_SET, sorted({c.feature_set.partition_key for c in configurations})),
+        (MODEL_SPEC, sorted({c.model_spec.partition_key for c in configurations})),
+    ):
+        existing = set(instance.get_dynamic_partitions(name))
+        for chunk in chunks([k for k in keys if k not in existing]):
+            instance.add_dynamic_partitions(name, chunk)
+
+
+def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations) -> "BatchResult":  # noqa: ANN001
+    """Run one batch as a Dagster run in this process (recorded in the instance, visible in the UI)."""
+    from forex_pipeline.definitions import defs
+    from forex_pipeline.sensors import QUEUE_TAG
+    from forex_pipeline.training_queue import BatchResult
+
+    job = defs.resolve_job_def("grid_batch")
+    result = job.execute_in_process(
+        run_config={
+            "ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": [c.partition_key for c in configurations]}}}
+        },
+        instance=instance,
+        tags={QUEUE_TAG: str(queue_id)},
+        raise_on_error=False,
+    )
+    if not result.success:
+        return BatchResult((), "error")
+    summary = result.output_for_node("run_grid_batch")
+    return BatchResult((), summary["stopped_because"])

@@ -1,0 +1,208 @@
+"""Best models per regime: a pure function from new backtest rows and the standing bests.
+
+Per regime, each model contributes its best inference configuration by Sharpe among rows with at
+least `min_trades` trades and a finite Sharpe; the regime keeps the top `top_n` models. Every
+ordering is total - (score desc, trade_count desc, model_config_hash asc, inference_config_hash
+asc) - and top_N(S + m) = top_N(top_N(S) + m), so serial and parallel orders of recording models
+end in the same bests. A model present in both inputs is re-scored from the candidates.
+
+Improvement is reported against the regime's previous rank-1 score: `improvement` = score - previous
+(a difference, always defined when there was a previous best) and `relative_improvement` =
+improvement / previous only when previous > 0 (never a division by zero or a negative score).
+Standing rows that stay keep their stored improvement and deflated Sharpe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forex_pipeline.data.timeframes import bars_per_year as timeframe_bars_per_year
+from forex_pipeline.regimes.deflated_sharpe import deflated_sharpe
+
+ALL_REGIME = "all"
+BEST_COLUMNS: tuple[str, ...] = (
+    "regime",
+    "rank",
+    "model_config_hash",
+    "inference_config_hash",
+    "score",
+    "previous_best_score",
+    "improvement",
+    "relative_improvement",
+    "trade_count",
+    "n_trials",
+    "deflated_sharpe",
+)
+CANDIDATE_REQUIRED = ("regime", "model_config_hash", "inference_config_hash", "sharpe", "trade_count")
+STANDING_REQUIRED = ("regime", "rank", "model_config_hash", "inference_config_hash", "score", "trade_count", "n_trials")
+_ORDER = ["score", "trade_count", "model_config_hash", "inference_config_hash"]
+_ASCENDING = [False, False, True, True]
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    bests: pd.DataFrame                  # BEST_COLUMNS first, then identifying columns carried from the inputs
+    kept_models: frozenset[str]          # model_config_hash in any regime's top N
+    removed_models: frozenset[str]       # in the inputs, in no top N any more
+    events: tuple[dict[str, Any], ...]   # regimes whose rank 1 changed
+
+
+def _require(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} frame lacks column(s) {missing}")
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(_ORDER, ascending=_ASCENDING, kind="mergesort")
+
+
+def _per_bar_sharpe(rows: pd.DataFrame, bars_per_year: float | None) -> pd.Series:
+    """Annualised Sharpe -> per bar, using a base_timeframe column if present, else `bars_per_year`."""
+    if "base_timeframe" in rows.columns:
+        scale = rows["base_timeframe"].map(lambda tf: timeframe_bars_per_year(str(tf)))
+    elif bars_per_year is not None:
+        scale = pd.Series(float(bars_per_year), index=rows.index)
+    else:
+        return pd.Series(np.nan, index=rows.index)
+    return rows["sharpe"] / np.sqrt(scale.astype(float))
+
+
+def _deflated(best: pd.DataFrame, regime_rows: pd.DataFrame, n_trials: int, bars_per_year: float | None) -> pd.Series:
+    """Deflated Sharpe of each model's best row; the trial variance is over all rows tried in the regime."""
+    if "n_bars" not in best.columns:
+        return pd.Series(np.nan, index=best.index)
+    trial = _per_bar_sharpe(regime_rows, bars_per_year)
+    trial = trial[np.isfinite(trial)]
+    variance = float(trial.var(ddof=1)) if len(trial) > 1 else 0.0
+    observed = _per_bar_sharpe(best, bars_per_year)
+    skew = best["skewness"] if "skewness" in best.columns else pd.Series(0.0, index=best.index)
+    kurt = best["kurtosis"] if "kurtosis" in best.columns else pd.Series(3.0, index=best.index)
+    return pd.Series(
+        [
+            deflated_sharpe(float(sr), n_trials, variance, int(n), float(s), float(k)) if math.isfinite(sr) else np.nan
+            for sr, n, s, k in zip(observed, best["n_bars"], skew, kurt)
+        ],
+        index=best.index,
+        dtype=float,
+    )
+
+
+def model_bests(candidates: pd.DataFrame, min_trades: int) -> pd.DataFrame:
+    """Each (regime, model)'s best eligible row: highest Sharpe, then more trades, then config hash."""
+    eligible = candidates[(candidates["trade_count"] >= min_trades) & np.isfinite(candidates["sharpe"].astype(float))]
+    ordered = eligible.assign(score=eligible["sharpe"].astype(float)).pipe(_sorted)
+    return ordered.drop_duplicates(["regime", "model_config_hash"], keep="first")
+
+
+def _relative(improvement: float, previous: float) -> float:
+    return improvement / previous if previous is not None and math.isfinite(previous) and previous > 0 else np.nan
+
+
+def select_regime_bests(
+    candidates: pd.DataFrame,
+    standing: pd.DataFrame,
+    top_n: int,
+    min_trades: int,
+    regimes: Iterable[str] | None = None,
+    bars_per_year: float | None = None,
+) -> SelectionResult:
+    """New top-N bests per regime from new backtest rows (with model_config_hash) and the standing bests.
+
+    `regimes` limits the update (default: every regime in either input but 'all'); standing rows of
+    other regimes pass through unchanged. Deflated Sharpe needs n_bars and a per-bar scale (a
+    base_timeframe column or `bars_per_year`); without them it is NaN.
+    """
+    if top_n < 1:
+        raise ValueError(f"top_n must be >= 1, got {top_n}")
+    _require(candidates, CANDIDATE_REQUIRED, "candidates")
+    if len(standing.columns):
+        _require(standing, STANDING_REQUIRED, "standing bests")
+    else:
+        standing = pd.DataFrame(columns=list(STANDING_REQUIRED))
+    if regimes is None:
+        found = set(candidates["regime"]) | set(standing["regime"])
+        regimes = sorted(found - {ALL_REGIME})
+    regimes = list(dict.fromkeys(regimes))
+    new_models = set(candidates["model_config_hash"])
+    per_model = model_bests(candidates, min_trades)
+    blocks: list[pd.DataFrame] = [standing[~standing["regime"].isin(regimes)]]
+    events: list[dict[str, Any]] = []
+    for regime in regimes:
+        old = standing[standing["regime"] == regime].sort_values("rank", kind="mergesort")
+        tried = candidates[candidates["regime"] == regime]
+        n_trials = int(old["n_trials"].max()) if len(old) else 0
+        n_trials += len(tried)
+        fresh = per_model[per_model["regime"] == regime].drop(columns=["sharpe"])
+        fresh = fresh.assign(deflated_sharpe=_deflated(per_model[per_model["regime"] == regime], tried, n_trials, bars_per_year))
+        previous = float(old["score"].iloc[0]) if len(old) else None
+        if previous is not None:
+            improvement = fresh["score"] - previous
+            fresh = fresh.assign(
+                previous_best_score=previous,
+                improvement=improvement,
+                relative_improvement=[_relative(i, previous) for i in improvement],
+            )
+        else:
+            fresh = fresh.assign(previous_best_score=np.nan, improvement=np.nan, relative_improvement=np.nan)
+        kept_old = old[~old["model_config_hash"].isin(new_models)]
+        pool = pd.concat([kept_old, fresh], ignore_index=True) if len(kept_old) else fresh.reset_index(drop=True)
+        top = _sorted(pool).head(top_n).reset_index(drop=True)
+        top = top.assign(rank=np.arange(1, len(top) + 1), n_trials=n_trials, regime=regime)
+        blocks.append(top)
+        if len(top) and (
+            not len(old)
+            or (top.at[0, "model_config_hash"], top.at[0, "inference_config_hash"])
+            != (old["model_config_hash"].iloc[0], old["inference_config_hash"].iloc[0])
+        ):
+            row = top.iloc[0]
+            events.append(
+                {
+                    "regime": regime,
+                    "model_config_hash": row["model_config_hash"],
+                    "inference_config_hash": row["inference_config_hash"],
+                    "score": float(row["score"]),
+                    "previous_best_score": previous,
+                    "improvement": None if previous is None else float(row["score"]) - previous,
+                    "relative_improvement": None if previous is None else _none_if_nan(_relative(float(row["score"]) - previous, previous)),
+                }
+            )
+    bests = pd.concat([b for b in blocks if len(b)], ignore_index=True) if any(len(b) for b in blocks) else pd.DataFrame()
+    bests = _tidy(bests, standing, candidates)
+    kept = frozenset(bests["model_config_hash"])
+    seen = set(standing["model_config_hash"]) | new_models
+    return SelectionResult(bests, kept, frozenset(seen - kept), tuple(events))
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if value != value else value
+
+
+_DROPPED = (
+    "sharpe", "sortino", "max_drawdown", "total_return", "win_rate", "profit_factor", "exposure",
+    "prediction_method", "ensemble_method", "confidence_threshold", "lookback_window", "skewness", "kurtosis",
+)
+
+
+def _tidy(bests: pd.DataFrame, standing: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+    """BEST_COLUMNS first, then the identifying columns the inputs carried (ids, partition keys)."""
+    extra = [
+        c for c in dict.fromkeys([*standing.columns, *candidates.columns])
+        if c not in BEST_COLUMNS and c not in _DROPPED and c in bests.columns
+    ]
+    if bests.empty:
+        return pd.DataFrame(columns=[*BEST_COLUMNS, *extra])
+    for column in BEST_COLUMNS:
+        if column not in bests.columns:
+            bests[column] = np.nan
+    bests = bests.loc[:, [*BEST_COLUMNS, *extra]]
+    bests["rank"] = bests["rank"].astype(np.int64)
+    bests["trade_count"] = bests["trade_count"].astype(np.int64)
+    bests["n_trials"] = bests["n_trials"].astype(np.int64)
+    return bests.sort_values(["regime", "rank"], kind="mergesort").reset_index(drop=True)

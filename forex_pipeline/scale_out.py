@@ -1,0 +1,76 @@
+"""Scale-out settings: the Celery broker and result backend shared by the submitting host and its workers.
+
+Both sides must agree on the broker, so both read the same environment variables:
+FOREX_CELERY_BROKER (default a local Redis, database 0) and FOREX_CELERY_BACKEND (default the same
+Redis, database 1; `rpc://` for an AMQP broker). See docs/scale_out.md.
+"""
+
+
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+BROKER_ENV = "FOREX_CELERY_BROKER"
+BACKEND_ENV = "FOREX_CELERY_BACKEND"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+BACKEND_SCHEMES = ("redis", "rediss", "rpc", "db+postgresql", "db+sqlite")
+
+
+def _checked(url: str, env: str, schemes: tuple[str, ...]) -> str:
+    """`url` unchanged if its scheme is one Celery understands here, else a ValueError naming `env`."""
+    scheme = urlsplit(url).scheme
+    if scheme not in schemes:
+        raise ValueError(f"{env}={url!r}: scheme {scheme or '(none)'!r} is not one of {', '.join(schemes)}")
+    return url
+
+
+def celery_broker_url() -> str:
+    """FOREX_CELERY_BROKER, else the local Redis database 0."""
+    return _checked(os.environ.get(BROKER_ENV) or DEFAULT_BROKER, BROKER_ENV, BROKER_SCHEMES)
+
+
+def default_backend_for(broker: str) -> str:
+    """Database 1 of a Redis broker (results apart from the task queue); `rpc://` for an AMQP broker."""
+    parts = urlsplit(broker)
+    if parts.scheme in ("redis", "rediss"):
+        return urlunsplit(parts._replace(path="/1"))
+    return "rpc://"
+
+
+def celery_backend_url() -> str:
+    """FOREX_CELERY_BACKEND, else the default backend for the configured broker."""
+    url = os.environ.get(BACKEND_ENV) or default_backend_for(celery_broker_url())
+    return _checked(url, BACKEND_ENV, BACKEND_SCHEMES)
+
+
+def celery_executor_config() -> dict[str, str]:
+    """The dagster-celery executor config (`broker`, `backend`) from the environment, read now."""
+    return {"broker": celery_broker_url(), "backend": celery_backend_url()}
+
+
+def write_worker_config(path: Path) -> Path:
+    """Write the YAML that `dagster-celery worker start -y` reads, so workers use the job's broker."""
+    text = yaml.safe_dump({"execution": {"config": celery_executor_config()}}, sort_keys=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def main() -> None:
+    """`python -m forex_pipeline.scale_out PATH`: write the worker config for this environment to PATH."""
+    import sys
+
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m forex_pipeline.scale_out WORKER_CONFIG.yaml")
+    print(write_worker_config(Path(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()

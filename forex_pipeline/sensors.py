@@ -1,0 +1,73 @@
+"""Sensors: feed queued grids to Dagster runs (daemon mode), recover crashed queues, notify on run outcomes."""
+
+
+import dagster as dg
+
+from forex_pipeline.jobs import grid_batch
+from forex_pipeline.resources import ForexStorage
+
+QUEUE_TAG = "forex_pipeline/queue_id"
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+@dg.sensor(job=grid_batch, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexStorage):
+    """For each queue in daemon mode, launch the next batch when none of its runs is in flight.
+
+    Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes them.
+    """
+    from forex_pipeline.store import repository
+    from forex_pipeline.store.db import get_engine, session_scope
+    from forex_pipeline.training_queue import detect_interrupted, pending_configurations
+
+    settings = storage.settings
+    engine = get_engine(storage.db_url)
+    for queue_id in detect_interrupted(engine, settings):
+        context.log.warning(f"queue {queue_id} was interrupted")
+        if settings.recovery.auto_resume:
+            with session_scope(engine) as session:
+                repository.set_queue_status(session, queue_id, "running")
+    with session_scope(engine) as session:
+        queues = [q for q in repository.list_queues(session, status="running") if (q.checkpoint or {}).get("mode") == "daemon"]
+    for queue in queues:
+        in_flight = context.instance.get_run_records(
+            dg.RunsFilter(tags={QUEUE_TAG: str(queue.id)}, statuses=IN_FLIGHT), limit=1
+        )
+        if in_flight:
+            continue
+        pending = pending_configurations(engine, queue.id)[: settings.queue.models_per_run]
+        if not pending:
+            continue
+        keys = [c.partition_key for c in pending]
+        yield dg.RunRequest(
+            run_key=f"queue-{queue.id}-{pending[0].model_config_hash[:12]}-{queue.completed_models + queue.failed_models}",
+            run_config={"ops": {"run_grid_batch": {"config": {"queue_id": queue.id, "partition_keys": keys}}}},
+            tags={QUEUE_TAG: str(queue.id)},
+        )
+
+
+def _queue_of(run: dg.DagsterRun) -> int | None:
+    value = run.tags.get(QUEUE_TAG)
+    return int(value) if value else None
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[grid_batch], default_status=dg.DefaultSensorStatus.RUNNING)
+def queue_outcome_sensor(context: dg.RunStatusSensorContext, storage: ForexStorage):
+    """Settle a daemon-mode queue after each batch run, and notify when it completes."""
+    from forex_pipeline.training_queue import settle_and_notify
+
+    queue_id = _queue_of(context.dagster_run)
+    if queue_id is not None:
+        settle_and_notify(storage.db_url, storage.settings, queue_id)
+
+
+@dg.run_failure_sensor(monitored_jobs=[grid_batch], default_status=dg.DefaultSensorStatus.RUNNING)
+def queue_failure_sensor(context: dg.RunFailureSensorContext, storage: ForexStorage):
+    """A batch run failed as a whole (not one model): notify, and leave the queue to be resumed."""
+    from forex_pipeline.notifications import Notifier, queue_failure_event
+
+    queue_id = _queue_of(context.dagster_run)
+    message = context.failure_event.message or "run failed"
+    Notifier.from_settings(storage.settings.notifications).notify(
+        queue_failure_event(f"queue {queue_id}", f"Dagster run {context.dagster_run.run_id} failed: {message}")
+    )

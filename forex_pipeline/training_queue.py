@@ -1,0 +1,390 @@
+"""The training queue: submit a grid, work through it in batches, pause, resume, cancel, recover.
+
+State lives in the `training_queue` table only, so any process (the CLI, a Dagster run, a sensor)
+sees the same queue. A worker checks the pause and cancel flags between models, beats a heartbeat,
+and a queue whose worker died (dead pid on this host, or a stale heartbeat) is `interrupted`;
+resuming it continues with the configurations that have no completed training run, so no finished
+model is trained twice and none is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from forex_pipeline.grid import GridSpec, ModelConfiguration, expand_grid, grid_hash, parse_grid_spec
+from forex_pipeline.keep_or_delete import cleanup_files
+from forex_pipeline.settings import Settings
+from forex_pipeline.store import repository
+from forex_pipeline.store.db import session_scope
+from forex_pipeline.store.spec_files import write_spec
+from forex_pipeline.two_phase import ConfigurationOutcome, run_configuration
+
+CHECKPOINT_VERSION = 1
+
+
+class QueueError(RuntimeError):
+    """A queue operation is not possible in the queue's current state; the message says why."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    outcomes: tuple[ConfigurationOutcome, ...]
+    stopped_because: str | None  # None, "pause", "cancel", "failures", "disk"
+
+
+def configurations_of(grid_spec: dict[str, Any]) -> list[ModelConfiguration]:
+    return expand_grid(parse_grid_spec(grid_spec)).configurations
+
+
+def submit_grid(engine: Engine, grid: GridSpec | dict[str, Any], artifacts_dir: Path, *, name: str | None = None) -> int:
+    """Validate and expand a grid, store its specs, create a pending queue row; returns the queue id."""
+    spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
+    expanded = expand_grid(spec)
+    for feature_set in expanded.feature_sets:
+        write_spec(artifacts_dir, feature_set)
+    for model_spec in expanded.model_specs:
+        write_spec(artifacts_dir, model_spec)
+    with session_scope(engine) as session:
+        repository.seed_regime_definitions(session)
+        queue = repository.create_queue(
+            session,
+            name or spec.name,
+            spec.model_dump(mode="json"),
+            grid_hash(spec),
+            len(expanded.configurations),
+        )
+    return queue.id
+
+
+def pending_configurations(engine: Engine, queue_id: int) -> list[ModelConfiguration]:
+    """The queue's configurations without a completed or failed training run, in grid order."""
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        configurations = configurations_of(queue.grid_spec)
+        done = repository.find_completed_hashes(session, [c.model_config_hash for c in configurations])
+        failed = {r.model_config_hash for r in repository.runs_of_queue(session, queue_id) if r.status == "failed"}
+    return [c for c in configurations if c.model_config_hash not in done | failed]
+
+
+def _queue(session, queue_id: int) -> repository.QueueRecord:  # noqa: ANN001 - Session
+    queue = repository.get_queue(session, queue_id)
+    if queue is None:
+        raise QueueError(f"no training queue with id {queue_id}")
+    return queue
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _owner_alive(checkpoint: dict[str, Any] | None) -> bool:
+    """False when the queue's recorded worker was a process on this host that no longer exists."""
+    owner = (checkpoint or {}).get("owner") or {}
+    if owner.get("host") != socket.gethostname() or not owner.get("pid"):
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def detect_interrupted(engine: Engine, settings: Settings) -> list[int]:
+    """Mark running queues whose worker is gone as `interrupted`; returns their ids."""
+    interrupted = []
+    with session_scope(engine) as session:
+        stale = {q.id for q in repository.find_stale_queues(session, settings.recovery.stale_after_seconds)}
+        for queue in repository.list_queues(session, status="running"):
+            if queue.id in stale or not _owner_alive(queue.checkpoint):
+                repository.set_queue_status(session, queue.id, "interrupted", error_message="worker stopped without finishing (crash or kill)")
+                interrupted.append(queue.id)
+    return interrupted
+
+
+def start(engine: Engine, queue_id: int) -> repository.QueueRecord:
+    """pending/paused/interrupted -> running, recording this process as the worker."""
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        if queue.status in ("completed", "cancelled"):
+            raise QueueError(f"queue {queue_id} is {queue.status}; submit the grid again to rerun it")
+        if queue.status == "running" and _owner_alive(queue.checkpoint) and (queue.checkpoint or {}).get("owner") != _owner():
+            raise QueueError(f"queue {queue_id} is already running in another process ({(queue.checkpoint or {}).get('owner')})")
+        repository.set_queue_status(session, queue_id, "running")
+        return repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "owner": _owner()})
+
+
+def pause(engine: Engine, queue_id: int) -> repository.QueueRecord:
+    with session_scope(engine) as session:
+        return repository.request_pause(session, queue_id)
+
+
+def cancel(engine: Engine, queue_id: int) -> repository.QueueRecord:
+    with session_scope(engine) as session:
+        return repository.request_cancel(session, queue_id)
+
+
+def resume(engine: Engine, queue_id: int, settings: Settings) -> repository.QueueRecord:
+    """Make a paused or interrupted queue runnable again (the worker is started by the caller)."""
+    detect_interrupted(engine, settings)
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        if queue.status not in ("paused", "interrupted", "pending", "failed"):
+            raise QueueError(f"queue {queue_id} is {queue.status}; only paused, interrupted or failed queues resume")
+        if queue.status == "failed":
+            repository.set_queue_status(session, queue_id, "running")
+            return repository.set_queue_status(session, queue_id, "paused")
+        return queue
+
+
+@contextmanager
+def heartbeat_thread(engine: Engine, queue_id: int, seconds: float) -> Iterator[None]:
+    """Beat the queue's heartbeat every `seconds` while a long model trains."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(seconds):
+            try:
+                with session_scope(engine) as session:
+                    repository.heartbeat(session, queue_id)
+            except Exception:  # a missed beat is harmless; the next one retries
+                pass
+
+    thread = threading.Thread(target=beat, name=f"queue-{queue_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def free_disk_gb(path: Path) -> float:
+    path.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(path).free / 1e9
+
+
+def process_batch(
+    engine: Engine,
+    settings: Settings,
+    queue_id: int,
+    configurations: list[ModelConfiguration],
+    *,
+    artifacts_dir: Path,
+    sample_dir: Path | None,
+    dagster_run_id: str | None = None,
+    on_outcome: Callable[[ConfigurationOutcome, ModelConfiguration], None] | None = None,
+) -> BatchResult:
+    """Run configurations one by one, honouring pause/cancel flags, failure streaks and free disk."""
+    outcomes: list[ConfigurationOutcome] = []
+    for configuration in configurations:
+        with session_scope(engine) as session:
+            queue = repository.heartbeat(session, queue_id)
+        if queue.cancel_requested:
+            return BatchResult(tuple(outcomes), "cancel")
+        if queue.pause_requested:
+            return BatchResult(tuple(outcomes), "pause")
+        free = free_disk_gb(artifacts_dir)
+        if free < settings.queue.min_free_disk_gb:
+            with session_scope(engine) as session:
+                repository.set_queue_status(
+                    session, queue_id, "paused",
+                    error_message=f"paused: {free:.2f} GB free under {artifacts_dir}, below queue.min_free_disk_gb={settings.queue.min_free_disk_gb}",
+                )
+            return BatchResult(tuple(outcomes), "disk")
+        outcome = run_configuration(
+            configuration.feature_set,
+            configuration.model_spec,
+            settings=settings,
+            engine=engine,
+            artifacts_dir=artifacts_dir,
+            sample_dir=sample_dir,
+            queue_id=queue_id,
+            dagster_run_id=dagster_run_id,
+        )
+        outcomes.append(outcome)
+        with session_scope(engine) as session:
+            record = outcome.record
+            queue = repository.update_queue_counts(
+                session,
+                queue_id,
+                completed=int(outcome.status in ("completed", "skipped")),
+                failed=int(outcome.status == "failed"),
+                kept=int(outcome.kept),
+                deleted=len(record.deleted_run_ids) if record else 0,
+            )
+            repository.heartbeat(session, queue_id, checkpoint=checkpoint_state(queue, outcome))
+        notify_outcome_events(settings, outcome)
+        if on_outcome is not None:
+            on_outcome(outcome, configuration)
+        if queue.consecutive_failures >= settings.queue.max_consecutive_failures:
+            with session_scope(engine) as session:
+                repository.set_queue_status(
+                    session, queue_id, "paused",
+                    error_message=f"paused after {queue.consecutive_failures} failures in a row (queue.max_consecutive_failures); last: {outcome.error}",
+                )
+            return BatchResult(tuple(outcomes), "failures")
+    return BatchResult(tuple(outcomes), None)
+
+
+def checkpoint_state(queue: repository.QueueRecord, outcome: ConfigurationOutcome) -> dict[str, Any]:
+    return {
+        **(queue.checkpoint or {}),
+        "last_model_config_hash": outcome.model_config_hash,
+        "last_status": outcome.status,
+        "at": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def finish_if_done(engine: Engine, queue_id: int, stopped_because: str | None) -> repository.QueueRecord:
+    """Settle the queue's status after a worker stops: completed, paused or cancelled."""
+    remaining = pending_configurations(engine, queue_id)
+    with session_scope(engine) as session:
+        queue = repository.recount_queue(session, queue_id)
+        if queue.status != "running":
+            return queue
+        if stopped_because == "cancel":
+            return repository.set_queue_status(session, queue_id, "cancelled")
+        if stopped_because == "pause":
+            return repository.set_queue_status(session, queue_id, "paused")
+        if stopped_because == "error":
+            return repository.set_queue_status(session, queue_id, "failed", error_message="a grid_batch Dagster run failed; see its logs, then resume")
+        if not remaining:
+            return repository.set_queue_status(session, queue_id, "completed")
+        return queue
+
+
+BatchExecutor = Callable[[int, list[ModelConfiguration]], BatchResult]
+
+
+def run_queue(
+    engine: Engine,
+    settings: Settings,
+    queue_id: int,
+    execute_batch: BatchExecutor,
+    *,
+    artifacts_dir: Path,
+    on_progress: Callable[[repository.QueueRecord], None] | None = None,
+) -> repository.QueueRecord:
+    """Work a queue to its end in this process, one batch (one Dagster run) of models at a time."""
+    detect_interrupted(engine, settings)
+    start(engine, queue_id)
+    others_running = _other_live_workers(engine, queue_id)
+    removed = cleanup_files(
+        engine, artifacts_dir, min_age_seconds=(2 * settings.training.max_seconds_per_model) if others_running else 0.0
+    )
+    del removed
+    with heartbeat_thread(engine, queue_id, settings.recovery.heartbeat_seconds):
+        while True:
+            pending = pending_configurations(engine, queue_id)
+            if not pending:
+                return settle_and_notify(engine, settings, queue_id, None)
+            result = execute_batch(queue_id, pending[: settings.queue.models_per_run])
+            with session_scope(engine) as session:
+                queue = _queue(session, queue_id)
+            if on_progress is not None:
+                on_progress(queue)
+            if result.stopped_because is not None or queue.status != "running":
+                return settle_and_notify(engine, settings, queue_id, result.stopped_because)
+
+
+def _other_live_workers(engine: Engine, queue_id: int) -> bool:
+    with session_scope(engine) as session:
+        running = [q for q in repository.list_queues(session, status="running") if q.id != queue_id]
+    return any(_owner_alive(q.checkpoint) for q in running)
+
+
+def export_checkpoint(engine: Engine, queue_id: int) -> dict[str, Any]:
+    """The queue as JSON: grid, status, counts, and the state of every configuration."""
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        configurations = configurations_of(queue.grid_spec)
+        done = repository.find_completed_hashes(session, [c.model_config_hash for c in configurations])
+        failed = {r.model_config_hash: r.error_message for r in repository.runs_of_queue(session, queue_id) if r.status == "failed"}
+    return {
+        "version": CHECKPOINT_VERSION,
+        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "queue": {
+            "id": queue.id,
+            "name": queue.name,
+            "status": queue.status,
+            "grid_hash": queue.grid_hash,
+            "grid_spec": queue.grid_spec,
+            "total_models": queue.total_models,
+            "completed_models": queue.completed_models,
+            "failed_models": queue.failed_models,
+            "kept_models": queue.kept_models,
+            "deleted_models": queue.deleted_models,
+            "created_at": queue.created_at.isoformat(),
+        },
+        "configurations": [
+            {
+                "partition_key": c.partition_key,
+                "model_config_hash": c.model_config_hash,
+                "state": "completed" if c.model_config_hash in done else "failed" if c.model_config_hash in failed else "pending",
+                **({"error": failed[c.model_config_hash]} if c.model_config_hash in failed else {}),
+            }
+            for c in configurations
+        ],
+    }
+
+
+def import_checkpoint(engine: Engine, data: dict[str, Any], artifacts_dir: Path) -> int:
+    """Recreate a queue from an exported checkpoint as a paused queue; completed work is found by hash."""
+    if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+        raise QueueError(f"checkpoint: unsupported or missing version (expected {CHECKPOINT_VERSION})")
+    try:
+        queue_part = data["queue"]
+        grid = parse_grid_spec(queue_part["grid_spec"])
+    except KeyError as exc:
+        raise QueueError(f"checkpoint: missing field {exc.args[0]!r}") from exc
+    if grid_hash(grid) != queue_part.get("grid_hash"):
+        raise QueueError("checkpoint: queue.grid_hash does not match queue.grid_spec (edited or corrupt file)")
+    queue_id = submit_grid(engine, grid, artifacts_dir, name=queue_part.get("name"))
+    with session_scope(engine) as session:
+        repository.set_queue_status(session, queue_id, "paused")
+        repository.recount_queue(session, queue_id)
+    return queue_id
+
+
+def notify_outcome_events(settings: Settings, outcome: ConfigurationOutcome) -> None:
+    """Tell the notifier about every regime whose rank 1 this model took."""
+    from forex_pipeline.notifications import Notifier, new_regime_best_event
+
+    if outcome.record is None or not outcome.record.new_best_events:
+        return
+    notifier = Notifier.from_settings(settings.notifications)
+    for event in outcome.record.new_best_events:
+        notifier.notify(
+            new_regime_best_event(
+                event["regime"], outcome.partition_key, event["score"], event.get("previous_best_score"), event.get("improvement")
+            )
+        )
+
+
+def settle_and_notify(engine_or_url: Engine | str, settings: Settings, queue_id: int, stopped_because: str | None = None) -> repository.QueueRecord:
+    """Settle the queue's status after a batch and send queue_complete / queue_failure notifications."""
+    from forex_pipeline.notifications import Notifier, queue_complete_event, queue_failure_event
+    from forex_pipeline.store.db import get_engine
+
+    engine = get_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    queue = finish_if_done(engine, queue_id, stopped_because)
+    notifier = Notifier.from_settings(settings.notifications)
+    if queue.status == "completed":
+        elapsed = ((queue.finished_at or queue.updated_at) - (queue.started_at or queue.created_at)).total_seconds()
+        notifier.notify(queue_complete_event(queue.name, queue.completed_models, queue.failed_models, queue.kept_models, elapsed))
+    elif queue.status == "failed" or (queue.status == "paused" and queue.error_message and stopped_because in ("failures", "disk")):
+        notifier.notify(queue_failure_event(queue.name, queue.error_message, queue.consecutive_failures))
+    return queue
