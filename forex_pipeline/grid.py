@@ -8,6 +8,7 @@ the product of the feature-set axes (-> `FeatureSetSpec`) times the product of t
 from __future__ import annotations
 
 import itertools
+import re
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,18 +32,19 @@ DYNAMIC_PARTITION_CHUNK = 10_000
 
 # Default time table, used for a model type with no completed run in the database yet. Reference size:
 # 1 year of 1h bars (~6,240 rows, ~30 features), K=5 members, default hyperparameters. Measured
-# 2026-11-26 with models.registry.train_model on EURUSD 2019 (first feature set of
-# examples/grids/classical_24.yaml) on the shared 2-core development machine under load ~4 (an idle
-# machine is about 1.5-2x faster). Whole models at horizon 5 (5 target intervals): ridge 0.8 s,
-# lasso 0.65 s, elasticnet 0.9 s, lightgbm 15 s, rf 61 s; rf at horizon 1 (1 interval): 14 s.
-# Classical families fit one regressor per member per distinct target interval, so their cost is
-# per interval; `n_estimators` (rf, lightgbm) scales it linearly.
+# 2026-11-26 with models.registry.train_model and backtest.run.run_inference_backtests on EURUSD 2019
+# (first feature set of examples/grids/classical_24.yaml), imports and numba compilation excluded, on
+# the shared 2-core development machine under load 4-6 (an idle machine is about 1.5-2x faster).
+# Training at horizon 5 (5 target intervals): ridge 0.2 s, lasso 0.6 s, elasticnet 0.9 s,
+# lightgbm 10-15 s, rf 61 s (rf with n_estimators=50, max_depth=4: 16-27 s); rf at horizon 1
+# (1 interval): 14 s. Classical families fit one regressor per member per distinct target interval,
+# so their cost is per interval; `n_estimators` (rf, lightgbm) scales it linearly.
 CLASSICAL_SECONDS_PER_INTERVAL: dict[str, float] = {
-    "ridge": 0.15,
-    "lasso": 0.15,
-    "elasticnet": 0.2,
+    "ridge": 0.04,
+    "lasso": 0.12,
+    "elasticnet": 0.17,
     "rf": 12.0,
-    "lightgbm": 3.0,
+    "lightgbm": 2.5,
 }
 # Neural and diffusion families train one network per member, each bounded by
 # training.neural.max_seconds (50 s by default): orders of magnitude, 30-60 s per model.
@@ -52,10 +54,12 @@ NEURAL_SECONDS_PER_MODEL: dict[str, float] = {
     "diffusion-ddim": 60.0,
     "sssd": 60.0,
 }
-# The internal loop of one model (135 inference configurations over the test segment).
-BACKTEST_SECONDS = 2.0
-# Extra seconds for fitting an encoder before the model.
-ENCODER_SECONDS: dict[str, float] = {"none": 0.0, "pca": 0.2, "latents": 0.5, "autoencoder": 20.0, "vae": 25.0}
+# The internal loop of one model (135 inference configurations x regimes over the test segment):
+# measured 0.1-0.3 s for linear models and rf, 1.1 s for lightgbm (its predictions dominate).
+BACKTEST_SECONDS = 0.5
+# Extra seconds to fit an encoder before the model: pca measured under 0.2 s; autoencoder, vae and
+# latents are small torch networks bounded like the neural families (orders of magnitude, not measured).
+ENCODER_SECONDS: dict[str, float] = {"none": 0.0, "pca": 0.2, "latents": 10.0, "autoencoder": 20.0, "vae": 25.0}
 REFERENCE_MEMBERS = 5
 REFERENCE_ROWS = 365 * 24 * TRADING_DAYS_PER_YEAR / 365
 
@@ -308,22 +312,22 @@ def _build_feature_sets(axes: FeatureSetAxes) -> tuple[list[FeatureSetSpec], lis
 def _spec_problems(exc: Exception, paths: Mapping[str, str]) -> list[str]:
     """Problems of one spec construction, each pointing at the grid axis value that caused it."""
     if not isinstance(exc, ValidationError):
-        return [f"{_combination(paths)}: {exc}"]
+        return [f"{_combination(paths, str(exc))}: {exc}"]
     problems = []
     for error in exc.errors():
         loc = list(error["loc"])
         if loc and str(loc[0]) in paths:
             path = paths[str(loc[0])] + _suffix(loc[1:])
         else:
-            path = _combination(paths)
+            path = _combination(paths, _message(error))
         problems.append(f"{path}: {_message(error)}")
     return problems
 
 
-def _combination(paths: Mapping[str, str]) -> str:
-    """The axis paths of a combination, for a problem that involves several fields at once."""
-    keys = ("base_timeframe", "indicator_timeframes") if "base_timeframe" in paths else tuple(paths)
-    return " with ".join(paths[key] for key in keys if key in paths)
+def _combination(paths: Mapping[str, str], message: str) -> str:
+    """The axis paths of the fields a cross-field problem names (all of the combination's if it names none)."""
+    named = [path for name, path in paths.items() if re.search(rf"\b{re.escape(name)}\b", message)]
+    return " with ".join(named or paths.values())
 
 
 def _model_spec_inputs(axes: ModelAxes) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:

@@ -98,3 +98,18 @@ def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations) -
         return BatchResult((), "error")
     summary = result.output_for_node("run_grid_batch")
     return BatchResult((), summary["stopped_because"])
+
+
+def _celery_executor() -> dg.ExecutorDefinition:
+    """dagster-celery on FOREX_CELERY_BROKER / FOREX_CELERY_BACKEND, read when a run starts (not at import)."""
+    from dagster_celery import celery_executor
+
+    from forex_pipeline.scale_out import celery_executor_config
+
+    return celery_executor.configured(lambda _config: celery_executor_config(), name="forex_celery", config_schema={})
+
+
+@dg.job(executor_def=_celery_executor(), tags={"forex_pipeline/kind": "grid_batch"})
+def grid_batch_celery():
+    """`grid_batch` with its step sent to a dagster-celery worker (any host on the broker); see docs/scale_out.md."""
+    run_grid_batch()

@@ -2,19 +2,22 @@
 
 Both sides must agree on the broker, so both read the same environment variables:
 FOREX_CELERY_BROKER (default a local Redis, database 0) and FOREX_CELERY_BACKEND (default the same
-Redis, database 1; `rpc://` for an AMQP broker). See docs/scale_out.md.
+Redis, database 1; `rpc://` for an AMQP broker). FOREX_CELERY_KEY_PREFIX namespaces every Redis key, so
+two deployments (or test runs) can share one Redis without taking each other's tasks. See docs/scale_out.md.
 """
 
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 BROKER_ENV = "FOREX_CELERY_BROKER"
 BACKEND_ENV = "FOREX_CELERY_BACKEND"
+KEY_PREFIX_ENV = "FOREX_CELERY_KEY_PREFIX"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 BACKEND_SCHEMES = ("redis", "rediss", "rpc", "db+postgresql", "db+sqlite")
@@ -47,9 +50,25 @@ def celery_backend_url() -> str:
     return _checked(url, BACKEND_ENV, BACKEND_SCHEMES)
 
 
-def celery_executor_config() -> dict[str, str]:
-    """The dagster-celery executor config (`broker`, `backend`) from the environment, read now."""
-    return {"broker": celery_broker_url(), "backend": celery_backend_url()}
+def celery_config_source() -> dict[str, Any]:
+    """Extra Celery settings: dagster-celery's broker retry options, plus the Redis key prefix if one is set."""
+    from dagster_celery.defaults import broker_transport_options
+
+    transport: dict[str, Any] = dict(broker_transport_options)
+    source: dict[str, Any] = {"broker_transport_options": transport}
+    prefix = os.environ.get(KEY_PREFIX_ENV, "")
+    if prefix:
+        broker = celery_broker_url()
+        if urlsplit(broker).scheme not in ("redis", "rediss"):
+            raise ValueError(f"{KEY_PREFIX_ENV}={prefix!r} needs a Redis broker, not {broker!r} (use a RabbitMQ vhost)")
+        transport["global_keyprefix"] = prefix
+        source["result_backend_transport_options"] = {"global_keyprefix": prefix}
+    return source
+
+
+def celery_executor_config() -> dict[str, Any]:
+    """The dagster-celery executor config (`broker`, `backend`, `config_source`) from the environment, read now."""
+    return {"broker": celery_broker_url(), "backend": celery_backend_url(), "config_source": celery_config_source()}
 
 
 def write_worker_config(path: Path) -> Path:

@@ -110,8 +110,24 @@ def detect_interrupted(engine: Engine, settings: Settings) -> list[int]:
         for queue in repository.list_queues(session, status="running"):
             if queue.id in stale or not _owner_alive(queue.checkpoint):
                 repository.set_queue_status(session, queue.id, "interrupted", error_message="worker stopped without finishing (crash or kill)")
+                release_claims(session, queue.id)
                 interrupted.append(queue.id)
     return interrupted
+
+
+def release_claims(session, queue_id: int) -> int:  # noqa: ANN001 - Session
+    """Training runs a dead worker of this queue had claimed go back to pending."""
+    from sqlalchemy import update
+
+    from forex_pipeline.store.tables import TrainingRun
+
+    result = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.queue_id == queue_id, TrainingRun.status == "running")
+        .values(status="pending")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
 
 
 def start(engine: Engine, queue_id: int) -> repository.QueueRecord:

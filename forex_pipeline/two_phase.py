@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from forex_pipeline.data.bar_store import bars_path, read_bars, write_bars
 from forex_pipeline.data.resample import resample_bars
 from forex_pipeline.data.sources import load_raw_bars
-from forex_pipeline.features.build import build_feature_matrix, load_feature_matrix, save_feature_matrix
+from forex_pipeline.features.build import build_feature_matrix, load_feature_matrix, save_feature_matrix, select_window
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.features.splits import split_rows
@@ -69,9 +69,41 @@ def ensure_feature_matrix(
     if path.exists():
         return load_feature_matrix(path), False
     base = ensure_bars(feature_set.symbol, feature_set.base_timeframe, settings, artifacts_dir, sample_dir)
-    matrix = build_feature_matrix(feature_set, base, ar_lags=settings.training.ar_lags)
+    matrix = build_feature_matrix(feature_set, select_window(base, feature_set), ar_lags=settings.training.ar_lags)
     save_feature_matrix(matrix, path)
     return matrix, True
+
+
+def claim_run(session, feature_set, model_spec, queue_id, dagster_run_id, settings):  # noqa: ANN001, ANN201
+    """Atomically take a configuration for training: (True, run) if this worker trains it now.
+
+    A completed run is never claimed again; a `running` one only when its worker has been silent
+    for twice the per-model time limit (it died). Parallel workers therefore never train the same
+    configuration twice.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import or_, update
+
+    from forex_pipeline.store import repository
+    from forex_pipeline.store.tables import TrainingRun, utcnow
+
+    identity = repository.training_run_fields(feature_set, model_spec)
+    repository.upsert_training_run(session, identity, queue_id=queue_id)
+    stale = utcnow() - timedelta(seconds=2 * settings.training.max_seconds_per_model)
+    result = session.execute(
+        update(TrainingRun)
+        .where(
+            TrainingRun.model_config_hash == identity["model_config_hash"],
+            or_(
+                TrainingRun.status.in_(("pending", "failed")),
+                (TrainingRun.status == "running") & (TrainingRun.started_at < stale),
+            ),
+        )
+        .values(status="running", started_at=utcnow(), dagster_run_id=dagster_run_id, queue_id=queue_id, error_message=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1, repository.get_training_run_by_hash(session, identity["model_config_hash"])
 
 
 def run_configuration(
@@ -96,9 +128,10 @@ def run_configuration(
     config_hash = model_config_hash(feature_set.hash, model_spec.hash)
     key = f"{feature_set.partition_key}|{model_spec.partition_key}"
     with session_scope(engine) as session:
-        existing = repository.get_training_run_by_hash(session, config_hash)
-    if existing is not None and existing["status"] == "completed":
-        return ConfigurationOutcome(config_hash, key, "skipped", kept=bool(existing["kept"]))
+        claimed, existing = claim_run(session, feature_set, model_spec, queue_id, dagster_run_id, settings)
+    if not claimed:
+        kept = bool(existing.kept) if existing is not None else False
+        return ConfigurationOutcome(config_hash, key, "skipped", kept=kept)
 
     write_spec(artifacts_dir, feature_set)
     write_spec(artifacts_dir, model_spec)

@@ -121,6 +121,14 @@ def test_launchpad_dict_and_yaml_file_give_the_same_grid(tmp_path: Path) -> None
     assert grid_hash(load_grid_spec(path)) == grid_hash(parse_grid_spec(reordered))
 
 
+def test_stored_spec_round_trips_to_the_same_grid() -> None:
+    spec = parse_grid_spec(_raw())
+    stored = json.loads(json.dumps(spec.model_dump(mode="json")))
+    again = parse_grid_spec(stored)
+    assert again == spec
+    assert grid_hash(again) == grid_hash(spec)
+
+
 def test_same_spec_gives_the_same_keys_in_another_process(tmp_path: Path) -> None:
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(_raw()))

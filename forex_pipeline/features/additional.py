@@ -219,8 +219,7 @@ def vsa_analysis(bars: pd.DataFrame) -> pd.DataFrame:
     previous_close = np.concatenate([[np.nan], close[:-1]])
     previous_high = np.concatenate([[np.nan], high[:-1]])
     previous_low = np.concatenate([[np.nan], low[:-1]])
-    lower_than_two = (volume < volume.shift(1)) & (volume < volume.shift(2))
-    lower_than_two = lower_than_two.to_numpy()
+    lower_than_two = ((volume < volume.shift(1)) & (volume < volume.shift(2))).to_numpy()
     up_bar, down_bar = close > previous_close, close < previous_close
     valid = np.isfinite(volume_rel) & np.isfinite(spread_rel) & np.isfinite(previous_close)
 

@@ -42,18 +42,24 @@ class RawFeatures:
     zero_volume_share: float
 
 
+def in_window(bars: pd.DataFrame, spec: FeatureSetSpec) -> pd.DataFrame:
+    """The bars opened at or after as_of - days_history that have closed by as_of (no coverage checks)."""
+    assert_bar_frame(bars)
+    as_of = pd.Timestamp(spec.as_of)
+    start = as_of - pd.Timedelta(days=spec.days_history)
+    return bars.loc[(bars.index >= start) & (bars.index + timeframe_delta(spec.base_timeframe) <= as_of)]
+
+
 def select_window(bars: pd.DataFrame, spec: FeatureSetSpec) -> pd.DataFrame:
     """The bars of the `days_history` days ending at `as_of` that have closed by `as_of`.
 
     Refuses a window whose bars span less than half the requested days, or with fewer than
     warmup_bars + MIN_ROWS_AFTER_WARMUP rows.
     """
-    assert_bar_frame(bars)
+    window = in_window(bars, spec)
     as_of = pd.Timestamp(spec.as_of)
     requested = pd.Timedelta(days=spec.days_history)
-    start = as_of - requested
     bar_length = timeframe_delta(spec.base_timeframe)
-    window = bars.loc[(bars.index >= start) & (bars.index + bar_length <= as_of)]
     available = f"bars cover {bars.index[0]} to {bars.index[-1]}" if len(bars) else "no bars"
     where = f"feature set {spec.partition_key}: days_history={spec.days_history} ending at as_of={as_of}"
     if window.empty:
@@ -116,7 +122,12 @@ def compute_raw_features(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags:
 
 
 def build_feature_matrix(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags: int = 5) -> FeatureMatrix:
-    """Compute and clean the features of `spec` on `base_bars` (the spec's window, see select_window)."""
+    """Compute and clean the features of `spec` on the part of `base_bars` inside the spec's window.
+
+    Bars outside [as_of - days_history, as_of] are ignored, so a spec hash always means the same data;
+    call select_window first to have a too-short window refused with a clear error.
+    """
+    base_bars = in_window(base_bars, spec)
     raw = compute_raw_features(spec, base_bars, ar_lags)
     clean = preprocess(raw.frame, spec.preprocessing, spec.partition_key, raw.notes)
     frame = clean.frame

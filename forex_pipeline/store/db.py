@@ -7,6 +7,7 @@ with BEGIN IMMEDIATE: writers from parallel processes queue on the lock instead 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,6 +105,18 @@ def dispose_engines() -> None:
         for engine in _ENGINES.values():
             engine.dispose()
         _ENGINES.clear()
+
+
+def _forget_engines_after_fork() -> None:
+    """In a forked child, drop inherited pools without closing the parent's connections."""
+    global _ENGINES_LOCK
+    _ENGINES_LOCK = Lock()
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 @contextmanager

@@ -93,9 +93,12 @@ def test_matrix_shape_metadata_and_ar_lags() -> None:
     assert [names[i] for i in fm.ar_lag_columns] == ["ret_lag_1", "ret_lag_2", "ret_lag_3"]
     assert {"rsi_14_1h", "rsi_14_4h", "macd_hist_12_26_9_1h", "session_london", "rv_20"} <= set(names)
     meta = fm.metadata
-    assert meta["rows"] == fm.n_rows == 1000 - meta["dropped_rows"]["warmup"] - meta["dropped_rows"]["nan_leading"]
+    as_of = pd.Timestamp(spec.as_of)
+    in_window = bars.loc[(bars.index >= as_of - pd.Timedelta(days=40)) & (bars.index < as_of)]
+    assert meta["source_rows"] == len(in_window) < len(bars)
+    assert meta["rows"] == fm.n_rows == len(in_window) - meta["dropped_rows"]["warmup"] - meta["dropped_rows"]["nan_leading"]
     assert meta["n_features"] == len(names)
-    assert meta["time_range"] == {"start": fm.timestamps[0].isoformat(), "end": bars.index[-1].isoformat()}
+    assert meta["time_range"] == {"start": fm.timestamps[0].isoformat(), "end": in_window.index[-1].isoformat()}
     assert set(meta["coverage"]) >= set(names)
     np.testing.assert_array_equal(fm.close, bars["close"].loc[fm.timestamps].to_numpy())
     closes = bars["close"].to_numpy()
@@ -180,3 +183,14 @@ def test_real_eurusd_m1_zero_volume_drops_volume_features(fx_dir: Path) -> None:
     assert fm.metadata["zero_volume_share"] == 1.0
     assert not any(name.startswith(("volume_", "vp_")) for name in fm.feature_names)
     assert "volume is zero" in fm.metadata["dropped_features"]["vp_vwap_dist_100"]
+
+
+def test_build_ignores_bars_outside_the_spec_window() -> None:
+    bars = random_bars(24 * 60, start="2024-03-01")
+    spec = _spec(days_history=30)
+    whole = build_feature_matrix(spec, bars)
+    windowed = build_feature_matrix(spec, select_window(bars, spec))
+    assert whole.timestamps.equals(windowed.timestamps)
+    assert whole.X.tobytes() == windowed.X.tobytes()
+    assert whole.timestamps[-1] + pd.Timedelta(hours=1) <= pd.Timestamp(spec.as_of)
+    assert whole.metadata["source_rows"] == len(select_window(bars, spec))

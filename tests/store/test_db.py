@@ -120,3 +120,34 @@ def test_parallel_sqlite_writers_neither_fail_nor_lose_updates(tmp_path: Path, s
         assert repo.get_queue(session, queue_id).completed_models == 60
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     db.dispose_engines()
+
+
+def _process_worker(url: str, queue_id: int, first: int) -> None:
+    """Child process: record five runs and count them on the shared queue, one transaction each."""
+    from .conftest import run_identity
+
+    for n in range(first, first + 5):
+        with db.session_scope(db.get_engine(url)) as session:
+            repo.upsert_training_run(session, run_identity(n), queue_id=queue_id)
+            repo.update_queue_counts(session, queue_id, completed=1)
+
+
+def test_parallel_processes_share_one_sqlite_file(tmp_path: Path, sqlite_template: Path) -> None:
+    import multiprocessing
+
+    target = tmp_path / "shared.db"
+    target.write_bytes(sqlite_template.read_bytes())
+    url = f"sqlite:///{target}"
+    with db.session_scope(db.get_engine(url)) as session:
+        queue_id = repo.create_queue(session, "shared", {}, "s", 15).id
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_process_worker, args=(url, queue_id, first)) for first in (0, 5, 10)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    with db.session_scope(db.get_engine(url)) as session:
+        assert repo.get_queue(session, queue_id).completed_models == 15
+        assert len(repo.runs_of_queue(session, queue_id)) == 15
+    db.dispose_engines()

@@ -130,7 +130,8 @@ def test_batch_insert_round_trip_with_nan_as_null(engine: Engine) -> None:
 def test_batch_insert_rejects_wrong_columns_and_missing_runs(engine: Engine) -> None:
     run = add_run(engine, 1)
     frame = backtest_frame()
-    with session_scope(engine) as session, pytest.raises(ValueError, match=r"missing \['n_bars'\].*unexpected \['extra'\]"):
+    wrong_columns = r"missing \['n_bars'\].*unexpected \['extra'\]"
+    with session_scope(engine) as session, pytest.raises(ValueError, match=wrong_columns):
         repo.batch_insert_backtests(session, run.id, frame.drop(columns="n_bars").assign(extra=1))
     with session_scope(engine) as session, pytest.raises(ValueError, match="regime"):
         repo.batch_insert_backtests(session, run.id, frame.assign(regime=None))
@@ -202,7 +203,8 @@ def test_replace_regime_bests_and_current_bests(engine: Engine) -> None:
     top = bests.iloc[0]
     source = ids[runs[2].id].iloc[5]
     assert top["model_config_hash"] == runs[2].model_config_hash and top["improvement"] == 1.5
-    assert (top["prediction_method"], top["lookback_window"]) == (source["prediction_method"], source["lookback_window"])
+    for column in ("prediction_method", "lookback_window", "confidence_threshold"):
+        assert top[column] == source[column], column
     assert list(bests["kept"]) == [True, True] and to_delete == []
     assert bests["updated_at"].iloc[0].tzinfo is not None
 

@@ -1,0 +1,147 @@
+"""Benchmark: one model's 135 inference configurations on one year of real EUR/USD M1 bars.
+
+A ridge model is trained on 2018 (features: RSI and ret_lag_1..5 on M1) and predicts every M1 row of
+2019 (about 370,000 bars), the backtest segment. Printed, one figure per line:
+  model_prediction_seconds   predict_members for the three prediction methods
+  ours_seconds               simulator + metrics + per-regime metrics for all 135 configurations,
+                             from the 27 (forecast, confidence) series; numba warmed up, best of 3
+  ours_from_members_seconds  the same plus ensembles and confidence, from the member predictions
+  vectorbt_seconds           Portfolio.from_signals on the same 135 signal columns (long/short entries
+                             and exits of our positions) plus its Sharpe, drawdown and win rate
+  speedup_vs_vectorbt        vectorbt_seconds / ours_seconds (last line)
+
+Run: python benchmarks/bench_inference.py   (data: FOREX_SAMPLE_DATA or ../shared/data/fx)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forex_pipeline.backtest.confidence import rolling_size_rank
+from forex_pipeline.backtest.ensembles import combine, member_agreement
+from forex_pipeline.backtest.inference_grid import expand_grid
+from forex_pipeline.backtest.metrics import metrics_from_stats
+from forex_pipeline.backtest.run import backtest_member_predictions, encode_regimes
+from forex_pipeline.backtest.simulator import equity_curve, simulate_grid
+from forex_pipeline.data.loaders import load_bars
+from forex_pipeline.data.timeframes import bars_per_year
+from forex_pipeline.features.build import build_feature_matrix
+from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
+from forex_pipeline.models.registry import TrainingContext, train_model
+from forex_pipeline.models.spec import ModelSpec
+from forex_pipeline.regimes.labels import label_regimes
+from forex_pipeline.settings import DEFAULT_SETTINGS_FILE, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+HORIZON = 5
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("FOREX_SAMPLE_DATA") or REPO.parent / "shared" / "data" / "fx")
+
+
+def best_of(runs: int, fn) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def main() -> None:
+    # Train on 2018, validate on the first weeks of 2019's lead-in, backtest all of 2019.
+    settings = load_settings(DEFAULT_SETTINGS_FILE)
+    training = settings.training.model_copy(update={"train_fraction": 0.45, "validation_fraction": 0.05})
+    settings = settings.model_copy(update={"training": training})
+    bars = load_bars(data_dir() / "EURUSD_M1.csv.gz").bars
+    spec = FeatureSetSpec(
+        symbol="EURUSD", base_timeframe="1m", days_history=730, as_of=datetime(2020, 1, 1, tzinfo=timezone.utc),
+        indicator_timeframes={"rsi": ("1m",)}, preprocessing=Preprocessing(warmup_bars=200),
+    )
+    matrix = build_feature_matrix(spec, bars, ar_lags=settings.training.ar_lags)
+    model_spec = ModelSpec(model_type="ridge", horizon=HORIZON)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = train_model(matrix, model_spec, TrainingContext(settings=settings, artifacts_dir=Path(tmp)))
+    test_rows = np.flatnonzero(matrix.timestamps >= pd.Timestamp("2019-01-01", tz="UTC")).astype(np.int64)
+    grid = settings.inference_grid
+    n_warmup = max(grid.lookback_windows)
+    rows = np.concatenate([np.arange(test_rows[0] - n_warmup, test_rows[0]), test_rows])
+    print(f"bars_2019={test_rows.size}", flush=True)
+
+    started = time.perf_counter()
+    members = {m: model.predict_members(matrix, rows, m) for m in grid.prediction_methods}
+    print(f"model_prediction_seconds={time.perf_counter() - started:.3f}", flush=True)
+
+    close = matrix.close[test_rows]
+    labels = label_regimes(matrix.close, settings.regimes)[test_rows]
+    regimes = encode_regimes(labels, (*settings.regimes.definitions, "unclassified"))
+    costs = settings.data.costs_for("EURUSD")
+    year = bars_per_year("1m")
+    lookbacks = np.asarray(grid.lookback_windows)
+    thresholds = np.asarray(grid.confidence_thresholds)
+
+    # the 27 (forecast, confidence) series, in the grid's series order
+    fc, conf = [], []
+    for method in grid.prediction_methods:
+        forecasts = np.stack([combine(members[method], model.combiners[method], e) for e in grid.ensemble_methods])
+        agreement = np.stack([member_agreement(members[method], f) for f in forecasts])
+        ranks = rolling_size_rank(forecasts, lookbacks)
+        conf.append((ranks * agreement[:, None, :])[:, :, n_warmup:].reshape(-1, test_rows.size))
+        fc.append(np.repeat(forecasts[:, None, n_warmup:], lookbacks.size, axis=1).reshape(-1, test_rows.size))
+    fc, conf = np.concatenate(fc), np.concatenate(conf)
+
+    def ours() -> dict:
+        stats = simulate_grid(fc, conf, thresholds, close, HORIZON, costs, regimes.codes, len(regimes.names),
+                              settings.performance.backtest_max_matrix_bytes)
+        return metrics_from_stats(stats, year)
+
+    def ours_from_members() -> pd.DataFrame:
+        return backtest_member_predictions(members, model.combiners, n_warmup, close, regimes, HORIZON, costs, grid,
+                                           year, settings.performance.backtest_max_matrix_bytes)
+
+    ours()
+    ours_from_members()
+    ours_seconds, metrics = best_of(3, ours)
+    from_members_seconds, frame = best_of(3, ours_from_members)
+    print(f"configurations={len(expand_grid(grid))} regimes={len(regimes.names)} rows={len(frame)}")
+    print(f"ours_seconds={ours_seconds:.3f}", flush=True)
+    print(f"ours_from_members_seconds={from_members_seconds:.3f}", flush=True)
+
+    import vectorbt as vbt
+
+    positions = np.empty((test_rows.size, len(fc) * thresholds.size), dtype=np.int8)
+    for s in range(len(fc)):
+        for k, threshold in enumerate(thresholds):
+            positions[:, s * thresholds.size + k] = equity_curve(fc[s], conf[s], threshold, close, HORIZON, costs)[0]
+    previous = np.vstack([np.zeros((1, positions.shape[1]), np.int8), positions[:-1]])
+    price = pd.Series(close)
+    signals = {
+        "entries": pd.DataFrame((positions == 1) & (previous != 1)),
+        "exits": pd.DataFrame((positions != 1) & (previous == 1)),
+        "short_entries": pd.DataFrame((positions == -1) & (previous != -1)),
+        "short_exits": pd.DataFrame((positions != -1) & (previous == -1)),
+    }
+    fee = float(np.mean((costs.spread_pips / 2 + costs.commission_pips) * costs.pip_size / close))
+
+    def vectorbt_run() -> tuple:
+        portfolio = vbt.Portfolio.from_signals(price, **signals, fees=fee, init_cash=1.0, freq="1min")
+        return portfolio.sharpe_ratio(), portfolio.max_drawdown(), portfolio.trades.win_rate()
+
+    vectorbt_run()
+    vectorbt_seconds, _ = best_of(2, vectorbt_run)
+    print(f"vectorbt_version={vbt.__version__}")
+    print(f"vectorbt_seconds={vectorbt_seconds:.3f}", flush=True)
+    print(f"speedup_vs_vectorbt={vectorbt_seconds / ours_seconds:.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

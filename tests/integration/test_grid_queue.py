@@ -1,0 +1,176 @@
+"""A grid queue worked through Dagster runs: completion, dedup, keep-or-delete, pause, cancel, failures."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from forex_pipeline import training_queue
+from forex_pipeline.grid import expand_grid, parse_grid_spec
+from forex_pipeline.jobs import execute_batch, register_partitions
+from forex_pipeline.settings import get_settings
+from forex_pipeline.store import repository
+from forex_pipeline.store.db import get_engine, session_scope
+from tests.integration.conftest import TINY_GRID
+
+pytestmark = pytest.mark.slow
+
+
+def _run(instance: dg.DagsterInstance, queue_id: int):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as session:
+        grid = repository.get_queue(session, queue_id).grid_spec
+    register_partitions(instance, training_queue.configurations_of(grid))
+    return training_queue.run_queue(
+        engine, settings, queue_id, lambda qid, batch: execute_batch(instance, qid, batch), artifacts_dir=settings.artifacts_dir
+    )
+
+
+def _runs(engine):
+    with session_scope(engine) as session:
+        from sqlalchemy import select
+
+        from forex_pipeline.store.tables import TrainingRun
+
+        return {r.model_config_hash: r for r in session.scalars(select(TrainingRun)).all()}
+
+
+def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    with dg.instance_for_test() as instance:
+        final = _run(instance, queue_id)
+        assert final.status == "completed"
+        assert final.completed_models == 6 and final.failed_models == 0
+        done = instance.get_materialized_partitions(dg.AssetKey("trained_model"))
+        assert len(done) == 6
+        runs = instance.get_runs(dg.RunsFilter(job_name="grid_batch"))
+        assert len(runs) == 3  # 6 configurations, models_per_run = 2
+
+    runs = _runs(engine)
+    with session_scope(engine) as session:
+        bests = repository.current_bests(session)
+    in_bests = set(bests["model_config_hash"])
+    assert 1 <= len(in_bests) <= 4  # top 1 of each of 4 regimes
+    for run in runs.values():
+        assert run.status == "completed"
+        assert run.kept == (run.model_config_hash in in_bests)
+        assert Path(run.model_path).exists() == run.kept
+        if run.kept:
+            assert hashlib.sha256(Path(run.model_path).read_bytes()).hexdigest() == run.model_sha256
+        else:
+            assert run.file_deleted_at is not None
+    model_files = list((settings.artifacts_dir / "models").rglob("*.joblib"))
+    assert len(model_files) == len(in_bests)
+    assert (bests.groupby("regime")["rank"].max() == 1).all()
+
+
+def test_resubmitted_grid_is_not_retrained(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    with dg.instance_for_test() as instance:
+        _run(instance, training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir))
+        before = {h: r.completed_at for h, r in _runs(engine).items()}
+        second = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+        assert training_queue.pending_configurations(engine, second) == []
+        final = _run(instance, second)
+    assert final.status == "completed"
+    assert {h: r.completed_at for h, r in _runs(engine).items()} == before
+
+
+def test_pause_finishes_the_current_model_then_resume_completes(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    calls = []
+
+    def pause_after_first(qid, batch):
+        result = training_queue.process_batch(
+            engine, settings, qid, batch[:1], artifacts_dir=settings.artifacts_dir, sample_dir=None
+        )
+        calls.append(len(result.outcomes))
+        training_queue.pause(engine, qid)
+        return training_queue.process_batch(engine, settings, qid, batch[1:], artifacts_dir=settings.artifacts_dir, sample_dir=None)
+
+    final = training_queue.run_queue(engine, settings, queue_id, pause_after_first, artifacts_dir=settings.artifacts_dir)
+    assert final.status == "paused"
+    assert final.completed_models == 1
+    training_queue.resume(engine, queue_id, settings)
+    with dg.instance_for_test() as instance:
+        final = _run(instance, queue_id)
+    assert final.status == "completed" and final.completed_models == 6
+
+
+def test_cancel_stops_now_and_keeps_finished_work(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+
+    def cancel_after_two(qid, batch):
+        result = training_queue.process_batch(engine, settings, qid, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None)
+        training_queue.cancel(engine, qid)
+        return result
+
+    final = training_queue.run_queue(engine, settings, queue_id, cancel_after_two, artifacts_dir=settings.artifacts_dir)
+    assert final.status == "cancelled"
+    assert final.completed_models == 2
+    assert sum(r.status == "completed" for r in _runs(engine).values()) == 2
+    with pytest.raises(training_queue.QueueError, match="cancelled"):
+        training_queue.resume(engine, queue_id, settings)
+
+
+def test_failing_models_are_recorded_and_a_failure_streak_pauses_the_queue(grid_env, monkeypatch):
+    from tests.integration.conftest import write_test_settings
+
+    monkeypatch.setenv("FOREX_SETTINGS", str(write_test_settings(grid_env / "strict.yaml", queue={"max_consecutive_failures": 2})))
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    grid = {
+        **TINY_GRID,
+        "feature_sets": {**TINY_GRID["feature_sets"], "days_history": [30]},
+        "model_specs": {**TINY_GRID["model_specs"], "horizons": [150, 200, 250]},
+    }
+    queue_id = training_queue.submit_grid(engine, grid, settings.artifacts_dir)
+    with dg.instance_for_test() as instance:
+        final = _run(instance, queue_id)
+    assert final.status == "paused"
+    assert final.failed_models == 2
+    assert "failures in a row" in final.error_message
+    failed = [r for r in _runs(engine).values() if r.status == "failed"]
+    assert len(failed) == 2
+    assert all("horizon" in r.error_message for r in failed)
+    assert all(r.model_path is None for r in failed)
+
+
+def test_checkpoint_export_import_round_trip(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+
+    def one_then_pause(qid, batch):
+        result = training_queue.process_batch(engine, settings, qid, batch[:1], artifacts_dir=settings.artifacts_dir, sample_dir=None)
+        training_queue.pause(engine, qid)
+        return result
+
+    training_queue.run_queue(engine, settings, queue_id, one_then_pause, artifacts_dir=settings.artifacts_dir)
+    exported = training_queue.export_checkpoint(engine, queue_id)
+    states = [c["state"] for c in exported["configurations"]]
+    assert states.count("completed") == 1 and states.count("pending") == 5
+    imported = training_queue.import_checkpoint(engine, exported, settings.artifacts_dir)
+    assert len(training_queue.pending_configurations(engine, imported)) == 5
+    tampered = {**exported, "queue": {**exported["queue"], "grid_hash": "0" * 64}}
+    with pytest.raises(training_queue.QueueError, match="grid_hash"):
+        training_queue.import_checkpoint(engine, tampered, settings.artifacts_dir)
+
+
+def test_grid_expansion_matches_queue_total(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    with session_scope(engine) as session:
+        assert repository.get_queue(session, queue_id).total_models == expand_grid(parse_grid_spec(TINY_GRID)).size
