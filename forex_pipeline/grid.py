@@ -1,8 +1,26 @@
 """Grid spec -> feature-set specs x model specs: validation, expansion, partition keys, plan and time estimate.
 
-A grid spec (a YAML file or the same dict from a Dagster launchpad) lists values per axis. The grid is
-the product of the feature-set axes (-> `FeatureSetSpec`) times the product of the model axes
-(-> `ModelSpec`); each pair is one model configuration, deduplicated by `model_config_hash`.
+A grid spec (a YAML file, or the same dict from a Dagster launchpad) lists values per axis:
+
+    name: demo
+    feature_sets:
+      symbols: [EURUSD]                  # normalised: EUR/USD = EURUSD
+      base_timeframes: [1h]
+      days_history: [365]
+      as_of: "2019-12-31T00:00:00Z"      # one instant, frozen into every feature set
+      indicator_timeframes: [{rsi: [1h, 4h], macd: [1h]}]    # alternatives (default [{}])
+      additional_features: [[returns_volatility]]             # alternatives (default [[]])
+      preprocessing: [{warmup_bars: 200}]                     # alternatives (default [{}])
+    model_specs:
+      model_types: [ridge, rf]
+      encoders: [none, pca]              # default [none]
+      encoder_dims: [8]                  # only for encoders other than none (default [8])
+      horizons: [1, 5]
+      hyperparameters: {rf: [{n_estimators: 50}]}   # per model type, alternatives (default [{}])
+
+The grid is the product of the feature-set axes (-> `FeatureSetSpec`) times the product of the model
+axes (-> `ModelSpec`); each pair is one model configuration, deduplicated by `model_config_hash`.
+Every problem of an invalid spec is reported at once, each with its field path (GridSpecError).
 """
 
 from __future__ import annotations
@@ -393,10 +411,14 @@ def _family_problems(spec: ModelSpec, paths: Mapping[str, str]) -> list[str]:
         module = family_module(spec.model_type)
     except ValueError as exc:
         return [f"{paths['model_type']}: {exc}"]
-    try:
-        module.validate_hyperparameters(spec)
-    except ValueError as exc:
-        problems.append(f"{paths['hyperparameters']}: {exc}")
+    validate = getattr(module, "validate_hyperparameters", None)
+    if validate is None:
+        problems.append(f"{paths['model_type']}: family module {module.__name__} has no validate_hyperparameters")
+    else:
+        try:
+            validate(spec)
+        except ValueError as exc:
+            problems.append(f"{paths['hyperparameters']}: {exc}")
     try:
         encoder_module(spec.encoder)
     except ValueError as exc:

@@ -73,14 +73,19 @@ def queue_failure_event(queue_name: str, error: str | None, consecutive_failures
 def new_regime_best_event(
     regime: str, partition_key: str, score: float, previous_score: float | None, improvement: float | None
 ) -> Event:
-    """A model took rank 1 of a regime; `improvement` is relative to the previous best (0.25 = +25%)."""
+    """A model took rank 1 of a regime; `improvement` = score - previous best score (a Sharpe difference)."""
     previous = "none" if previous_score is None else f"{previous_score:.4f}"
-    gain = "" if improvement is None else f" ({improvement:+.1%})"
+    gain = "" if improvement is None else f" ({improvement:+.4f})"
+    relative = (
+        f" ({improvement / previous_score:+.1%})"
+        if improvement is not None and previous_score is not None and previous_score > 0
+        else ""
+    )
     return Event(
         "new_regime_best",
         f"new best for regime {regime}: {partition_key} scores {score:.4f}{gain}",
         f"Regime: {regime}\nModel: {partition_key}\nScore (Sharpe): {score:.4f}\n"
-        f"Previous best: {previous}\nImprovement: {'n/a' if improvement is None else f'{improvement:+.2%}'}\n",
+        f"Previous best: {previous}\nImprovement: {'n/a' if improvement is None else f'{improvement:+.4f}'}{relative}\n",
     )
 
 

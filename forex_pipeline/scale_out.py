@@ -27,7 +27,7 @@ def _checked(url: str, env: str, schemes: tuple[str, ...]) -> str:
     """`url` unchanged if its scheme is one Celery understands here, else a ValueError naming `env`."""
     scheme = urlsplit(url).scheme
     if scheme not in schemes:
-        raise ValueError(f"{env}={url!r}: scheme {scheme or '(none)'!r} is not one of {', '.join(schemes)}")
+        raise ValueError(f"{env}: URL scheme {scheme or '(none)'!r} is not one of {', '.join(schemes)}")
     return url
 
 
@@ -58,9 +58,9 @@ def celery_config_source() -> dict[str, Any]:
     source: dict[str, Any] = {"broker_transport_options": transport}
     prefix = os.environ.get(KEY_PREFIX_ENV, "")
     if prefix:
-        broker = celery_broker_url()
-        if urlsplit(broker).scheme not in ("redis", "rediss"):
-            raise ValueError(f"{KEY_PREFIX_ENV}={prefix!r} needs a Redis broker, not {broker!r} (use a RabbitMQ vhost)")
+        scheme = urlsplit(celery_broker_url()).scheme
+        if scheme not in ("redis", "rediss"):
+            raise ValueError(f"{KEY_PREFIX_ENV}={prefix!r} needs a Redis broker, not {scheme}:// (use a RabbitMQ vhost)")
         transport["global_keyprefix"] = prefix
         source["result_backend_transport_options"] = {"global_keyprefix": prefix}
     return source

@@ -12,7 +12,6 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -123,7 +122,6 @@ def run_configuration(
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
     from forex_pipeline.store.model_files import model_file_path
     from forex_pipeline.regimes.labels import label_regimes
-    from forex_pipeline.store import repository
 
     config_hash = model_config_hash(feature_set.hash, model_spec.hash)
     key = f"{feature_set.partition_key}|{model_spec.partition_key}"

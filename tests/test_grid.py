@@ -384,3 +384,11 @@ def test_plan_command_lists_every_problem_and_fails(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "2 problem(s)" in result.stderr
     assert "feature_sets.days_history[0]" in result.stderr and "model_specs.model_types[1]" in result.stderr
+
+
+def test_format_duration_reads_like_a_person_would_say_it() -> None:
+    from forex_pipeline.cli.grid import format_duration
+
+    assert [format_duration(s) for s in (0, 45, 600, 3 * 3600 + 5 * 60, 50 * 3600)] == [
+        "0 s", "45 s", "10 min", "3 h 05 min", "2 d 2 h",
+    ]

@@ -95,7 +95,7 @@ def test_email_arrives_with_subject_and_recipients(smtp_server: tuple[int, _Coll
     notifier = Notifier(
         _settings(enabled=True, port=port, sender="fp@example.org", recipients=["a@example.org", "b@example.org"])
     )
-    event = new_regime_best_event("bull_trending", "EURUSD-1h-d365-aaaa|rf-none-h5-bbbb", 1.8, 1.2, 0.5)
+    event = new_regime_best_event("bull_trending", "EURUSD-1h-d365-aaaa|rf-none-h5-bbbb", 1.8, 1.2, 0.6)
     outcome = notifier.notify(event)
     assert outcome.emailed and outcome.error is None
     deadline = time.monotonic() + 5
@@ -104,9 +104,9 @@ def test_email_arrives_with_subject_and_recipients(smtp_server: tuple[int, _Coll
     [(mail_from, rcpt_tos, message)] = collector.envelopes
     assert mail_from == "fp@example.org"
     assert sorted(rcpt_tos) == ["a@example.org", "b@example.org"]
-    assert message["Subject"] == "[forex-pipeline] new best for regime bull_trending: EURUSD-1h-d365-aaaa|rf-none-h5-bbbb scores 1.8000 (+50.0%)"
+    assert message["Subject"] == "[forex-pipeline] new best for regime bull_trending: EURUSD-1h-d365-aaaa|rf-none-h5-bbbb scores 1.8000 (+0.6000)"
     assert message["X-Forex-Pipeline-Event"] == "new_regime_best"
-    assert "Previous best: 1.2000" in message.get_content()
+    assert "Previous best: 1.2000\nImprovement: +0.6000 (+50.0%)" in message.get_content().replace("\r\n", "\n")
 
 
 def test_unreachable_server_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:

@@ -6,29 +6,20 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from forex_pipeline.cli.results import DatabaseUnavailable, console, errors, read_session
 from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
 from forex_pipeline.grid import Grid, GridPlan, GridSpec, GridSpecError, expand_grid, load_grid_spec, plan
 from forex_pipeline.models.spec import ModelSpec
 
-app = typer.Typer(no_args_is_help=True, help="Grids of model configurations: plan (size, already trained, time).")
+app = typer.Typer(no_args_is_help=True, help="Grids of model configurations (feature sets x model specs).")
 DEFAULT_PREPROCESSING = Preprocessing()
 
 
 @app.callback()
 def grid_commands() -> None:
     """Grids of model configurations (a group, so `grid plan` keeps its name whatever commands exist)."""
-
-
-def console() -> Console:
-    """Standard output console, sized when used."""
-    return Console()
-
-
-def errors() -> Console:
-    return Console(stderr=True, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- shared by the grid commands
@@ -46,8 +37,6 @@ def load_grid_or_exit(path: Path) -> tuple[GridSpec, Grid]:
 
 def plan_with_database(grid: Grid, use_database: bool = True) -> tuple[GridPlan, str]:
     """The plan, with trained configurations and past run times from the project DB when it is readable."""
-    from forex_pipeline.cli.results import DatabaseUnavailable, read_session
-
     if not use_database:
         return plan(grid), "project database not consulted (--no-db)"
     try:
@@ -156,3 +145,25 @@ def plan_command(
         [_model_spec_row(ms) for ms in grid_plan.model_specs],
         max_rows,
     ))
+
+
+@app.command("submit")
+def submit_command(
+    grid_file: Path = typer.Argument(..., help="grid spec YAML (see examples/grids/demo.yaml)"),
+    name: str | None = typer.Option(None, "--name", help="queue name (default: the grid's name)"),
+    run: bool = typer.Option(True, "--run/--no-run", help="work the queue now in this process (one Dagster run per batch)"),
+    detach: bool = typer.Option(False, "--detach", help="hand the queue to the Dagster daemon's sensor instead"),
+) -> None:
+    """Queue a grid (a training_queue row) and work it through Dagster; prints the queue id first."""
+    from forex_pipeline.cli.queue import run_queue_command
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store.db import get_engine, upgrade
+    from forex_pipeline.training_queue import submit_grid
+
+    spec, _ = load_grid_or_exit(grid_file)
+    settings = get_settings()
+    upgrade(settings.database_url)
+    queue_id = submit_grid(get_engine(settings.database_url), spec, settings.artifacts_dir, name=name)
+    typer.echo(f"queue_id={queue_id}")
+    if run or detach:
+        run_queue_command(queue_id, detach=detach)

@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 IS_ROOT_COMMANDS = True
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
 EXPORT_PAGE_SIZE = 1000
+# Width of tables written to a pipe or file, where no terminal says how wide to be.
+PIPE_WIDTH = 200
 BESTS_TABLE: tuple[tuple[str, str], ...] = (
     ("regime", "regime"),
     ("rank", "rank"),
@@ -39,7 +41,7 @@ HISTORY_TABLE: tuple[tuple[str, str], ...] = (
     ("partition_key", "model"),
     ("status", "status"),
     ("best_sharpe", "best Sharpe"),
-    ("best_max_drawdown", "max drawdown"),
+    ("best_max_drawdown", "best max DD"),
     ("training_seconds", "train s"),
     ("backtest_seconds", "backtest s"),
     ("kept", "kept"),
@@ -49,8 +51,11 @@ HISTORY_TABLE: tuple[tuple[str, str], ...] = (
 
 
 def console() -> Console:
-    """Standard output console, sized when used (so COLUMNS set later is honoured)."""
-    return Console()
+    """Standard output console, sized when used; piped output is PIPE_WIDTH wide unless COLUMNS says otherwise."""
+    out = Console()
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(width=PIPE_WIDTH)
+    return out
 
 
 def errors() -> Console:
@@ -96,12 +101,12 @@ def _fail(message: str) -> typer.Exit:
 # ---------------------------------------------------------------- formatting
 
 
-# How a table shows a column's numbers; improvement is relative to the previous best (0.25 = +25%).
+# How a table shows a column's numbers; improvement = score - previous rank-1 score (a Sharpe difference).
 NUMBER_FORMATS: dict[str, str] = {
     "score": "{:.3f}",
     "best_sharpe": "{:.3f}",
     "deflated_sharpe": "{:.3f}",
-    "improvement": "{:+.1%}",
+    "improvement": "{:+.3f}",
     "best_max_drawdown": "{:.2%}",
     "training_seconds": "{:.1f}",
     "backtest_seconds": "{:.1f}",

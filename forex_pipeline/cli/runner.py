@@ -14,8 +14,14 @@ def dagster_instance():  # noqa: ANN201
 
     from forex_pipeline.settings import dagster_home
 
+    from forex_pipeline.settings import PROJECT_ROOT
+
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    template = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
+    if not config.exists() and template.exists() and template.resolve() != config.resolve():
+        config.write_text(template.read_text())
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

@@ -23,7 +23,6 @@ their value at t. Every step is vectorised across rows.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -273,7 +272,6 @@ def train_tabular(
 ) -> TabularModel:
     """Fit scaler, encoder, K members and the combiners of every prediction method (see module doc)."""
     deadline = Deadline.for_context(context, f"{spec.partition_key} on {matrix.feature_set_hash[:8]}")
-    started = time.perf_counter()
     settings = context.settings
     check_ar_lags(matrix)
     splits = check_horizon(spec.horizon, matrix.n_rows, settings)
@@ -310,6 +308,5 @@ def train_tabular(
         "n_test": float(len(splits.test)),
         "n_members": float(len(members)),
         "encoded_dim": float(Z_train.shape[1]),
-        "train_seconds": time.perf_counter() - started,
     }
     return model

@@ -170,7 +170,7 @@ def test_bests_lists_ranked_models_with_inference_config(populated: dict[str, re
     assert rows[0]["deflated_sharpe"] == pytest.approx(0.91)
     table = _invoke("bests")
     assert table.exit_code == 0 and "bull_trending" in table.stdout
-    assert "0.910" in table.stdout and "+25.0%" in table.stdout
+    assert "0.910" in table.stdout and "+0.250" in table.stdout
     assert _json("bests", "--regime", "calm_ranging") == []
 
 
@@ -180,6 +180,15 @@ def test_missing_database_is_a_clear_error(isolated_storage: Path) -> None:
         assert result.exit_code == 1
         assert "db upgrade" in result.stderr
     assert not (isolated_storage / "forex_pipeline.db").exists()
+
+
+def test_unmigrated_database_is_a_clear_error(isolated_storage: Path) -> None:
+    import sqlite3
+
+    sqlite3.connect(isolated_storage / "forex_pipeline.db").close()
+    result = _invoke("history")
+    assert result.exit_code == 1
+    assert "no such table" in result.stderr and "db upgrade" in result.stderr
 
 
 def test_bad_options_are_refused(populated: dict[str, repo.TrainingRunRecord], tmp_path: Path) -> None:

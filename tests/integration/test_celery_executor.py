@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from tests.store.conftest import postgres_database
 REDIS_URL = os.environ.get("FOREX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKER_READY_SECONDS = 90
 WORKER_STOP_SECONDS = 20
+RUN_DEADLINE_SECONDS = 240
 TINY_GRID = {
     "name": "celery_tiny",
     "feature_sets": {
@@ -167,6 +169,22 @@ def _stop(worker: subprocess.Popen) -> None:
         worker.wait(timeout=WORKER_STOP_SECONDS)
 
 
+@contextmanager
+def _deadline(seconds: int) -> Iterator[None]:
+    """Raise TimeoutError here (main thread) after `seconds`: a run nobody consumes must not hang the suite."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"run not finished after {seconds}s; is the worker consuming this broker and key prefix?")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _drop_redis_keys(prefix: str) -> None:
     """Delete what this module left in Redis (its prefix is unique to it)."""
     import redis
@@ -203,6 +221,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             mp.setenv(name, value)
         db.upgrade(project_db)
         config = scale_out.write_worker_config(root / "celery_worker.yaml")
+        instance = dg.DagsterInstance.get()
         worker_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         log = root / "worker.log"
         with log.open("wb") as sink:
@@ -211,7 +230,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                  "-y", str(config), "-n", f"forex_test_{os.getpid()}", "--", "--pool=solo"],
                 cwd=REPO_ROOT, env=worker_env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        instance = dg.DagsterInstance.get()
         try:
             _wait_until_ready(worker, log)
             yield Cluster(instance, worker, root / "shared_artifacts", project_db, log)
@@ -240,7 +258,7 @@ def _celery_hosts(instance: dg.DagsterInstance, run_id: str) -> set[str]:
 @pytest.mark.slow
 def test_step_runs_in_the_worker_process(cluster: Cluster) -> None:
     """The op runs in the worker's process group, not here, and its output comes back through the instance."""
-    with dg.execute_job(dg.reconstructable(celery_probe), instance=cluster.instance) as result:
+    with _deadline(RUN_DEADLINE_SECONDS), dg.execute_job(dg.reconstructable(celery_probe), instance=cluster.instance) as result:
         assert result.success, cluster.log.read_text(errors="replace")[-4000:]
         output = result.output_for_node("record_worker")
     record = json.loads((cluster.artifacts / "celery_probe" / f"{result.run_id}.json").read_text())
@@ -268,7 +286,8 @@ def test_grid_batch_celery_trains_a_configuration_in_the_worker(cluster: Cluster
     register_partitions(cluster.instance, configurations)
     run_config = {"ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": [configurations[0].partition_key]}}}}
 
-    with dg.execute_job(dg.reconstructable(grid_batch_celery_job), instance=cluster.instance, run_config=run_config) as result:
+    job = dg.reconstructable(grid_batch_celery_job)
+    with _deadline(RUN_DEADLINE_SECONDS), dg.execute_job(job, instance=cluster.instance, run_config=run_config) as result:
         assert result.success, cluster.log.read_text(errors="replace")[-4000:]
         summary = result.output_for_node("run_grid_batch")
     assert summary["completed"] == 1 and summary["failed"] == 0, summary
@@ -284,3 +303,4 @@ def test_grid_batch_celery_trains_a_configuration_in_the_worker(cluster: Cluster
     materialized = cluster.instance.fetch_materializations(dg.AssetKey("trained_model"), limit=10).records
     assert [m.run_id for m in materialized] == [result.run_id]
     assert pending_configurations(engine, queue_id) == []
+

@@ -73,7 +73,6 @@ from forex_pipeline.models.neural.data import (
     model_segments,
     pipeline_from_state,
     sub_interval_groups,
-    window_index,
 )
 from forex_pipeline.models.spec import ModelSpec
 

@@ -1,0 +1,5 @@
+"""`python -m forex_pipeline.cli` runs the `forex-pipeline` command."""
+
+from forex_pipeline.cli import app
+
+app()

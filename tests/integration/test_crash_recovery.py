@@ -1,0 +1,119 @@
+"""SIGKILL the grid process at random points, resume, and compare with an uninterrupted run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import TINY_GRID, write_test_settings
+
+pytestmark = pytest.mark.slow
+CLI = [sys.executable, "-m", "forex_pipeline.cli.__main__"]
+
+
+def _env(root: Path) -> dict[str, str]:
+    root.mkdir(parents=True, exist_ok=True)
+    home = root / "dagster_home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOREX_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        FOREX_DATABASE_URL=f"sqlite:///{home / 'forex_pipeline.db'}",
+        FOREX_ARTIFACTS_DIR=str(home / "artifacts"),
+        FOREX_SETTINGS=str(write_test_settings(root / "settings.yaml")),
+    )
+    return env
+
+
+def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _submit(root: Path, env: dict[str, str]) -> str:
+    grid = root / "grid.yaml"
+    grid.write_text(yaml.safe_dump(TINY_GRID))
+    out = _cli(env, "grid", "submit", str(grid), "--no-run")
+    assert out.returncode == 0, out.stderr
+    return next(line.split("=")[1] for line in out.stdout.splitlines() if line.startswith("queue_id="))
+
+
+def _state(env: dict[str, str]) -> dict:
+    """What must be identical: training runs, backtest counts, bests, kept files (by content)."""
+    db = sqlite3.connect(env["FOREX_DATABASE_URL"].removeprefix("sqlite:///"))
+    runs = sorted(db.execute("select model_config_hash, status, kept, model_sha256 from training_runs").fetchall())
+    duplicates = db.execute(
+        "select count(*) from (select model_config_hash from training_runs group by model_config_hash having count(*) > 1)"
+    ).fetchone()[0]
+    backtests = sorted(
+        db.execute(
+            "select r.model_config_hash, count(*), count(distinct b.inference_config_hash || b.regime) "
+            "from inference_backtests b join training_runs r on r.id = b.training_run_id group by r.model_config_hash"
+        ).fetchall()
+    )
+    bests = sorted(
+        (regime, rank, h, cfg, round(score, 9), trades, trials)
+        for regime, rank, h, cfg, score, trades, trials in db.execute(
+            "select b.regime, b.rank, r.model_config_hash, b.inference_config_hash, b.score, b.trade_count, b.n_trials "
+            "from regime_best_models b join training_runs r on r.id = b.training_run_id"
+        )
+    )
+    db.close()
+    models = Path(env["FOREX_ARTIFACTS_DIR"]) / "models"
+    files = sorted(
+        (p.relative_to(models).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()) for p in models.rglob("*") if p.is_file()
+    )
+    return {"runs": runs, "duplicates": duplicates, "backtests": backtests, "bests": bests, "files": files}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("uninterrupted")
+    env = _env(root)
+    queue_id = _submit(root, env)
+    started = time.monotonic()
+    out = _cli(env, "queue", "run", queue_id)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return {"state": _state(env), "seconds": time.monotonic() - started}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, baseline, seed):
+    rng = random.Random(seed)
+    env = _env(tmp_path)
+    queue_id = _submit(tmp_path, env)
+    kills = 0
+    for attempt in range(4):
+        command = ["queue", "run" if attempt == 0 else "resume", queue_id]
+        process = subprocess.Popen([*CLI, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rng.uniform(0.5, baseline["seconds"] * 0.8)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+        else:
+            break
+    status = _cli(env, "queue", "status", queue_id)
+    if '"completed"' not in status.stdout:
+        out = _cli(env, "queue", "resume", queue_id)
+        assert out.returncode == 0, out.stdout + out.stderr
+    assert kills >= 1, "the grid finished before any kill; the test proved nothing"
+    state = _state(env)
+    for part in ("runs", "duplicates", "backtests", "bests", "files"):
+        got, want = state[part], baseline["state"][part]
+        if isinstance(got, list):
+            assert got == want, f"{part}: extra {sorted(set(got) - set(want))}, missing {sorted(set(want) - set(got))}"
+        assert got == want, part
+    assert baseline["state"]["duplicates"] == 0
+    leftovers = [p for p in (Path(env["FOREX_ARTIFACTS_DIR"]) / "models").rglob(".tmp*")]
+    assert leftovers == []
