@@ -6,8 +6,11 @@ A ridge model is trained on 2018 (features: RSI and ret_lag_1..5 on M1) and pred
   ours_seconds               simulator + metrics + per-regime metrics for all 135 configurations,
                              from the 27 (forecast, confidence) series; numba warmed up, best of 3
   ours_from_members_seconds  the same plus ensembles and confidence, from the member predictions
+  ours_single_thread_seconds ours_seconds with one numba thread (vectorbt runs on one core)
   vectorbt_seconds           Portfolio.from_signals on the same 135 signal columns (long/short entries
-                             and exits of our positions) plus its Sharpe, drawdown and win rate
+                             and exits of our positions) plus its Sharpe, drawdown and win rate;
+                             warmed up, then one timed run
+  speedup_single_thread      vectorbt_seconds / ours_single_thread_seconds (core for core)
   speedup_vs_vectorbt        vectorbt_seconds / ours_seconds (last line)
 
 Run: python benchmarks/bench_inference.py   (data: FOREX_SAMPLE_DATA or ../shared/data/fx)
@@ -19,9 +22,10 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -64,7 +68,7 @@ def main() -> None:
     settings = settings.model_copy(update={"training": training})
     bars = load_bars(data_dir() / "EURUSD_M1.csv.gz").bars
     spec = FeatureSetSpec(
-        symbol="EURUSD", base_timeframe="1m", days_history=730, as_of=datetime(2020, 1, 1, tzinfo=timezone.utc),
+        symbol="EURUSD", base_timeframe="1m", days_history=730, as_of=datetime(2020, 1, 1, tzinfo=UTC),
         indicator_timeframes={"rsi": ("1m",)}, preprocessing=Preprocessing(warmup_bars=200),
     )
     matrix = build_feature_matrix(spec, bars, ar_lags=settings.training.ar_lags)
@@ -110,11 +114,16 @@ def main() -> None:
 
     ours()
     ours_from_members()
-    ours_seconds, metrics = best_of(3, ours)
+    ours_seconds, _ = best_of(3, ours)
     from_members_seconds, frame = best_of(3, ours_from_members)
     print(f"configurations={len(expand_grid(grid))} regimes={len(regimes.names)} rows={len(frame)}")
     print(f"ours_seconds={ours_seconds:.3f}", flush=True)
     print(f"ours_from_members_seconds={from_members_seconds:.3f}", flush=True)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    single_seconds, _ = best_of(3, ours)
+    numba.set_num_threads(threads)
+    print(f"ours_single_thread_seconds={single_seconds:.3f} (numba threads otherwise: {threads})", flush=True)
 
     import vectorbt as vbt
 
@@ -137,9 +146,10 @@ def main() -> None:
         return portfolio.sharpe_ratio(), portfolio.max_drawdown(), portfolio.trades.win_rate()
 
     vectorbt_run()
-    vectorbt_seconds, _ = best_of(2, vectorbt_run)
+    vectorbt_seconds, _ = best_of(1, vectorbt_run)
     print(f"vectorbt_version={vbt.__version__}")
     print(f"vectorbt_seconds={vectorbt_seconds:.3f}", flush=True)
+    print(f"speedup_single_thread={vectorbt_seconds / single_seconds:.1f}")
     print(f"speedup_vs_vectorbt={vectorbt_seconds / ours_seconds:.1f}")
 
 

@@ -1,7 +1,9 @@
 """Training cost per model family on one year (2019) of real EUR/USD 1h bars.
 
 Prints one line per family, `family=<name> train_seconds=<x> model_bytes=<n>`, then
-`train_seconds_total=<x>`. Each model is trained with the configured settings (members from
+`train_seconds_total=<x>`, and, when a diffusion family is benchmarked, `ddim_speedup_vs_ddpm=<x>`:
+the DDPM (training.neural.diffusion_steps) over DDIM (ddim_steps) sampling time of one trained
+network on the test segment. Each model is trained with the configured settings (members from
 config/training_pipeline.yaml unless --members is given) and saved through the model file store.
 To benchmark more families, add their model types to FAMILIES (hyperparameters: the spec's dict).
 
@@ -38,7 +40,12 @@ FAMILIES: dict[str, dict] = {
     "elasticnet": {},
     "rf": {},
     "lightgbm": {},
+    "lightning": {},
+    "diffusion-ddpm": {},
+    "diffusion-ddim": {},
+    "sssd": {},
 }
+DIFFUSION_FAMILIES = ("diffusion-ddpm", "diffusion-ddim")
 
 FEATURE_SET = FeatureSetSpec(
     symbol="EUR/USD",
@@ -67,6 +74,29 @@ def bench_family(matrix: FeatureMatrix, model_type: str, hyperparameters: dict, 
     return seconds, save_model(model, path).bytes
 
 
+def bench_ddim_speedup(matrix: FeatureMatrix, horizon: int, context: TrainingContext) -> tuple[float, float, float]:
+    """(speedup, DDPM seconds, DDIM seconds) sampling the test segment with one trained diffusion network.
+
+    The network is trained for one epoch only: sampling cost depends on its size, not on its fit."""
+    from forex_pipeline.features.splits import split_rows
+
+    neural = context.settings.training.neural
+    quick = context.settings.training.model_copy(update={"neural": neural.model_copy(update={"max_epochs": 1})})
+    quick_context = TrainingContext(settings=context.settings.model_copy(update={"training": quick}),
+                                    artifacts_dir=context.artifacts_dir, seed=context.seed)
+    spec = ModelSpec(model_type="diffusion-ddpm", horizon=horizon, hyperparameters={"combiner_rows": 16})
+    model = train_model(matrix, spec, quick_context)
+    s = context.settings.training
+    rows = split_rows(matrix.n_rows, horizon, s.train_fraction, s.validation_fraction).test
+    seconds = {}
+    for sampler in ("ddpm", "ddim"):
+        model._cache = None
+        started = time.perf_counter()
+        model.sample_paths(matrix, rows, sampler)
+        seconds[sampler] = time.perf_counter() - started
+    return seconds["ddpm"] / seconds["ddim"], seconds["ddpm"], seconds["ddim"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=int, default=5)
@@ -86,7 +116,11 @@ def main(argv: list[str] | None = None) -> None:
             seconds, size = bench_family(matrix, family, FAMILIES.get(family, {}), args.horizon, context)
             total += seconds
             print(f"family={family} train_seconds={seconds:.2f} model_bytes={size}", flush=True)
-    print(f"train_seconds_total={total:.2f}")
+        print(f"train_seconds_total={total:.2f}", flush=True)
+        if any(family in DIFFUSION_FAMILIES for family in args.families):
+            speedup, ddpm, ddim = bench_ddim_speedup(matrix, args.horizon, context)
+            print(f"ddim_speedup_vs_ddpm={speedup:.1f} ddpm_sampling_seconds={ddpm:.2f} "
+                  f"ddim_sampling_seconds={ddim:.2f}", flush=True)
 
 
 if __name__ == "__main__":

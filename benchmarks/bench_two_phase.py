@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from forex_pipeline.backtest.inference_grid import expand_grid
@@ -45,7 +45,7 @@ def main() -> None:
     minute_bars = load_bars(data_dir() / "EURUSD_M1.csv.gz").bars
     bars = resample_bars(minute_bars, "1h")
     spec = FeatureSetSpec(
-        symbol="EURUSD", base_timeframe="1h", days_history=365, as_of=datetime(2020, 1, 1, tzinfo=timezone.utc),
+        symbol="EURUSD", base_timeframe="1h", days_history=365, as_of=datetime(2020, 1, 1, tzinfo=UTC),
         indicator_timeframes={"rsi": ("1h", "4h"), "macd": ("1h",), "atr": ("1h",), "bbands": ("4h",)},
         additional_features=("returns_volatility", "trading_sessions"),
     )

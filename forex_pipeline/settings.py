@@ -146,8 +146,8 @@ class RegimeDefinition(_Strict):
 
 
 class RegimeSettings(_Strict):
-    trend_window: int = Field(50, ge=2)
-    volatility_window: int = Field(20, ge=2)
+    trend_window: int = Field(40, ge=2)
+    volatility_window: int = Field(12, ge=2)
     volatility_rank_window: int = Field(1000, ge=10)
     min_trades: int = Field(10, ge=0)
     definitions: dict[str, RegimeDefinition] = {}

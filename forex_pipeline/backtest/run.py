@@ -151,6 +151,14 @@ def _test_labels(regime_labels: np.ndarray, test_rows: np.ndarray, n_rows: int) 
     )
 
 
+def _apply_thread_setting(threads: int) -> None:
+    """settings.performance.numba_threads: 0 keeps numba's default, n > 0 caps the kernel's threads."""
+    if threads > 0:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def run_inference_backtests(
     model: TrainedModel,
     matrix: FeatureMatrix,
@@ -173,6 +181,7 @@ def run_inference_backtests(
     members = {method: model.predict_members(matrix, rows, method) for method in grid.prediction_methods}
     prediction_seconds = time.perf_counter() - started
     started = time.perf_counter()
+    _apply_thread_setting(settings.performance.numba_threads)
     frame = backtest_member_predictions(
         members,
         model.combiners,

@@ -1,17 +1,28 @@
 """Per-bar regime labels from the rules in settings.regimes; every feature is causal.
 
 Features of bar t (from closes up to and including t; NaN while their window is incomplete):
-- trend_strength: efficiency ratio over `trend_window` bars, |log(c_t / c_{t-w})| / sum of
-  |1-bar log returns| over the same bars, in [0, 1]: 1 for a straight line, near 0 for noise.
-  Chosen over the R^2 of a linear fit because it is O(n), needs no fit and is bounded by design.
+- trend_strength: the mean of two efficiency ratios, over w = `trend_window` bars and over its
+  last w // 2 bars, in [0, 1]: 1 for a straight line, near 0 for noise. ER over k bars =
+  |log(c_t / c_{t-k})| / sum of |1-bar log returns| over the same bars. Chosen over the R^2 of a
+  linear fit because it is O(n), needs no fit and is bounded by design; the two scales were
+  measured on the synthetic regimes: the half window reacts faster to a trend's start and end,
+  the full window keeps noise out (1h: 85.4% vs 84.3% for the best single window).
 - volatility_percentile: realised volatility sqrt(mean r^2) over `volatility_window` bars, ranked
   (pandas pct rank, ties averaged) among its own values over the last `volatility_rank_window`
   bars, t included; needs at least `volatility_window` values of history to rank against.
-- return_sign: sign of log(c_t / c_{t-w}) over `trend_window` bars: -1, 0 or 1.
+- return_sign: sign of log(c_t / c_{t-k}) over the last k = `trend_window` // 2 bars: -1, 0 or 1
+  (the recent direction, so a reversal is seen as soon as the short ratio sees it).
 
 Rules are data: a regime matches when every feature named in its rules lies within [min, max]
 (both inclusive, NaN never matches); the first matching regime in definition order wins; bars
 matching none are `unclassified`. A custom regime is a YAML entry, no code.
+
+Accuracy against the synthetic generator's ground truth (M1 labels -> majority per base bar, bars
+with defined features, `unclassified` counted wrong), YAML defaults (windows 40/20, 12, 1000;
+thresholds 0.25 and 0.4), 365 days, seeds 11-14: 1h 84.3-86.2% (spec: > 85%); 15m 67-71% and 4h
+53-60%, because windows count base bars and the generator's regimes last 3-7 days: on 15m bars
+the same windows see a quarter of the time (trend_window 100 with threshold 0.15 reaches ~83%).
+Errors sit at regime switches (about 98% correct 30 bars after a switch at 1h).
 """
 
 from __future__ import annotations
@@ -36,36 +47,43 @@ def _log_close(close: np.ndarray) -> np.ndarray:
 
 
 def _window_sum(values: np.ndarray, window: int) -> np.ndarray:
-    """Sum of values[t - window + 1 .. t] (NaN for t < window - 1); values[0] may be NaN-free padding."""
+    """Sum of values[t - window + 1 .. t]; NaN for t < window - 1."""
     csum = np.concatenate([[0.0], np.cumsum(values)])
     out = np.full(values.shape, np.nan)
     out[window - 1 :] = csum[window:] - csum[:-window]
     return out
 
 
+def _efficiency_ratio(log_close: np.ndarray, abs_returns: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(|net move| / path length, net move) over the last `window` bars; NaN before `window` bars of history."""
+    n = log_close.size
+    move = np.full(n, np.nan)
+    move[window:] = log_close[window:] - log_close[:-window]
+    path = np.full(n, np.nan)
+    path[window:] = _window_sum(abs_returns, window)[window:]
+    ratio = np.divide(np.abs(move), path, out=np.zeros(n), where=path > 0)
+    ratio[np.isnan(move)] = np.nan
+    return np.clip(ratio, 0.0, 1.0), move
+
+
 def regime_features(close: np.ndarray, settings: RegimeSettings) -> pd.DataFrame:
     """The three rule features per bar (columns REGIME_FEATURES)."""
     log_close = _log_close(close)
     n = log_close.size
-    w = settings.trend_window
     r = np.concatenate([[0.0], np.diff(log_close)])
-    move = np.full(n, np.nan)
-    move[w:] = log_close[w:] - log_close[:-w]
-    path = np.full(n, np.nan)
-    path[w:] = _window_sum(np.abs(r), w)[w:]
-    trend = np.divide(np.abs(move), path, out=np.zeros(n), where=path > 0)
-    trend[np.isnan(move)] = np.nan
+    w = settings.trend_window
+    long_ratio, _ = _efficiency_ratio(log_close, np.abs(r), w)
+    short_ratio, short_move = _efficiency_ratio(log_close, np.abs(r), max(1, w // 2))
+    trend = 0.5 * (long_ratio + short_ratio)
+    sign = np.sign(short_move)
+    sign[np.isnan(long_ratio)] = np.nan
     vw = settings.volatility_window
     mean_sq = np.full(n, np.nan)
     mean_sq[vw:] = _window_sum(r * r, vw)[vw:] / vw
     volatility = pd.Series(np.sqrt(mean_sq))
     percentile = volatility.rolling(settings.volatility_rank_window, min_periods=vw).rank(pct=True)
     return pd.DataFrame(
-        {
-            "trend_strength": np.clip(trend, 0.0, 1.0),
-            "volatility_percentile": percentile.to_numpy(),
-            "return_sign": np.sign(move),
-        },
+        {"trend_strength": trend, "volatility_percentile": percentile.to_numpy(), "return_sign": sign},
         columns=list(REGIME_FEATURES),
     )
 
@@ -105,7 +123,7 @@ def majority_labels(fine_labels: pd.Series, bar_timestamps: pd.DatetimeIndex) ->
     no fine label get None. Ties go to the alphabetically first label (deterministic).
     """
     if not isinstance(fine_labels.index, pd.DatetimeIndex) or not isinstance(bar_timestamps, pd.DatetimeIndex):
-        raise ValueError("majority_labels needs DatetimeIndex-ed fine labels and bar timestamps")
+        raise TypeError("majority_labels needs DatetimeIndex-ed fine labels and bar timestamps")
     fine_ns = fine_labels.index.as_unit("ns").asi8
     bars_ns = bar_timestamps.as_unit("ns").asi8
     owner = np.searchsorted(bars_ns, fine_ns, side="right") - 1

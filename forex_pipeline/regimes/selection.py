@@ -181,7 +181,7 @@ def select_regime_bests(
 
 
 def _none_if_nan(value: float) -> float | None:
-    return None if value != value else value
+    return None if math.isnan(value) else value
 
 
 _DROPPED = (

@@ -806,7 +806,7 @@ def set_queue_status(session: Session, queue_id: int, status: str, *, error_mess
     now = utcnow()
     if status == "running" and row.status != "running":
         row.started_at = row.started_at or now
-        row.heartbeat_at, row.finished_at, row.pause_requested = now, None, False
+        row.heartbeat_at, row.finished_at, row.pause_requested, row.error_message = now, None, False, None
     if status == "paused":
         row.pause_requested = False
     if status in QUEUE_FINISHED:

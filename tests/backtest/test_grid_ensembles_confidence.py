@@ -10,7 +10,11 @@ import pytest
 
 from forex_pipeline.backtest.confidence import confidence, rolling_size_rank
 from forex_pipeline.backtest.ensembles import combine, member_agreement
-from forex_pipeline.backtest.inference_grid import InferenceConfig, expand_grid, series_keys
+from forex_pipeline.backtest.inference_grid import (
+    InferenceConfig,
+    expand_grid,
+    series_keys,
+)
 from forex_pipeline.models.base import Combiners
 from forex_pipeline.settings import InferenceGridSettings
 

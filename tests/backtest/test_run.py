@@ -7,13 +7,19 @@ import pandas as pd
 import pytest
 
 from forex_pipeline.backtest.inference_grid import InferenceConfig
-from forex_pipeline.backtest.metrics import sharpe, sortino, max_drawdown, total_return
+from forex_pipeline.backtest.metrics import max_drawdown, sharpe, sortino, total_return
 from forex_pipeline.backtest.run import RESULT_COLUMNS, run_inference_backtests
 from forex_pipeline.data.timeframes import bars_per_year
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.models.base import PREDICTION_METHODS, Combiners
 from forex_pipeline.models.spec import ModelSpec
-from forex_pipeline.settings import DEFAULT_SETTINGS_FILE, InferenceGridSettings, Settings, load_settings
+from forex_pipeline.settings import (
+    DEFAULT_SETTINGS_FILE,
+    InferenceGridSettings,
+    PerformanceSettings,
+    Settings,
+    load_settings,
+)
 from tests.backtest.test_simulator import reference
 
 N = 900
@@ -135,3 +141,17 @@ def test_custom_grid_size_and_bad_inputs(settings: Settings) -> None:
         run_inference_backtests(FakeModel(), make_matrix(), TEST, labels_for(N), settings, "XAUUSD")
     with pytest.raises(ValueError, match="reserved"):
         run_inference_backtests(FakeModel(), make_matrix(), TEST, np.full(N, "all", dtype=object), settings, "EURUSD")
+
+
+def test_memory_budget_chunks_without_changing_results(settings: Settings) -> None:
+    tight = settings.model_copy(update={"performance": PerformanceSettings(backtest_max_matrix_bytes=10_000, numba_threads=1)})
+    import numba
+
+    threads = numba.get_num_threads()
+    a = run_inference_backtests(FakeModel(), make_matrix(), TEST, labels_for(N), settings, "EURUSD").frame
+    try:
+        b = run_inference_backtests(FakeModel(), make_matrix(), TEST, labels_for(N), tight, "EURUSD").frame
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(threads)
+    pd.testing.assert_frame_equal(a, b)

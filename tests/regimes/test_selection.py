@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forex_pipeline.regimes.deflated_sharpe import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
+from forex_pipeline.regimes.deflated_sharpe import (
+    deflated_sharpe,
+    expected_max_sharpe,
+    probabilistic_sharpe,
+)
 from forex_pipeline.regimes.selection import BEST_COLUMNS, select_regime_bests
 
 EMPTY = pd.DataFrame()

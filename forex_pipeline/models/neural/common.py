@@ -1,10 +1,12 @@
 """Shared machinery of the PyTorch families: device, seeds, time budget, training loop, model files.
 
-Budget semantics: every family trains under `settings.training.neural.max_seconds` (tightened by the
-context's `deadline_seconds` when that is smaller) and `max_epochs`. When the clock runs out the loop
-stops gracefully after the current mini-batch and keeps the best weights seen so far (the model file
-records `stopped_by="max_seconds"`); it never hangs and never falls back to another family. Training
-fails with `NeuralTrainingError` when there is too little data or the loss becomes non-finite.
+Budget semantics: every family trains under `settings.training.neural.max_epochs` and a time budget,
+the smallest of `training.neural.max_seconds`, `training.max_seconds_per_model` and the context's
+`deadline_seconds`. When the clock runs out the loop stops gracefully after the current mini-batch and
+keeps the best weights seen so far (the model's reports record `stopped_by="max_seconds"`); it never
+hangs and never falls back to another family. Training fails with `NeuralTrainingError` when there is
+too little data or the loss becomes non-finite. On CPU, torch runs on `training.neural.cpu_threads`
+threads (default 1: these small networks run many times faster on one thread of a shared machine).
 
 Model files are `torch.save` of a dict holding only tensors, strings, numbers, lists and dicts, and
 are read with `torch.load(..., weights_only=True)`: a file carrying any other pickled object is refused.

@@ -80,8 +80,6 @@ class InputPipeline:
         start = max(lo - 1, 0)
         r = one_bar_returns(matrix.close[start:hi])
         r = r[lo - start:]
-        if lo == 0:
-            r[0] = 0.0
         return np.column_stack([Z, r / self.sigma]).astype(np.float32)
 
     def padded(self, matrix: FeatureMatrix, rows: np.ndarray) -> tuple[np.ndarray, int]:

@@ -31,6 +31,11 @@ Aggregations of sample k's path into the three prediction methods:
   own predictor: member k sums sub-interval j of sample (k + j) mod K, so sub-intervals are
   independent draws (same mean as direct, spread of independent sub-interval predictors).
 The spread of the K members feeds the backtest's confidence.
+
+Budget: before training, one network evaluation is timed and the cost of sampling the combiners'
+validation rows (at most `combiner_rows`, evenly spaced) is reserved out of the neural time budget, so
+training plus validation sampling stays within `training.neural.max_seconds` (training always keeps
+at least MIN_TRAINING_SHARE of it). Sampling is batched over SAMPLE_BATCH_ROWS rows x K samples.
 """
 
 from __future__ import annotations
@@ -391,11 +396,7 @@ class DiffusionModel:
             cond = cond.repeat_interleave(K, dim=0)
             noise = noise.reshape(draws, len(order) * K, P).to(device)
 
-            def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
-                self.network_evaluations += 1
-                step = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
-                return net(x, step, cond)
-
+            denoise = self._denoiser(net, cond)
             if sampler == "ddpm":
                 x0 = ddpm_sample(denoise, schedule, noise, clip)
             else:
@@ -403,6 +404,13 @@ class DiffusionModel:
             values = x0.reshape(len(order), K, P).permute(1, 0, 2).double().cpu().numpy()
             out[:, select[order]] = values
         return out
+
+    def _denoiser(self, net: nn.Module, cond: torch.Tensor) -> Denoise:
+        """The network as a function of (x_t, step) for one batch's conditioning, counting evaluations."""
+        def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
+            self.network_evaluations += 1
+            return net(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device), cond)
+        return denoise
 
     def predict_members(self, matrix: FeatureMatrix, rows: np.ndarray, method: str) -> np.ndarray:
         """(K, len(rows)) forecasts: aggregations of K sampled paths per row (see module docstring)."""
@@ -511,7 +519,7 @@ def _train_diffusion(matrix: FeatureMatrix, spec: ModelSpec, context: Any, hp: d
 
     seed = derived_seed(context.seed, spec.model_type, "network")
     combiner_rows = evenly_spaced(segments.validation, hp["combiner_rows"])
-    windows = lambda positions: gather_windows(block, positions, pipeline.context_length)  # noqa: E731
+    windows = lambda positions: gather_windows(block, positions, pipeline.context_length)
     loss = _velocity_loss(schedule, windows)
     with deterministic(seed):
         net = build(pipeline.n_channels, hp, layout.n_path).to(device)

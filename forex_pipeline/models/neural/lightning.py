@@ -5,7 +5,7 @@ shared linear layer (a 1x1 convolution, `proj_dim` channels), the window is flat
 (`layers` x `hidden`, GELU, dropout) maps it to a multi-output head. An MLP over the flat window was
 chosen over a temporal conv network because the window is short (50 bars), training rows are few
 (thousands), and the CPU budget is tight: weight sharing over time buys little at this size, while
-the MLP is several times cheaper per epoch and still sees every lag directly.
+the MLP is cheaper per epoch and still sees every lag directly.
 
 One network serves the three prediction methods; its head outputs, all in unit-scale units:
 - direct: the forward `horizon` log return;
@@ -17,9 +17,11 @@ One network serves the three prediction methods; its head outputs, all in unit-s
   chunks); the forecast is their sum.
 The loss is the mean of the three groups' mean squared errors.
 
-Context length: the network is trained with `context_length` rows (default 50). The inference grid's
-`lookback_window` only tunes confidence in the backtest; it never changes the network's input (that
-would require retraining), so one trained model serves every lookback window.
+Context length: the network is trained with `context_length` rows (default 50), the longest context
+it will ever see. The inference grid's `lookback_window` is not an input of `predict_members` (the
+TrainedModel contract) and never changes the network's input, which would need retraining; it only
+sets the window over which the backtest scores confidence, so one trained model serves every
+lookback window.
 
 Training: Adam, early stopping on validation loss (`patience` epochs), at most
 `training.neural.max_epochs` epochs and the neural time budget shared across members (each member gets
@@ -49,8 +51,8 @@ from forex_pipeline.models.neural.common import (
     WindowMLP,
     check_rows,
     combiners_from_state,
-    cpu_threads,
     combiners_to_state,
+    cpu_threads,
     derived_seed,
     deterministic,
     fit_network,
