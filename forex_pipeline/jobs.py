@@ -7,11 +7,16 @@ the UI shows exactly what is done, whichever way it was run.
 """
 
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from forex_pipeline.assets.model_configs import outcome_metadata
 from forex_pipeline.assets.partitions import model_config_key
 from forex_pipeline.resources import ForexStorage
+
+if TYPE_CHECKING:
+    from forex_pipeline.training_queue import BatchResult
 
 
 class GridBatchConfig(dg.Config):

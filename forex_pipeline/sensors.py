@@ -14,7 +14,8 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexStorage):
     """For each queue in daemon mode, launch the next batch when none of its runs is in flight.
 
-    Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes them.
+    Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes
+    them in daemon mode: the sensor itself then feeds their remaining batches.
     """
     from forex_pipeline.store import repository
     from forex_pipeline.store.db import get_engine, session_scope
@@ -26,7 +27,8 @@ def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexSto
         context.log.warning(f"queue {queue_id} was interrupted")
         if settings.recovery.auto_resume:
             with session_scope(engine) as session:
-                repository.set_queue_status(session, queue_id, "running")
+                queue = repository.set_queue_status(session, queue_id, "running")
+                repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "mode": "daemon", "owner": {}})
     with session_scope(engine) as session:
         queues = [q for q in repository.list_queues(session, status="running") if (q.checkpoint or {}).get("mode") == "daemon"]
     for queue in queues:

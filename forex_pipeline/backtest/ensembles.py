@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from forex_pipeline.models.base import ENSEMBLE_METHODS, Combiners
+from forex_pipeline.models.base import Combiners
+from forex_pipeline.models.combiners import combine as combine_members
 
 
 def _check_members(members: np.ndarray) -> np.ndarray:
@@ -17,22 +18,8 @@ def _check_members(members: np.ndarray) -> np.ndarray:
 
 
 def combine(members: np.ndarray, combiners: Combiners, ensemble_method: str) -> np.ndarray:
-    """The ensemble forecast: plain mean, validation-skill weighted mean, or the stacking meta-model."""
-    members = _check_members(members)
-    k = members.shape[0]
-    if ensemble_method == "mean":
-        return members.mean(axis=0)
-    if ensemble_method == "weighted":
-        weights = np.asarray(combiners.weights, dtype=np.float64)
-        if weights.shape != (k,) or (weights < 0).any() or not np.isclose(weights.sum(), 1.0):
-            raise ValueError(f"combiners.weights must be {k} non-negative numbers summing to 1, got {weights}")
-        return weights @ members
-    if ensemble_method == "stacking":
-        coef = np.asarray(combiners.stacking_coef, dtype=np.float64)
-        if coef.shape != (k,):
-            raise ValueError(f"combiners.stacking_coef must have {k} entries, got shape {coef.shape}")
-        return float(combiners.stacking_intercept) + coef @ members
-    raise ValueError(f"ensemble_method {ensemble_method!r} is unknown; known: {ENSEMBLE_METHODS}")
+    """The ensemble forecast of finite member forecasts (models.combiners.combine does the combining)."""
+    return combine_members(_check_members(members), combiners, ensemble_method)
 
 
 def member_agreement(members: np.ndarray, forecast: np.ndarray) -> np.ndarray:

@@ -17,8 +17,13 @@ from forex_pipeline.data.validation import BarValidationError
 from forex_pipeline.settings import get_settings, normalize_symbol
 
 app = typer.Typer(no_args_is_help=True, help="Market data: import, synthesise and list bars.")
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
+def console() -> Console:
+    """Standard output, sized when used (so COLUMNS set at call time counts)."""
+    return Console(soft_wrap=True)
+
+
+def errors() -> Console:
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _symbol(value: str) -> str:
@@ -54,16 +59,16 @@ def import_file(
             path, key, settings.artifacts_dir, format=file_format, source_tz=source_tz, validation=settings.data.validation
         )
     except (BarValidationError, FileNotFoundError, ValueError) as exc:
-        errors.print(f"[red]import failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        errors().print(f"[red]import failed:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     bars = imported.result.bars
-    console.print(
+    console().print(
         f"imported {key}: {len(bars)} rows, {bars.index[0]} -> {bars.index[-1]} into {imported.path}",
         highlight=False,
         soft_wrap=True,
     )
     dropped = {rule: n for rule, n in imported.result.report.dropped.items() if n}
-    console.print(f"dropped: {dropped if dropped else 'none'}", highlight=False)
+    console().print(f"dropped: {dropped if dropped else 'none'}", highlight=False)
 
 
 @app.command("synth")
@@ -79,8 +84,8 @@ def synth(
     target = write_bars(synthetic.bars, import_path(settings.artifacts_dir, key))
     labels = write_regimes(synthetic.regimes, regimes_path(settings.artifacts_dir, key))
     shares = ", ".join(f"{name}={share:.1%}" for name, share in synthetic.regime_proportions.items())
-    console.print(f"wrote {len(synthetic.bars)} synthetic bars to {target}", highlight=False)
-    console.print(f"regime labels in {labels}: {shares}", highlight=False)
+    console().print(f"wrote {len(synthetic.bars)} synthetic bars to {target}", highlight=False)
+    console().print(f"regime labels in {labels}: {shares}", highlight=False)
 
 
 @app.command("list")
@@ -89,7 +94,7 @@ def list_imports() -> None:
     folder = imports_dir(get_settings().artifacts_dir)
     files = sorted(p for p in folder.glob("*.parquet") if not p.name.endswith(".regimes.parquet")) if folder.is_dir() else []
     if not files:
-        console.print(f"no imported symbols in {folder}", highlight=False)
+        console().print(f"no imported symbols in {folder}", highlight=False)
         return
     table = Table(title=f"imported bars ({folder})")
     for column in ("symbol", "rows", "first bar", "last bar", "timeframe", "regime labels"):
@@ -100,4 +105,4 @@ def list_imports() -> None:
         first, last = (str(bars.index[0]), str(bars.index[-1])) if len(bars) else ("-", "-")
         labelled = "yes" if regimes_path(folder.parent, file.stem).is_file() else "no"
         table.add_row(file.stem, str(len(bars)), first, last, timeframe, labelled)
-    console.print(table)
+    console().print(table)

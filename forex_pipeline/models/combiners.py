@@ -82,14 +82,24 @@ def fit_combiners(val_member_preds: np.ndarray, y_val: np.ndarray) -> Combiners:
 
 
 def combine(member_preds: np.ndarray, combiners: Combiners, ensemble_method: str) -> np.ndarray:
-    """One forecast per row from (K, n) member forecasts with `mean`, `weighted` or `stacking`."""
+    """One forecast per row from (K, n) member forecasts: plain mean, validation-skill weighted mean,
+    or the stacking meta-model; combiners that do not fit K members are refused."""
     preds = np.asarray(member_preds, dtype=np.float64)
+    if preds.ndim != 2 or preds.shape[0] < 1:
+        raise ValueError(f"member predictions must have shape (K, n) with K >= 1, got {preds.shape}")
+    k = preds.shape[0]
     if ensemble_method == "mean":
         return preds.mean(axis=0)
     if ensemble_method == "weighted":
-        return combiners.weights @ preds
+        weights = np.asarray(combiners.weights, dtype=np.float64)
+        if weights.shape != (k,) or (weights < 0).any() or not np.isclose(weights.sum(), 1.0):
+            raise ValueError(f"combiners.weights must be {k} non-negative numbers summing to 1, got {weights}")
+        return weights @ preds
     if ensemble_method == "stacking":
-        return combiners.stacking_intercept + combiners.stacking_coef @ preds
+        coef = np.asarray(combiners.stacking_coef, dtype=np.float64)
+        if coef.shape != (k,):
+            raise ValueError(f"combiners.stacking_coef must have {k} entries, got shape {coef.shape}")
+        return float(combiners.stacking_intercept) + coef @ preds
     raise ValueError(f"ensemble_method {ensemble_method!r} is unknown; known: {', '.join(ENSEMBLE_METHODS)}")
 
 

@@ -176,3 +176,24 @@ def test_path_aggregations() -> None:
     np.testing.assert_array_equal(multi[0], expected0)
     with pytest.raises(ValueError, match="prediction method"):
         aggregate_paths(paths, layout, "iterated")
+
+
+def test_same_seed_same_samples(models: dict[str, TrainedModel], neural_matrix: FeatureMatrix, tmp_path: Path) -> None:
+    again = train_model(neural_matrix, spec("diffusion-ddim"), tiny_context(tmp_path))
+    rows = segment_rows(neural_matrix, HORIZON)
+    np.testing.assert_array_equal(again.predict_members(neural_matrix, rows, "direct"),
+                                  models["diffusion-ddim"].predict_members(neural_matrix, rows, "direct"))
+
+
+@pytest.mark.slow
+def test_training_and_validation_sampling_stay_within_the_budget(eurusd_matrix: FeatureMatrix,
+                                                                  tmp_path: Path) -> None:
+    """Default sssd with DDPM sampling on six months: the sampling reserve keeps the total near max_seconds."""
+    budget = 12.0
+    context = tiny_context(tmp_path, max_epochs=100000, max_seconds=budget, diffusion_steps=100, samples=5)
+    model_spec = ModelSpec(model_type="sssd", horizon=HORIZON, hyperparameters={"sampler": "ddpm", "patience": 1000})
+    started = time.monotonic()
+    model = sssd.train(eurusd_matrix, model_spec, context)
+    assert time.monotonic() - started < 2.0 * budget          # without the reserve: several times over
+    assert model.reports["stopped_by"] == "max_seconds"
+    assert 0 < model.reports["sampling_reserve_seconds"] < budget

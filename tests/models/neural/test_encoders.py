@@ -82,6 +82,7 @@ def test_numpy_inference_does_not_import_torch(neural_matrix: FeatureMatrix, tmp
     np.save(tmp_path / "expected.npy", encoder.transform(neural_matrix.X[:10]))
     script = (
         "import sys, numpy as np\n"
+        "import forex_pipeline.models.neural, forex_pipeline.models.registry\n"
         "from forex_pipeline.models.encoders import encoder_from_state\n"
         f"state = dict(np.load({str(tmp_path / 'state.npz')!r}))\n"
         "state['kind'] = 'vae'\n"

@@ -1,0 +1,54 @@
+"""Daemon mode: the queue sensor feeds batches to `grid_batch` runs and recovers crashed queues."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from forex_pipeline import training_queue
+from forex_pipeline.resources import ForexStorage
+from forex_pipeline.sensors import QUEUE_TAG, training_queue_sensor
+from forex_pipeline.settings import get_settings
+from forex_pipeline.store import repository
+from forex_pipeline.store.db import get_engine, session_scope
+from tests.integration.conftest import TINY_GRID
+
+
+def _daemon_queue(engine, artifacts) -> int:
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, artifacts)
+    with session_scope(engine) as session:
+        repository.set_queue_status(session, queue_id, "running")
+        repository.heartbeat(session, queue_id, checkpoint={"mode": "daemon", "owner": {}})
+    return queue_id
+
+
+def test_sensor_requests_the_next_batch_of_a_daemon_queue(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = _daemon_queue(engine, settings.artifacts_dir)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})
+        requests = list(training_queue_sensor(context))
+    assert len(requests) == 1
+    request = requests[0]
+    assert request.tags[QUEUE_TAG] == str(queue_id)
+    config = request.run_config["ops"]["run_grid_batch"]["config"]
+    expected = [c.partition_key for c in training_queue.pending_configurations(engine, queue_id)][: settings.queue.models_per_run]
+    assert config == {"queue_id": queue_id, "partition_keys": expected}
+
+
+def test_sensor_marks_a_dead_worker_interrupted_and_auto_resumes(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    with session_scope(engine) as session:
+        repository.set_queue_status(session, queue_id, "running")
+        repository.heartbeat(session, queue_id, checkpoint={"owner": {"host": __import__("socket").gethostname(), "pid": 2**22 + 12345}})
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})
+        requests = list(training_queue_sensor(context))
+    with session_scope(engine) as session:
+        queue = repository.get_queue(session, queue_id)
+    assert settings.recovery.auto_resume is True
+    assert queue.status == "running" and queue.checkpoint["mode"] == "daemon"
+    assert [r.tags[QUEUE_TAG] for r in requests] == [str(queue_id)]
+    assert training_queue.detect_interrupted(engine, settings) == []
