@@ -69,8 +69,37 @@ def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path
     return reports.regime_timeline_chart(matrix.timestamps, matrix.close, labels, path, f"Regimes of {fs_key}")
 
 
+def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) -> dict[str, pd.Series]:
+    """Equity over the test segment of each regime's rank-1 (model, inference config), from the kept file."""
+    from forex_pipeline.backtest.inference_grid import InferenceConfig
+    from forex_pipeline.backtest.run import config_equity
+    from forex_pipeline.features.build import load_feature_matrix
+    from forex_pipeline.features.splits import split_rows
+    from forex_pipeline.models.registry import load_model
+    from forex_pipeline.store.spec_files import read_spec
+
+    curves: dict[str, pd.Series] = {}
+    for _, row in bests[bests["rank"] == 1].iterrows():
+        fs_key, ms_key = str(row["partition_key"]).split("|")
+        matrix_path = artifacts_dir / "features" / f"{fs_key}.parquet"
+        if not row["kept"] or not row["model_path"] or not matrix_path.exists():
+            continue
+        spec = read_spec(artifacts_dir, "model_spec", ms_key)
+        feature_set = read_spec(artifacts_dir, "feature_set", fs_key)
+        with session_scope(get_engine(settings.database_url)) as session:
+            run = repository.get_training_run(session, int(row["training_run_id"]))
+        model = load_model(Path(row["model_path"]), spec, run.model_sha256)
+        matrix = load_feature_matrix(matrix_path)
+        test = split_rows(matrix.n_rows, spec.horizon, settings.training.train_fraction, settings.training.validation_fraction).test
+        config = InferenceConfig(
+            row["prediction_method"], row["ensemble_method"], float(row["confidence_threshold"]), int(row["lookback_window"])
+        )
+        curves[f"{row['regime']}: {ms_key}"] = config_equity(model, matrix, test, config, settings, feature_set.symbol)
+    return curves
+
+
 def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Dashboard:
-    """Markdown tables per regime plus heatmap, risk/return and timeline charts under artifacts/dashboard."""
+    """Markdown tables per regime plus heatmap, risk/return, equity and timeline charts under artifacts/dashboard."""
     engine = get_engine(db_url)
     out = Path(artifacts_dir) / "dashboard"
     with session_scope(engine) as session:
@@ -84,6 +113,9 @@ def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Das
         charts["model_regime_heatmap"] = reports.heatmap_chart(heat, out / "model_regime_heatmap.png")
     if not points.empty:
         charts["risk_vs_return"] = reports.risk_return_chart(points, out / "risk_vs_return.png")
+    curves = equity_curves(bests, settings, Path(artifacts_dir)) if not bests.empty else {}
+    if curves:
+        charts["equity_of_bests"] = reports.equity_chart(curves, out / "equity_of_bests.png")
     timeline = regime_timeline(bests, settings, Path(artifacts_dir), out / "regime_timeline.png")
     if timeline is not None:
         charts["regime_timeline"] = timeline

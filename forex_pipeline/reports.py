@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-BEST_COLUMNS = ("rank", "partition_key", "inference_config", "score", "improvement", "trade_count", "deflated_sharpe", "updated_at")
+REGIME_COLOURS = {
+    "bull_trending": "tab:green",
+    "bear_trending": "tab:red",
+    "volatile_ranging": "tab:orange",
+    "calm_ranging": "tab:blue",
+    "unclassified": "tab:gray",
+}
 
 
 def inference_config_label(row: pd.Series) -> str:
@@ -82,10 +88,11 @@ def regime_timeline_chart(timestamps: pd.DatetimeIndex, close: np.ndarray, label
     """Close price coloured by the regime label of each bar."""
     fig, ax = _figure()
     names = sorted(set(labels.tolist()))
-    colours = dict(zip(names, ["tab:green", "tab:red", "tab:orange", "tab:blue", "tab:gray", "tab:purple", "tab:brown"]))
+    spare = iter(["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"])
     for name in names:
         mask = labels == name
-        ax.scatter(timestamps[mask], close[mask], s=2, color=colours.get(name, "black"), label=name)
+        colour = REGIME_COLOURS.get(name) or next(spare, "black")
+        ax.scatter(timestamps[mask], close[mask], s=2, color=colour, label=name)
     ax.set_title(title)
     ax.legend(markerscale=5, fontsize=8, loc="best")
     return _save(fig, path)

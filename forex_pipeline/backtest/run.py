@@ -195,3 +195,33 @@ def run_inference_backtests(
         settings.performance.backtest_max_matrix_bytes,
     )
     return BacktestOutput(frame, prediction_seconds, time.perf_counter() - started)
+
+
+def config_equity(
+    model: TrainedModel,
+    matrix: FeatureMatrix,
+    test_rows: np.ndarray,
+    config: InferenceConfig,
+    settings: Settings,
+    symbol: str,
+) -> pd.Series:
+    """Equity (cumulative simple return after costs) of one inference configuration over the test rows,
+    built exactly as in `run_inference_backtests` (same warm-up, ensemble and confidence)."""
+    from forex_pipeline.backtest.simulator import equity_curve
+
+    test_rows = _check_rows(test_rows, matrix.n_rows)
+    n_warmup = int(min(max(settings.inference_grid.lookback_windows), test_rows[0]))
+    rows = np.concatenate([np.arange(test_rows[0] - n_warmup, test_rows[0], dtype=np.int64), test_rows])
+    members = model.predict_members(matrix, rows, config.prediction_method)
+    forecast = combine(members, model.combiners[config.prediction_method], config.ensemble_method)
+    ranks = rolling_size_rank(forecast[None, :], np.asarray([config.lookback_window], dtype=np.int64))[0, 0]
+    confidence = ranks * member_agreement(members, forecast)
+    _, returns = equity_curve(
+        forecast[n_warmup:],
+        confidence[n_warmup:],
+        config.confidence_threshold,
+        matrix.close[test_rows],
+        model.model_spec.horizon,
+        settings.data.costs_for(symbol),
+    )
+    return pd.Series(np.expm1(np.cumsum(returns)), index=matrix.timestamps[test_rows], name=config.hash)

@@ -69,6 +69,16 @@ def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
     assert len(model_files) == len(in_bests)
     assert (bests.groupby("regime")["rank"].max() == 1).all()
 
+    from forex_pipeline.dashboard import build_dashboard
+
+    dashboard = build_dashboard(settings.database_url, settings, settings.artifacts_dir)
+    for regime in settings.regimes.definitions:
+        assert f"### {regime}" in dashboard.markdown
+    for partition_key in bests["partition_key"]:
+        assert partition_key in dashboard.markdown
+    assert set(dashboard.charts) == {"model_regime_heatmap", "risk_vs_return", "equity_of_bests", "regime_timeline"}
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in dashboard.charts.values())
+
 
 def test_resubmitted_grid_is_not_retrained(grid_env):
     settings = get_settings()
