@@ -79,7 +79,7 @@ def bench_ddim_speedup(matrix: FeatureMatrix, horizon: int, context: TrainingCon
     """(speedup, DDPM seconds, DDIM seconds) sampling the test segment with one trained diffusion network.
 
     The network is trained for one epoch only: sampling cost depends on its size, not on its fit. The
-    speedup is essentially diffusion_steps / ddim_steps network evaluations (100 / 10 by default)."""
+    speedup is essentially diffusion_steps / ddim_steps network evaluations (100 / 8 by default)."""
     from forex_pipeline.features.splits import split_rows
 
     neural = context.settings.training.neural

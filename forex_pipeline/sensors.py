@@ -4,6 +4,7 @@
 import dagster as dg
 
 from forex_pipeline.jobs import grid_batch
+from forex_pipeline.hashing import config_hash
 from forex_pipeline.resources import ForexStorage
 
 QUEUE_TAG = "forex_pipeline/queue_id"
@@ -12,7 +13,8 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 
 @dg.sensor(job=grid_batch, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
 def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexStorage):
-    """For each queue in daemon mode, launch the next batch when none of its runs is in flight.
+    """For each queue in daemon mode, launch batches of configurations no in-flight run holds, up to
+    queue.max_concurrent_runs runs per queue.
 
     Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes
     them in daemon mode: the sensor itself then feeds their remaining batches.
@@ -32,20 +34,22 @@ def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexSto
     with session_scope(engine) as session:
         queues = [q for q in repository.list_queues(session, status="running") if (q.checkpoint or {}).get("mode") == "daemon"]
     for queue in queues:
-        in_flight = context.instance.get_run_records(
-            dg.RunsFilter(tags={QUEUE_TAG: str(queue.id)}, statuses=IN_FLIGHT), limit=1
-        )
-        if in_flight:
-            continue
-        pending = pending_configurations(engine, queue.id)[: settings.queue.models_per_run]
-        if not pending:
-            continue
-        keys = [c.partition_key for c in pending]
-        yield dg.RunRequest(
-            run_key=f"queue-{queue.id}-{pending[0].model_config_hash[:12]}-{queue.completed_models + queue.failed_models}",
-            run_config={"ops": {"run_grid_batch": {"config": {"queue_id": queue.id, "partition_keys": keys}}}},
-            tags={QUEUE_TAG: str(queue.id)},
-        )
+        in_flight = context.instance.get_run_records(dg.RunsFilter(tags={QUEUE_TAG: str(queue.id)}, statuses=IN_FLIGHT))
+        busy = {key for record in in_flight for key in _batch_keys(record.dagster_run)}
+        free_slots = settings.queue.max_concurrent_runs - len(in_flight)
+        pending = [c for c in pending_configurations(engine, queue.id) if c.partition_key not in busy]
+        size = settings.queue.models_per_run
+        for start in range(0, min(free_slots, -(-len(pending) // size)) * size, size):
+            keys = [c.partition_key for c in pending[start : start + size]]
+            yield dg.RunRequest(
+                run_key=f"queue-{queue.id}-{config_hash(keys)[:16]}-{queue.completed_models + queue.failed_models}",
+                run_config={"ops": {"run_grid_batch": {"config": {"queue_id": queue.id, "partition_keys": keys}}}},
+                tags={QUEUE_TAG: str(queue.id)},
+            )
+
+
+def _batch_keys(run: dg.DagsterRun) -> list[str]:
+    return run.run_config.get("ops", {}).get("run_grid_batch", {}).get("config", {}).get("partition_keys", [])
 
 
 def _queue_of(run: dg.DagsterRun) -> int | None:

@@ -70,7 +70,7 @@ class NeuralSettings(_Strict):
     max_seconds: float = Field(50.0, gt=0)
     batch_size: int = Field(256, ge=1)
     diffusion_steps: int = Field(100, ge=2)
-    ddim_steps: int = Field(10, ge=1)
+    ddim_steps: int = Field(8, ge=1)     # DDIM evaluations; 100 / 8 keeps sampling >= 10x faster than DDPM
     samples: int = Field(5, ge=1)
     cpu_threads: int = Field(1, ge=0)   # torch intra-op threads on CPU; 0 = torch's default
 

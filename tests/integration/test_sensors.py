@@ -28,12 +28,13 @@ def test_sensor_requests_the_next_batch_of_a_daemon_queue(grid_env):
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})
         requests = list(training_queue_sensor(context))
-    assert len(requests) == 1
-    request = requests[0]
-    assert request.tags[QUEUE_TAG] == str(queue_id)
-    config = request.run_config["ops"]["run_grid_batch"]["config"]
-    expected = [c.partition_key for c in training_queue.pending_configurations(engine, queue_id)][: settings.queue.models_per_run]
-    assert config == {"queue_id": queue_id, "partition_keys": expected}
+    size, slots = settings.queue.models_per_run, settings.queue.max_concurrent_runs
+    pending = [c.partition_key for c in training_queue.pending_configurations(engine, queue_id)]
+    assert len(requests) == slots
+    assert all(r.tags[QUEUE_TAG] == str(queue_id) for r in requests)
+    batches = [r.run_config["ops"]["run_grid_batch"]["config"]["partition_keys"] for r in requests]
+    assert batches == [pending[i * size : (i + 1) * size] for i in range(slots)]
+    assert len({r.run_key for r in requests}) == slots
 
 
 def test_sensor_marks_a_dead_worker_interrupted_and_auto_resumes(grid_env):
@@ -50,5 +51,27 @@ def test_sensor_marks_a_dead_worker_interrupted_and_auto_resumes(grid_env):
         queue = repository.get_queue(session, queue_id)
     assert settings.recovery.auto_resume is True
     assert queue.status == "running" and queue.checkpoint["mode"] == "daemon"
-    assert [r.tags[QUEUE_TAG] for r in requests] == [str(queue_id)]
+    assert [r.tags[QUEUE_TAG] for r in requests] == [str(queue_id)] * settings.queue.max_concurrent_runs
     assert training_queue.detect_interrupted(engine, settings) == []
+
+
+def test_sensor_skips_configurations_held_by_runs_in_flight(grid_env):
+    from forex_pipeline.jobs import grid_batch
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = _daemon_queue(engine, settings.artifacts_dir)
+    pending = [c.partition_key for c in training_queue.pending_configurations(engine, queue_id)]
+    held = pending[:2]
+    with dg.instance_for_test() as instance:
+        instance.create_run_for_job(
+            job_def=grid_batch,
+            run_config={"ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": held}}}},
+            tags={QUEUE_TAG: str(queue_id)},
+        )
+        context = dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})
+        requests = list(training_queue_sensor(context))
+    assert len(requests) == settings.queue.max_concurrent_runs - 1
+    requested = [k for r in requests for k in r.run_config["ops"]["run_grid_batch"]["config"]["partition_keys"]]
+    assert not set(requested) & set(held)
+    assert requested == pending[2 : 2 + len(requested)]

@@ -33,9 +33,11 @@ Aggregations of sample k's path into the three prediction methods:
 The spread of the K members feeds the backtest's confidence.
 
 Budget: before training, one network evaluation is timed and the cost of sampling the combiners'
-validation rows (at most `combiner_rows`, evenly spaced) is reserved out of the neural time budget, so
-training plus validation sampling stays within `training.neural.max_seconds` (training always keeps
-at least MIN_TRAINING_SHARE of it). Sampling is batched over SAMPLE_BATCH_ROWS rows x K samples.
+validation rows is reserved out of the neural time budget, so training plus validation sampling stays
+within `training.neural.max_seconds`. The combiners use at most `combiner_rows` evenly spaced
+validation rows, fewer (down to MIN_COMBINER_ROWS) when sampling them would not leave training
+MIN_TRAINING_SHARE of the budget; the model's reports record the rows used and the reserve.
+Sampling is batched over SAMPLE_BATCH_ROWS rows x K samples.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ FILE_SUFFIX = ".pt"
 NOISE_BLOCK = 256
 SAMPLE_BATCH_ROWS = 1024
 MIN_TRAINING_SHARE = 0.3  # the share of the budget training keeps whatever sampling is estimated to cost
+MIN_COMBINER_ROWS = 32    # combiners are never fitted on fewer validation rows than this
+SAMPLING_SAFETY = 1.25    # factor on the timed network evaluation when reserving sampling time
 
 RULES: dict[str, Param] = {
     "context_length": Param(50, int, 2, 1000),
@@ -464,12 +468,10 @@ def evenly_spaced(rows: np.ndarray, limit: int) -> np.ndarray:
     return rows[np.unique(np.round(np.linspace(0, len(rows) - 1, limit)).astype(np.int64))]
 
 
-def estimate_sampling_seconds(net: nn.Module, windows: Callable[[torch.Tensor], torch.Tensor],
-                              positions: np.ndarray, samples: int, points: int, evaluations: int,
-                              device: torch.device) -> float:
-    """Seconds sampling `positions` will take: one timed network evaluation per batch x evaluations."""
-    batch = min(len(positions), SAMPLE_BATCH_ROWS)
-    n_batches = math.ceil(len(positions) / SAMPLE_BATCH_ROWS)
+def seconds_per_row_evaluation(net: nn.Module, windows: Callable[[torch.Tensor], torch.Tensor],
+                               positions: np.ndarray, samples: int, points: int, device: torch.device) -> float:
+    """Seconds one network evaluation costs per row (all K samples), timed on a batch of `positions`."""
+    batch = max(min(len(positions), SAMPLE_BATCH_ROWS), 1)
     net.eval()
     with torch.no_grad():
         cond = net.encode(windows(torch.from_numpy(positions[:batch]).to(device))).repeat_interleave(samples, 0)
@@ -478,7 +480,7 @@ def estimate_sampling_seconds(net: nn.Module, windows: Callable[[torch.Tensor], 
         started = time.monotonic()
         net(x, step, cond)
         elapsed = time.monotonic() - started
-    return 1.25 * elapsed * evaluations * n_batches
+    return elapsed / batch
 
 
 def train_diffusion(matrix: FeatureMatrix, spec: ModelSpec, context: Any, hp: dict[str, Any], *,
@@ -517,15 +519,20 @@ def _train_diffusion(matrix: FeatureMatrix, spec: ModelSpec, context: Any, hp: d
         x0 = chunk_returns(log_close, rows, layout.bounds) / scales
         return (torch.from_numpy(rows - offset).to(device), torch.from_numpy(x0.astype(np.float32)).to(device))
 
+    def windows(positions: torch.Tensor) -> torch.Tensor:
+        return gather_windows(block, positions, pipeline.context_length)
+
     seed = derived_seed(context.seed, spec.model_type, "network")
-    combiner_rows = evenly_spaced(segments.validation, hp["combiner_rows"])
-    windows = lambda positions: gather_windows(block, positions, pipeline.context_length)
     loss = _velocity_loss(schedule, windows)
     with deterministic(seed):
         net = build(pipeline.n_channels, hp, layout.n_path).to(device)
         evaluations = hp["diffusion_steps"] if sampler == "ddpm" else hp["ddim_steps"]
-        reserve = estimate_sampling_seconds(net, windows, combiner_rows - offset, hp["samples"], layout.n_path,
-                                            evaluations, device)
+        probe = evenly_spaced(segments.validation, hp["combiner_rows"]) - offset
+        per_row = SAMPLING_SAFETY * evaluations * seconds_per_row_evaluation(
+            net, windows, probe, hp["samples"], layout.n_path, device)
+        affordable = int((1 - MIN_TRAINING_SHARE) * budget / per_row) if per_row > 0 else hp["combiner_rows"]
+        combiner_rows = evenly_spaced(segments.validation, max(MIN_COMBINER_ROWS, min(hp["combiner_rows"], affordable)))
+        reserve = per_row * len(combiner_rows)
         deadline = started + max(budget - reserve, MIN_TRAINING_SHARE * budget)
         report = fit_network(
             net, loss, tensors(segments.train), tensors(segments.validation),
@@ -545,6 +552,7 @@ def _train_diffusion(matrix: FeatureMatrix, spec: ModelSpec, context: Any, hp: d
         for method in PREDICTION_METHODS
     }
     model.reports["sampling_reserve_seconds"] = reserve
+    model.reports["combiner_rows"] = len(combiner_rows)
     model.reports["train_seconds"] = time.monotonic() - started
     return model
 

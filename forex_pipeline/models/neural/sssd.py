@@ -22,7 +22,7 @@ direct / recursive / direct_multi with `diffusion-ddpm` / `diffusion-ddim`.
 Default (small, CPU-sized): 2 layers, 32 channels, 32 states, a 32-bar context, 50 diffusion steps,
 DDIM sampling with `training.neural.ddim_steps` steps; `sampler: ddpm` gives the paper's ancestral
 sampling through all 50 steps at 5x the cost (measured on 2019 EUR/USD 1h, one CPU thread of a loaded
-2-core machine: about 75 s for a 1,150-row test segment with 5 samples, against about 12 s with DDIM),
+2-core machine: about 75 s for a 1,150-row test segment with 5 samples, against about 12 s with 10 DDIM steps),
 because every step runs the S4D stack over the whole context + path sequence. Combiners are fitted on
 at most `combiner_rows` (256) evenly spaced validation rows for the same reason. The published configuration is 36 residual
 layers, 256 residual channels, S4 state size 64, 200 diffusion steps (linear betas 1e-4..0.02),

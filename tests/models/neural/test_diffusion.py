@@ -194,6 +194,7 @@ def test_training_and_validation_sampling_stay_within_the_budget(eurusd_matrix: 
     model_spec = ModelSpec(model_type="sssd", horizon=HORIZON, hyperparameters={"sampler": "ddpm", "patience": 1000})
     started = time.monotonic()
     model = sssd.train(eurusd_matrix, model_spec, context)
-    assert time.monotonic() - started < 2.0 * budget          # without the reserve: several times over
+    assert time.monotonic() - started < 1.5 * budget          # without the reserve: several times over
     assert model.reports["stopped_by"] == "max_seconds"
-    assert 0 < model.reports["sampling_reserve_seconds"] < budget
+    assert 0 < model.reports["sampling_reserve_seconds"] <= 0.7 * budget
+    assert 32 <= model.reports["combiner_rows"] < 256               # fewer rows than asked, to fit the budget
