@@ -7,6 +7,7 @@ the UI shows exactly what is done, whichever way it was run.
 """
 
 
+import uuid
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -90,15 +91,25 @@ def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations) -
     from forex_pipeline.sensors import QUEUE_TAG
     from forex_pipeline.training_queue import BatchResult
 
+    from forex_pipeline.training_queue import WorkerCancelled
+
     job = defs.resolve_job_def("grid_batch")
-    result = job.execute_in_process(
-        run_config={
-            "ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": [c.partition_key for c in configurations]}}}
-        },
-        instance=instance,
-        tags={QUEUE_TAG: str(queue_id)},
-        raise_on_error=False,
-    )
+    run_id = str(uuid.uuid4())
+    try:
+        result = job.execute_in_process(
+            run_config={
+                "ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": [c.partition_key for c in configurations]}}}
+            },
+            instance=instance,
+            tags={QUEUE_TAG: str(queue_id)},
+            raise_on_error=False,
+            run_id=run_id,
+        )
+    except WorkerCancelled:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(run, message="queue cancelled: the worker stopped in the middle of this batch")
+        raise
     if not result.success:
         return BatchResult((), "error")
     summary = result.output_for_node("run_grid_batch")

@@ -21,7 +21,7 @@ def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexSto
     """
     from forex_pipeline.store import repository
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.training_queue import detect_interrupted, pending_configurations
+    from forex_pipeline.training_queue import detect_interrupted, pending_configurations, settle_and_notify
 
     settings = storage.settings
     engine = get_engine(storage.db_url)
@@ -35,6 +35,10 @@ def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexSto
         queues = [q for q in repository.list_queues(session, status="running") if (q.checkpoint or {}).get("mode") == "daemon"]
     for queue in queues:
         in_flight = context.instance.get_run_records(dg.RunsFilter(tags={QUEUE_TAG: str(queue.id)}, statuses=IN_FLIGHT))
+        if queue.cancel_requested or queue.pause_requested:
+            if not in_flight:
+                settle_and_notify(engine, settings, queue.id, "cancel" if queue.cancel_requested else "pause")
+            continue
         busy = {key for record in in_flight for key in _batch_keys(record.dagster_run)}
         free_slots = settings.queue.max_concurrent_runs - len(in_flight)
         pending = [c for c in pending_configurations(engine, queue.id) if c.partition_key not in busy]

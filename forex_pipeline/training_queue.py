@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -148,8 +149,39 @@ def pause(engine: Engine, queue_id: int) -> repository.QueueRecord:
 
 
 def cancel(engine: Engine, queue_id: int) -> repository.QueueRecord:
+    """Stop now: flag the queue and interrupt its foreground worker on this host (SIGTERM), which
+    abandons the model in flight; finished models stay. Daemon-mode runs see the flag between models."""
     with session_scope(engine) as session:
-        return repository.request_cancel(session, queue_id)
+        record = repository.request_cancel(session, queue_id)
+    owner = (record.checkpoint or {}).get("owner") or {}
+    if record.cancel_requested and owner.get("host") == socket.gethostname() and owner.get("pid") not in (None, os.getpid()):
+        try:
+            os.kill(int(owner["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return record
+
+
+class WorkerCancelled(BaseException):
+    """Raised in a foreground worker by SIGTERM: unwinds whatever it is doing (a BaseException, so the
+    per-model `except Exception` that records failures does not swallow it)."""
+
+
+@contextmanager
+def cancellable() -> Iterator[None]:
+    """Turn SIGTERM into WorkerCancelled while the queue is worked (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:  # noqa: ANN001
+        raise WorkerCancelled()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def resume(engine: Engine, queue_id: int, settings: Settings) -> repository.QueueRecord:
@@ -302,18 +334,23 @@ def run_queue(
         engine, artifacts_dir, min_age_seconds=(2 * settings.training.max_seconds_per_model) if others_running else 0.0
     )
     del removed
-    with heartbeat_thread(engine, queue_id, settings.recovery.heartbeat_seconds):
-        while True:
-            pending = pending_configurations(engine, queue_id)
-            if not pending:
-                return settle_and_notify(engine, settings, queue_id, None)
-            result = execute_batch(queue_id, pending[: settings.queue.models_per_run])
-            with session_scope(engine) as session:
-                queue = _queue(session, queue_id)
-            if on_progress is not None:
-                on_progress(queue)
-            if result.stopped_because is not None or queue.status != "running":
-                return settle_and_notify(engine, settings, queue_id, result.stopped_because)
+    try:
+        with cancellable(), heartbeat_thread(engine, queue_id, settings.recovery.heartbeat_seconds):
+            while True:
+                pending = pending_configurations(engine, queue_id)
+                if not pending:
+                    return settle_and_notify(engine, settings, queue_id, None)
+                result = execute_batch(queue_id, pending[: settings.queue.models_per_run])
+                with session_scope(engine) as session:
+                    queue = _queue(session, queue_id)
+                if on_progress is not None:
+                    on_progress(queue)
+                if result.stopped_because is not None or queue.status != "running":
+                    return settle_and_notify(engine, settings, queue_id, result.stopped_because)
+    except WorkerCancelled:
+        with session_scope(engine) as session:
+            release_claims(session, queue_id)
+        return settle_and_notify(engine, settings, queue_id, "cancel")
 
 
 def _other_live_workers(engine: Engine, queue_id: int) -> bool:

@@ -46,11 +46,6 @@ def chunk_returns(log_close: np.ndarray, rows: np.ndarray, bounds: np.ndarray) -
     return np.diff(levels, axis=1)
 
 
-def group_sums(chunks: np.ndarray, bounds: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Sum chunk columns into coarser groups given as chunk-index boundaries."""
-    return np.stack([chunks[:, groups[g]:groups[g + 1]].sum(axis=1) for g in range(len(groups) - 1)], axis=1)
-
-
 def sub_interval_groups(bounds: np.ndarray, steps: int) -> np.ndarray:
     """Chunk-index boundaries of at most `steps` sub-intervals that together cover the path."""
     n_chunks = len(bounds) - 1
@@ -122,11 +117,6 @@ def pipeline_from_state(state: dict[str, Any]) -> InputPipeline:
         sigma=float(state["sigma"]),
         encoder=encoder,
     )
-
-
-def window_index(rows: np.ndarray, offset: int, length: int) -> np.ndarray:
-    """(n, L) positions in a padded feature block of the windows of `rows`."""
-    return (np.asarray(rows, dtype=np.int64) - offset)[:, None] + np.arange(length)[None, :]
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def test_long_horizon_caps_path_points_and_members_override(neural_matrix: Featu
 def test_budget_stops_training_gracefully(neural_matrix: FeatureMatrix, tmp_path: Path) -> None:
     started = time.monotonic()
     model = lightning.train(neural_matrix, spec(patience=1000), tiny_context(tmp_path, max_epochs=100000, max_seconds=0.5))
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 60  # a hang guard: 100000 epochs would take hours
     assert [r["stopped_by"] for r in model.reports[:-1]] == ["max_seconds", "max_seconds"]
 
 
