@@ -143,8 +143,16 @@ def start(engine: Engine, queue_id: int) -> repository.QueueRecord:
         return repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "owner": _owner()})
 
 
+def _refuse_finished(session, queue_id: int, action: str) -> None:  # noqa: ANN001 - Session
+    queue = _queue(session, queue_id)
+    if queue.status in ("completed", "cancelled"):
+        raise QueueError(f"queue {queue_id} is {queue.status}; there is nothing to {action}")
+
+
 def pause(engine: Engine, queue_id: int) -> repository.QueueRecord:
+    """Finish the model in flight, then stop (a waiting queue pauses at once)."""
     with session_scope(engine) as session:
+        _refuse_finished(session, queue_id, "pause")
         return repository.request_pause(session, queue_id)
 
 
@@ -152,6 +160,7 @@ def cancel(engine: Engine, queue_id: int) -> repository.QueueRecord:
     """Stop now: flag the queue and interrupt its foreground worker on this host (SIGTERM), which
     abandons the model in flight; finished models stay. Daemon-mode runs see the flag between models."""
     with session_scope(engine) as session:
+        _refuse_finished(session, queue_id, "cancel")
         record = repository.request_cancel(session, queue_id)
     owner = (record.checkpoint or {}).get("owner") or {}
     if record.cancel_requested and owner.get("host") == socket.gethostname() and owner.get("pid") not in (None, os.getpid()):
@@ -167,6 +176,9 @@ class WorkerCancelled(BaseException):
     per-model `except Exception` that records failures does not swallow it)."""
 
 
+CANCEL_SIGNALLED = threading.Event()  # set by SIGTERM even where a framework swallowed WorkerCancelled
+
+
 @contextmanager
 def cancellable() -> Iterator[None]:
     """Turn SIGTERM into WorkerCancelled while the queue is worked (main thread only)."""
@@ -175,8 +187,10 @@ def cancellable() -> Iterator[None]:
         return
 
     def handler(signum, frame) -> None:  # noqa: ANN001
+        CANCEL_SIGNALLED.set()
         raise WorkerCancelled()
 
+    CANCEL_SIGNALLED.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
@@ -343,6 +357,8 @@ def run_queue(
                 result = execute_batch(queue_id, pending[: settings.queue.models_per_run])
                 with session_scope(engine) as session:
                     queue = _queue(session, queue_id)
+                if queue.cancel_requested or CANCEL_SIGNALLED.is_set():
+                    raise WorkerCancelled()  # Dagster turns SIGTERM into a failed run: the flag says why
                 if on_progress is not None:
                     on_progress(queue)
                 if result.stopped_because is not None or queue.status != "running":

@@ -101,22 +101,28 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
 @app.command()
 def pause(queue_id: int) -> None:
     """Finish the models in flight, then stop."""
-    from forex_pipeline.training_queue import pause as pause_queue
+    from forex_pipeline.training_queue import QueueError, pause as pause_queue
 
     _, engine = _context()
     _get(engine, queue_id)
-    record = pause_queue(engine, queue_id)
+    try:
+        record = pause_queue(engine, queue_id)
+    except QueueError as exc:
+        _fail(str(exc))
     console.print(f"queue {queue_id}: {'pause requested' if record.pause_requested else record.status}")
 
 
 @app.command()
 def cancel(queue_id: int) -> None:
     """Stop now; finished models stay."""
-    from forex_pipeline.training_queue import cancel as cancel_queue
+    from forex_pipeline.training_queue import QueueError, cancel as cancel_queue
 
     _, engine = _context()
     _get(engine, queue_id)
-    record = cancel_queue(engine, queue_id)
+    try:
+        record = cancel_queue(engine, queue_id)
+    except QueueError as exc:
+        _fail(str(exc))
     console.print(f"queue {queue_id}: {'cancel requested' if record.cancel_requested else record.status}")
 
 

@@ -39,9 +39,10 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Co
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _submit(root: Path, env: dict[str, str]) -> str:
+def _submit(root: Path, env: dict[str, str], horizons: list[int] | None = None) -> str:
     grid = root / "grid.yaml"
-    grid.write_text(yaml.safe_dump(TINY_GRID))
+    spec = TINY_GRID if horizons is None else {**TINY_GRID, "model_specs": {**TINY_GRID["model_specs"], "horizons": horizons}}
+    grid.write_text(yaml.safe_dump(spec))
     out = _cli(env, "grid", "submit", str(grid), "--no-run")
     assert out.returncode == 0, out.stderr
     return next(line.split("=")[1] for line in out.stdout.splitlines() if line.startswith("queue_id="))
@@ -118,3 +119,34 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, baseline, 
     assert baseline["state"]["duplicates"] == 0
     leftovers = [p for p in (Path(env["FOREX_ARTIFACTS_DIR"]) / "models").rglob(".tmp*")]
     assert leftovers == []
+
+
+def test_cancel_stops_a_running_worker_now_and_keeps_finished_work(tmp_path):
+    from forex_pipeline.store.db import make_engine
+    from forex_pipeline.training_queue import cancel
+
+    env = _env(tmp_path)
+    queue_id = _submit(tmp_path, env, horizons=[1, 2, 3, 4, 5, 6, 7, 8])
+    process = subprocess.Popen([*CLI, "queue", "run", queue_id], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db_path = env["FOREX_DATABASE_URL"].removeprefix("sqlite:///")
+    deadline = time.monotonic() + 240
+    completed = 0
+    while completed < 1 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        with sqlite3.connect(db_path) as db:
+            completed = db.execute("select count(*) from training_runs where status = 'completed'").fetchone()[0]
+    assert completed >= 1 and process.poll() is None, "the worker finished or never completed a model"
+    cancel(make_engine(env["FOREX_DATABASE_URL"]), int(queue_id))
+    process.wait(timeout=60)
+    db = sqlite3.connect(db_path)
+    status, done = db.execute("select status, completed_models from training_queue where id = ?", (int(queue_id),)).fetchone()
+    statuses = dict(db.execute("select status, count(*) from training_runs group by status").fetchall())
+    db.close()
+    assert status == "cancelled"
+    assert 1 <= statuses.get("completed", 0) < 16
+    assert "running" not in statuses  # the model in flight was abandoned, not left claimed
+    assert done == statuses["completed"]
+    resumed = _cli(env, "queue", "resume", queue_id)
+    assert resumed.returncode != 0 and "cancelled" in resumed.stderr
+    again = _cli(env, "queue", "cancel", queue_id)
+    assert again.returncode == 1 and "nothing to cancel" in again.stderr
