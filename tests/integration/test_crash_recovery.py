@@ -81,10 +81,36 @@ def baseline(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("uninterrupted")
     env = _env(root)
     queue_id = _submit(root, env)
-    started = time.monotonic()
     out = _cli(env, "queue", "run", queue_id)
     assert out.returncode == 0, out.stdout + out.stderr
-    return {"state": _state(env), "seconds": time.monotonic() - started}
+    return {"state": _state(env)}
+
+
+def _completed(env: dict[str, str]) -> int:
+    path = env["FOREX_DATABASE_URL"].removeprefix("sqlite:///")
+    if not Path(path).exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        try:
+            return db.execute("select count(*) from training_runs where status = 'completed'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def _kill_at_random_point(command: list[str], env: dict[str, str], rng: random.Random, total: int) -> bool:
+    """Start the worker and SIGKILL it once a random number of models is done plus a random moment
+    (during start-up, training, the backtests or the database transaction); False if it finished first."""
+    target, extra = rng.randrange(0, total - 1), rng.uniform(0.0, 1.0)
+    process = subprocess.Popen([*CLI, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while process.poll() is None and _completed(env) < target and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(extra)
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return True
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -92,19 +118,13 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, baseline, 
     rng = random.Random(seed)
     env = _env(tmp_path)
     queue_id = _submit(tmp_path, env)
+    total = len(baseline["state"]["runs"])
     kills = 0
-    for attempt in range(4):
+    for attempt in range(3):
         command = ["queue", "run" if attempt == 0 else "resume", queue_id]
-        process = subprocess.Popen([*CLI, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(1.0, baseline["seconds"] * 0.5)
-        try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-        else:
+        if not _kill_at_random_point(command, env, rng, total):
             break
+        kills += 1
     status = json.loads(_cli(env, "queue", "status", queue_id).stdout)["status"]
     if status != "completed":
         out = _cli(env, "queue", "resume", queue_id)
