@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 from forex_pipeline.backtest.simulator import (
     GROSS_LOSS,
     GROSS_PROFIT,
@@ -35,17 +36,6 @@ from forex_pipeline.backtest.simulator import (
 # A variance this small relative to the mean square is rounding noise of a constant series.
 _RELATIVE_VARIANCE_FLOOR = 1e-12
 
-METRIC_COLUMNS: tuple[str, ...] = (
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "total_return",
-    "win_rate",
-    "profit_factor",
-    "trade_count",
-    "exposure",
-    "n_bars",
-)
 
 
 def _divide(num: np.ndarray, den: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forex_pipeline.backtest.columns import RESULT_COLUMNS
 from forex_pipeline.backtest.confidence import rolling_size_rank
 from forex_pipeline.backtest.ensembles import combine, member_agreement
 from forex_pipeline.backtest.inference_grid import InferenceConfig, expand_grid
-from forex_pipeline.backtest.metrics import METRIC_COLUMNS, metrics_from_stats
+from forex_pipeline.backtest.metrics import metrics_from_stats
 from forex_pipeline.backtest.simulator import simulate_grid
 from forex_pipeline.data.timeframes import bars_per_year
 from forex_pipeline.features.matrix import FeatureMatrix
@@ -27,14 +28,6 @@ from forex_pipeline.settings import InferenceGridSettings, Settings, SymbolCosts
 
 ALL_REGIME = "all"
 UNCLASSIFIED = "unclassified"
-CONFIG_COLUMNS: tuple[str, ...] = (
-    "prediction_method",
-    "ensemble_method",
-    "confidence_threshold",
-    "lookback_window",
-    "inference_config_hash",
-)
-RESULT_COLUMNS: tuple[str, ...] = (*CONFIG_COLUMNS, "regime", *METRIC_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class ModelFileInfo:
     bytes: int
 
 
-def _safe_key(value: str, field: str) -> str:
+def safe_key(value: str, field: str) -> str:
     """Return `value` if it is a partition key usable as one path component, else raise naming `field`."""
     if not isinstance(value, str) or not _KEY_PATTERN.match(value) or value.startswith("."):
         raise ModelFileError(
@@ -49,8 +49,8 @@ def _safe_key(value: str, field: str) -> str:
 
 def model_file_path(artifacts_dir: Path, feature_set_key: str, model_key: str, suffix: str) -> Path:
     """The path of one model configuration's file, derived from its two partition keys."""
-    _safe_key(feature_set_key, "feature_set_key")
-    _safe_key(model_key, "model_key")
+    safe_key(feature_set_key, "feature_set_key")
+    safe_key(model_key, "model_key")
     if not _SUFFIX_PATTERN.match(suffix):
         raise ModelFileError(f"suffix {suffix!r} is not a file suffix like '.joblib'")
     return Path(artifacts_dir) / MODELS_SUBDIR / feature_set_key / f"{model_key}{suffix}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.hashing import canonical_json
 from forex_pipeline.models.spec import ModelSpec
-from forex_pipeline.store.model_files import _safe_key
+from forex_pipeline.store.model_files import safe_key
 
 KINDS = {"feature_set": FeatureSetSpec, "model_spec": ModelSpec}
 
@@ -23,7 +23,7 @@ KINDS = {"feature_set": FeatureSetSpec, "model_spec": ModelSpec}
 def spec_path(artifacts_dir: Path, kind: str, key: str) -> Path:
     if kind not in KINDS:
         raise ValueError(f"spec kind {kind!r} is not one of {sorted(KINDS)}")
-    return Path(artifacts_dir) / "specs" / kind / f"{_safe_key(key, kind)}.json"
+    return Path(artifacts_dir) / "specs" / kind / f"{safe_key(key, kind)}.json"
 
 
 def write_spec(artifacts_dir: Path, spec: FeatureSetSpec | ModelSpec) -> Path:

@@ -27,6 +27,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from forex_pipeline.backtest.columns import NULLABLE_METRICS, RESULT_COLUMNS
+
 RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed")
 QUEUE_STATUSES: tuple[str, ...] = ("pending", "running", "paused", "cancelled", "completed", "failed", "interrupted")
 REGIME_ALL = "all"
@@ -277,29 +279,5 @@ class RegimeBestModel(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-BACKTEST_COLUMNS: tuple[str, ...] = (
-    "prediction_method",
-    "ensemble_method",
-    "confidence_threshold",
-    "lookback_window",
-    "inference_config_hash",
-    "regime",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "total_return",
-    "win_rate",
-    "profit_factor",
-    "trade_count",
-    "exposure",
-    "n_bars",
-)
-BACKTEST_METRICS: tuple[str, ...] = (
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "total_return",
-    "win_rate",
-    "profit_factor",
-    "exposure",
-)
+BACKTEST_COLUMNS: tuple[str, ...] = RESULT_COLUMNS
+BACKTEST_METRICS: tuple[str, ...] = NULLABLE_METRICS

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from forex_pipeline.models.combiners import combiners_from_state as shared_from_state
+from forex_pipeline.models.combiners import combiners_to_state as shared_to_state
 from forex_pipeline.models.base import Combiners
 from forex_pipeline.settings import Settings
 
@@ -225,23 +227,16 @@ def to_numpy_tree(value: Any) -> Any:
 
 
 def combiners_to_state(combiners: Mapping[str, Combiners]) -> dict[str, Any]:
+    """models.combiners state per method, with arrays as tensors (a weights_only torch file)."""
     return {
-        method: {
-            "weights": torch.as_tensor(np.asarray(c.weights, dtype=np.float64)),
-            "stacking_intercept": float(c.stacking_intercept),
-            "stacking_coef": torch.as_tensor(np.asarray(c.stacking_coef, dtype=np.float64)),
-        }
+        method: {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in shared_to_state(c).items()}
         for method, c in combiners.items()
     }
 
 
 def combiners_from_state(state: Mapping[str, Any]) -> dict[str, Combiners]:
     return {
-        method: Combiners(
-            weights=c["weights"].numpy(),
-            stacking_intercept=float(c["stacking_intercept"]),
-            stacking_coef=c["stacking_coef"].numpy(),
-        )
+        method: shared_from_state({k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in c.items()})
         for method, c in state.items()
     }
 
