@@ -8,7 +8,7 @@ the UI shows exactly what is done, whichever way it was run.
 
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -29,7 +29,7 @@ class GridBatchConfig(dg.Config):
 def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, storage: ForexStorage) -> dict:
     from forex_pipeline.store.db import get_engine, session_scope
     from forex_pipeline.store import repository
-    from forex_pipeline.training_queue import pending_configurations, process_batch
+    from forex_pipeline.training_queue import pending_configurations, process_batch, progress
 
     engine = get_engine(storage.db_url)
     with session_scope(engine) as session:
@@ -38,6 +38,14 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
     batch = [c for c in pending_configurations(engine, config.queue_id) if c.partition_key in wanted]
 
     def report(outcome, configuration) -> None:  # noqa: ANN001
+        with session_scope(engine) as session:
+            figures = progress(repository.get_queue(session, config.queue_id))
+        eta = "-" if figures["remaining_seconds"] is None else f"{figures['remaining_seconds']:.0f}s"
+        context.log.info(
+            f"queue {config.queue_id}: {figures['completed'] + figures['failed']}/{figures['total']} done, "
+            f"kept {figures['kept']}, deleted {figures['deleted']}, failed {figures['failed']}, "
+            f"elapsed {figures['elapsed_seconds']:.0f}s, remaining ~{eta}"
+        )
         if outcome.status == "failed":
             context.log.warning(f"{outcome.partition_key} failed: {outcome.error}")
             return
@@ -69,6 +77,35 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
 @dg.job(executor_def=dg.in_process_executor, tags={"forex_pipeline/kind": "grid_batch"})
 def grid_batch():
     run_grid_batch()
+
+
+class SubmitGridConfig(dg.Config):
+    grid: dict[str, Any]  # the grid spec, same schema as a grid YAML file (examples/grids/)
+    name: str | None = None
+
+
+@dg.op(description="Validate and queue a grid, register its partitions, hand it to the queue sensor.")
+def submit_grid_op(context: dg.OpExecutionContext, config: SubmitGridConfig, storage: ForexStorage) -> int:
+    from forex_pipeline.grid import GridSpecError, expand_grid, parse_grid_spec
+    from forex_pipeline.store.db import get_engine, upgrade
+    from forex_pipeline.training_queue import hand_to_daemon, submit_grid
+
+    try:
+        grid = expand_grid(parse_grid_spec(config.grid, source="launchpad config"))
+    except GridSpecError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    upgrade(storage.db_url)
+    engine = get_engine(storage.db_url)
+    queue_id = submit_grid(engine, config.grid, storage.artifacts, name=config.name)
+    register_partitions(context.instance, grid.configurations)
+    hand_to_daemon(engine, queue_id)
+    context.log.info(f"queue {queue_id} ({grid.size} configurations) handed to training_queue_sensor")
+    return queue_id
+
+
+@dg.job(description="Submit a grid from the launchpad (the same schema as a grid YAML file).")
+def submit_grid_job():
+    submit_grid_op()
 
 
 def register_partitions(instance: dg.DagsterInstance, configurations) -> None:  # noqa: ANN001

@@ -21,16 +21,14 @@ def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexSto
     """
     from forex_pipeline.store import repository
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.training_queue import detect_interrupted, pending_configurations, settle_and_notify
+    from forex_pipeline.training_queue import detect_interrupted, hand_to_daemon, pending_configurations, settle_and_notify
 
     settings = storage.settings
     engine = get_engine(storage.db_url)
     for queue_id in detect_interrupted(engine, settings):
         context.log.warning(f"queue {queue_id} was interrupted")
         if settings.recovery.auto_resume:
-            with session_scope(engine) as session:
-                queue = repository.set_queue_status(session, queue_id, "running")
-                repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "mode": "daemon", "owner": {}})
+            hand_to_daemon(engine, queue_id)
     with session_scope(engine) as session:
         queues = [q for q in repository.list_queues(session, status="running") if (q.checkpoint or {}).get("mode") == "daemon"]
     for queue in queues:

@@ -149,6 +149,13 @@ def _refuse_finished(session, queue_id: int, action: str) -> None:  # noqa: ANN0
         raise QueueError(f"queue {queue_id} is {queue.status}; there is nothing to {action}")
 
 
+def hand_to_daemon(engine: Engine, queue_id: int) -> repository.QueueRecord:
+    """Mark the queue running in daemon mode: the Dagster daemon's sensor launches its batches."""
+    with session_scope(engine) as session:
+        queue = repository.set_queue_status(session, queue_id, "running")
+        return repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "mode": "daemon", "owner": {}})
+
+
 def pause(engine: Engine, queue_id: int) -> repository.QueueRecord:
     """Finish the model in flight, then stop (a waiting queue pauses at once)."""
     with session_scope(engine) as session:
@@ -299,6 +306,22 @@ def process_batch(
                 )
             return BatchResult(tuple(outcomes), "failures")
     return BatchResult(tuple(outcomes), None)
+
+
+def progress(queue: repository.QueueRecord) -> dict[str, Any]:
+    """Progress figures of a queue: done, kept, deleted, elapsed and an estimate of the time left."""
+    done = queue.completed_models + queue.failed_models
+    started = queue.started_at or queue.created_at
+    end = queue.finished_at or datetime.now(timezone.utc)
+    elapsed = max((end - started).total_seconds(), 0.0)
+    remaining = max(queue.total_models - done, 0)
+    eta = elapsed / done * remaining if done and queue.status == "running" else None
+    return {
+        "id": queue.id, "name": queue.name, "status": queue.status, "total": queue.total_models,
+        "completed": queue.completed_models, "failed": queue.failed_models, "kept": queue.kept_models,
+        "deleted": queue.deleted_models, "elapsed_seconds": round(elapsed, 1),
+        "remaining_seconds": None if eta is None else round(eta, 1), "message": queue.error_message or "",
+    }
 
 
 def checkpoint_state(queue: repository.QueueRecord, outcome: ConfigurationOutcome) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
@@ -26,25 +25,15 @@ def _context():  # noqa: ANN202
     return settings, get_engine(settings.database_url)
 
 
+def figures_of(queue) -> dict:  # noqa: ANN001 - QueueRecord
+    from forex_pipeline.training_queue import progress
+
+    return progress(queue)
+
+
 def _fail(message: str) -> None:
     errors.print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)
-
-
-def describe(queue) -> dict:  # noqa: ANN001 - QueueRecord
-    """Progress figures of a queue: done, remaining, elapsed and an estimate of the time left."""
-    done = queue.completed_models + queue.failed_models
-    started = queue.started_at or queue.created_at
-    end = queue.finished_at or datetime.now(timezone.utc)
-    elapsed = max((end - started).total_seconds(), 0.0)
-    remaining = max(queue.total_models - done, 0)
-    eta = elapsed / done * remaining if done and queue.status == "running" else None
-    return {
-        "id": queue.id, "name": queue.name, "status": queue.status, "total": queue.total_models,
-        "completed": queue.completed_models, "failed": queue.failed_models, "kept": queue.kept_models,
-        "deleted": queue.deleted_models, "elapsed_seconds": round(elapsed, 1),
-        "remaining_seconds": None if eta is None else round(eta, 1), "message": queue.error_message or "",
-    }
 
 
 @app.command("list")
@@ -58,7 +47,7 @@ def list_queues() -> None:
         queues = repository.list_queues(session)
     table = Table("id", "name", "status", "done/total", "failed", "kept", "deleted", "elapsed s")
     for q in queues:
-        d = describe(q)
+        d = figures_of(q)
         table.add_row(str(d["id"]), d["name"], d["status"], f"{d['completed']}/{d['total']}", str(d["failed"]), str(d["kept"]), str(d["deleted"]), f"{d['elapsed_seconds']:.0f}")
     console.print(table)
 
@@ -83,19 +72,19 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
     detect_interrupted(engine, settings)
     queue = _get(engine, queue_id)
     if not watch:
-        console.print_json(json.dumps(describe(queue)))
+        console.print_json(json.dumps(figures_of(queue)))
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task(queue.name, total=queue.total_models)
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(queue.name, total=queue.total_models)
         while True:
             queue = _get(engine, queue_id)
-            d = describe(queue)
-            progress.update(task, completed=d["completed"] + d["failed"], description=f"{queue.name} [{queue.status}] kept {d['kept']}")
+            d = figures_of(queue)
+            bar.update(task, completed=d["completed"] + d["failed"], description=f"{queue.name} [{queue.status}] kept {d['kept']}")
             if queue.status != "running" and queue.status != "pending":
                 break
             time.sleep(1.0)
-    console.print_json(json.dumps(describe(queue)))
+    console.print_json(json.dumps(figures_of(queue)))
 
 
 @app.command()
@@ -150,7 +139,7 @@ def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="le
         console.print(f"queue {queue_id} handed to the Dagster daemon (run `dagster dev`); watch with `forex-pipeline queue status {queue_id} --watch`")
         return
     final = run_in_foreground(queue_id, console)
-    console.print_json(json.dumps(describe(final)))
+    console.print_json(json.dumps(figures_of(final)))
     if final.status == "failed":
         raise typer.Exit(1)
 

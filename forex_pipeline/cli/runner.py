@@ -76,17 +76,16 @@ def _materialize_regime_bests(instance) -> None:  # noqa: ANN001
 
 
 def start_detached(queue_id: int) -> None:
-    """Mark the queue for the daemon's `training_queue_sensor` and register its partitions."""
+    """Register the queue's partitions and hand it to the daemon's `training_queue_sensor`."""
     from forex_pipeline.jobs import register_partitions
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store import repository
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.training_queue import configurations_of
+    from forex_pipeline.training_queue import configurations_of, hand_to_daemon
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
     with session_scope(engine) as session:
         queue = repository.get_queue(session, queue_id)
-        register_partitions(dagster_instance(), configurations_of(queue.grid_spec))
-        repository.set_queue_status(session, queue_id, "running")
-        repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "mode": "daemon", "owner": {}})
+    register_partitions(dagster_instance(), configurations_of(queue.grid_spec))
+    hand_to_daemon(engine, queue_id)

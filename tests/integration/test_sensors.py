@@ -75,3 +75,28 @@ def test_sensor_skips_configurations_held_by_runs_in_flight(grid_env):
     requested = [k for r in requests for k in r.run_config["ops"]["run_grid_batch"]["config"]["partition_keys"]]
     assert not set(requested) & set(held)
     assert requested == pending[2 : 2 + len(requested)]
+
+
+def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
+    from forex_pipeline.definitions import defs
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("submit_grid_job").execute_in_process(
+            run_config={"ops": {"submit_grid_op": {"config": {"grid": TINY_GRID, "name": "from-ui"}}}}, instance=instance
+        )
+        queue_id = result.output_for_node("submit_grid_op")
+        assert set(instance.get_dynamic_partitions("model_spec")) == {
+            c.model_spec.partition_key for c in training_queue.configurations_of(TINY_GRID)
+        }
+        bad = defs.resolve_job_def("submit_grid_job").execute_in_process(
+            run_config={"ops": {"submit_grid_op": {"config": {"grid": {**TINY_GRID, "name": ""}}}}},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not bad.success
+    with session_scope(engine) as session:
+        queue = repository.get_queue(session, queue_id)
+        assert len(repository.list_queues(session)) == 1  # the invalid grid created nothing
+    assert queue.name == "from-ui" and queue.status == "running" and queue.checkpoint["mode"] == "daemon"
