@@ -135,7 +135,9 @@ def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations) -
     try:
         result = job.execute_in_process(
             run_config={
-                "ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": [c.partition_key for c in configurations]}}}
+                "ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": [c.partition_key for c in configurations]}}},
+                # the terminal shows a progress bar; every event still goes to the run's log in the UI
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
             },
             instance=instance,
             tags={QUEUE_TAG: str(queue_id)},

@@ -65,6 +65,7 @@ def submit_grid(engine: Engine, grid: GridSpec | dict[str, Any], artifacts_dir: 
             grid_hash(spec),
             len(expanded.configurations),
         )
+        recount(session, queue.id)
     return queue.id
 
 
@@ -140,6 +141,7 @@ def start(engine: Engine, queue_id: int) -> repository.QueueRecord:
         if queue.status == "running" and _owner_alive(queue.checkpoint) and (queue.checkpoint or {}).get("owner") != _owner():
             raise QueueError(f"queue {queue_id} is already running in another process ({(queue.checkpoint or {}).get('owner')})")
         repository.set_queue_status(session, queue_id, "running")
+        recount(session, queue_id)
         return repository.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "owner": _owner()})
 
 
@@ -285,15 +287,13 @@ def process_batch(
         )
         outcomes.append(outcome)
         with session_scope(engine) as session:
-            record = outcome.record
-            queue = repository.update_queue_counts(
+            repository.update_queue_counts(
                 session,
                 queue_id,
                 completed=int(outcome.status in ("completed", "skipped")),
                 failed=int(outcome.status == "failed"),
-                kept=int(outcome.kept),
-                deleted=len(record.deleted_run_ids) if record else 0,
             )
+            queue = refresh_kept_deleted(session, queue_id)
             repository.heartbeat(session, queue_id, checkpoint=checkpoint_state(queue, outcome))
         notify_outcome_events(settings, outcome)
         if on_outcome is not None:
@@ -324,6 +324,42 @@ def progress(queue: repository.QueueRecord) -> dict[str, Any]:
     }
 
 
+def recount(session, queue_id: int) -> repository.QueueRecord:  # noqa: ANN001 - Session
+    """All counts from the database: completed = the grid's configurations with a completed run
+    (whichever queue trained them), failed = this queue's failed runs; used at start and at the end,
+    so counts lost in a crash come back."""
+    from sqlalchemy import update
+
+    from forex_pipeline.store.tables import TrainingQueue
+
+    queue = _queue(session, queue_id)
+    hashes = [c.model_config_hash for c in configurations_of(queue.grid_spec)]
+    completed = len(repository.find_completed_hashes(session, hashes))
+    failed = sum(r.status == "failed" for r in repository.runs_of_queue(session, queue_id))
+    session.execute(
+        update(TrainingQueue).where(TrainingQueue.id == queue_id).values(completed_models=completed, failed_models=failed)
+    )
+    return refresh_kept_deleted(session, queue_id)
+
+
+def refresh_kept_deleted(session, queue_id: int) -> repository.QueueRecord:  # noqa: ANN001 - Session
+    """Kept and deleted counts of the queue's models as they are now: later models push earlier ones out."""
+    from sqlalchemy import func, select, update
+
+    from forex_pipeline.store.tables import TrainingQueue, TrainingRun
+
+    kept, deleted = session.execute(
+        select(
+            func.count().filter(TrainingRun.kept.is_(True)),
+            func.count().filter(TrainingRun.file_deleted_at.is_not(None)),
+        ).where(TrainingRun.queue_id == queue_id)
+    ).one()
+    session.execute(
+        update(TrainingQueue).where(TrainingQueue.id == queue_id).values(kept_models=int(kept), deleted_models=int(deleted))
+    )
+    return _queue(session, queue_id)
+
+
 def checkpoint_state(queue: repository.QueueRecord, outcome: ConfigurationOutcome) -> dict[str, Any]:
     return {
         **(queue.checkpoint or {}),
@@ -337,7 +373,7 @@ def finish_if_done(engine: Engine, queue_id: int, stopped_because: str | None) -
     """Settle the queue's status after a worker stops: completed, paused or cancelled."""
     remaining = pending_configurations(engine, queue_id)
     with session_scope(engine) as session:
-        queue = repository.recount_queue(session, queue_id)
+        queue = recount(session, queue_id)
         if queue.status != "running":
             return queue
         if stopped_because == "cancel":
@@ -447,7 +483,6 @@ def import_checkpoint(engine: Engine, data: dict[str, Any], artifacts_dir: Path)
     queue_id = submit_grid(engine, grid, artifacts_dir, name=queue_part.get("name"))
     with session_scope(engine) as session:
         repository.set_queue_status(session, queue_id, "paused")
-        repository.recount_queue(session, queue_id)
     return queue_id
 
 

@@ -184,3 +184,17 @@ def test_grid_expansion_matches_queue_total(grid_env):
     queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
     with session_scope(engine) as session:
         assert repository.get_queue(session, queue_id).total_models == expand_grid(parse_grid_spec(TINY_GRID)).size
+
+
+def test_low_disk_space_pauses_the_queue_before_training(grid_env, monkeypatch):
+    from tests.integration.conftest import write_test_settings
+
+    monkeypatch.setenv("FOREX_SETTINGS", str(write_test_settings(grid_env / "full.yaml", queue={"min_free_disk_gb": 1e9})))
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    with dg.instance_for_test() as instance:
+        final = _run(instance, queue_id)
+    assert final.status == "paused"
+    assert "min_free_disk_gb" in final.error_message and "GB free" in final.error_message
+    assert _runs(engine) == {}
