@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import typer
+
+# Dagster flags beta APIs (MultiToSingleDimensionPartitionMapping, sensor owners) on every import;
+# users of the command can do nothing about it.
+warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
 
 app = typer.Typer(no_args_is_help=True, help="forex_pipeline: two-phase forex model grid.")
 

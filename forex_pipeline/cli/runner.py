@@ -72,7 +72,13 @@ def _materialize_regime_bests(instance) -> None:  # noqa: ANN001
     from forex_pipeline.assets.regime_bests import regime_bests
     from forex_pipeline.resources import ForexStorage
 
-    dg.materialize([regime_bests], instance=instance, resources={"storage": ForexStorage()}, raise_on_error=False)
+    dg.materialize(
+        [regime_bests],
+        instance=instance,
+        resources={"storage": ForexStorage()},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
 
 
 def start_detached(queue_id: int) -> None:
