@@ -302,7 +302,11 @@ def test_chunks_cover_the_sequence_in_bounded_slices() -> None:
         list(chunks(items, 0))
 
 
-@pytest.mark.parametrize(("name", "low", "high"), [("demo.yaml", 6, 8), ("classical_24.yaml", 20, 48)])
+# The demo needs more configurations than the 4 regimes x top 3 that can be kept, so that it shows
+# keep-or-delete deleting files; classical_100 is the storage benchmark grid.
+@pytest.mark.parametrize(
+    ("name", "low", "high"), [("demo.yaml", 13, 24), ("classical_24.yaml", 20, 48), ("classical_100.yaml", 100, 100)]
+)
 def test_example_grids_are_valid_and_classical(name: str, low: int, high: int) -> None:
     grid = expand_grid(load_grid_spec(EXAMPLES / name))
     assert low <= grid.size <= high
