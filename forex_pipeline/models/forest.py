@@ -6,7 +6,6 @@ forests): it decorrelates the trees and cuts fitting time about threefold agains
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from forex_pipeline.features.matrix import FeatureMatrix
@@ -49,9 +48,6 @@ def train(matrix: FeatureMatrix, spec: ModelSpec, context: TrainingContext) -> T
     return train_tabular(matrix, spec, context, validate_hyperparameters(spec), make_regressor)
 
 
-def save(model: TabularModel, path: Path) -> None:
-    persistence.save(model, path)
-
-
-def load(path: Path, spec: ModelSpec) -> TabularModel:
-    return persistence.load(path, spec)
+# Every tabular family stores the same plain-data format (models/persistence.py).
+save = persistence.save
+load = persistence.load

@@ -6,7 +6,6 @@ training standard deviation), so the defaults are comparable across symbols and 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from forex_pipeline.features.matrix import FeatureMatrix
@@ -65,9 +64,6 @@ def train(matrix: FeatureMatrix, spec: ModelSpec, context: TrainingContext) -> T
     return train_tabular(matrix, spec, context, params, lambda p, seed: make_regressor(spec.model_type, p, seed))
 
 
-def save(model: TabularModel, path: Path) -> None:
-    persistence.save(model, path)
-
-
-def load(path: Path, spec: ModelSpec) -> TabularModel:
-    return persistence.load(path, spec)
+# Every tabular family stores the same plain-data format (models/persistence.py).
+save = persistence.save
+load = persistence.load
