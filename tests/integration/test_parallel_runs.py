@@ -64,8 +64,24 @@ def _offline_bests(engine, settings) -> pd.DataFrame:
     return frame[IDENTITY].assign(score=frame["score"].astype(float).round(9)).sort_values(["regime", "rank"]).reset_index(drop=True)
 
 
-def test_four_concurrent_runs_match_serial_and_offline(grid_env, tmp_path, monkeypatch):
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_database(request, grid_env, monkeypatch):
+    """The database the four workers share: the SQLite file of grid_env, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield get_settings().database_url
+        return
+    from forex_pipeline.store.db import upgrade
+    from tests.store.conftest import postgres_database
+
+    with postgres_database() as url:
+        monkeypatch.setenv("FOREX_DATABASE_URL", url)
+        upgrade(url)
+        yield url
+
+
+def test_four_concurrent_runs_match_serial_and_offline(shared_database, tmp_path, monkeypatch):
     settings = get_settings()
+    assert settings.database_url == shared_database
     engine = get_engine(settings.database_url)
 
     queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
