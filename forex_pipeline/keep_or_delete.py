@@ -65,15 +65,16 @@ def _lock_all_regimes(session: Session, regimes: list[str]) -> None:
         repository.lock_regime(session, regime)
 
 
-def update_bests(session: Session, new_rows: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Merge `new_rows` (backtests of newly recorded models, with ids) into the standing bests.
+def update_bests(
+    session: Session, new_rows: pd.DataFrame, standing: pd.DataFrame, settings: Settings
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Merge `new_rows` (backtests of newly recorded models, with ids) into the `standing` bests.
 
     Returns the new bests of every regime and the new-best events (a regime whose rank 1 changed).
     """
     from forex_pipeline.regimes.selection import select_regime_bests
 
     regimes = _regime_names(session)
-    standing = repository.current_bests(session)
     selection = select_regime_bests(
         new_rows[new_rows["regime"].isin(regimes)],
         standing,
@@ -86,6 +87,29 @@ def update_bests(session: Session, new_rows: pd.DataFrame, settings: Settings) -
         rows = bests[bests["regime"] == regime]
         repository.replace_regime_bests(session, regime, rows_for_store(rows))
     return bests, list(selection.events)
+
+
+def update_kept_flags(session: Session, before: set[int], after: set[int]) -> list[repository.TrainingRunRecord]:
+    """kept := in the new bests, for the runs whose fate can change (old bests, the new model, new bests);
+    returns the runs that just left every top N and still hold a file. Touches O(regimes x top N) rows,
+    not the whole table, so recording stays cheap with tens of thousands of models."""
+    from sqlalchemy import select, update
+
+    from forex_pipeline.store.tables import TrainingRun
+
+    dropped = sorted(before - after)
+    if after:
+        session.execute(update(TrainingRun).where(TrainingRun.id.in_(sorted(after))).values(kept=True))
+    if not dropped:
+        return []
+    session.execute(update(TrainingRun).where(TrainingRun.id.in_(dropped)).values(kept=False))
+    rows = session.scalars(
+        select(TrainingRun)
+        .where(TrainingRun.id.in_(dropped), TrainingRun.model_path.is_not(None), TrainingRun.file_deleted_at.is_(None))
+        .order_by(TrainingRun.id)
+        .execution_options(populate_existing=True)
+    )
+    return [repository.get_training_run(session, row.id) for row in rows]
 
 
 def rows_for_store(rows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -132,8 +156,13 @@ def record_outcome(
         stored["model_config_hash"] = identity["model_config_hash"]
         stored["partition_key"] = identity["partition_key"]
         stored["base_timeframe"] = feature_set.base_timeframe
-        bests, events = update_bests(session, stored, settings)
-        to_delete = repository.set_kept_flags(session)
+        standing = repository.current_bests(session)
+        bests, events = update_bests(session, stored, standing, settings)
+        to_delete = update_kept_flags(
+            session,
+            before={int(i) for i in standing.get("training_run_id", [])} | {run.id},
+            after={int(i) for i in bests.get("training_run_id", [])},
+        )
         if settings.file_management.delete_unkept_models:
             for record in to_delete:
                 repository.mark_file_deleted(session, record.id)
