@@ -29,13 +29,14 @@ class GridBatchConfig(dg.Config):
 def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, storage: ForexStorage) -> dict:
     from forex_pipeline.store.db import get_engine, session_scope
     from forex_pipeline.store import repository
-    from forex_pipeline.training_queue import pending_configurations, process_batch, progress
+    from forex_pipeline.training_queue import configurations_by_key, process_batch, progress
 
     engine = get_engine(storage.db_url)
     with session_scope(engine) as session:
         repository.add_queue_dagster_run(session, config.queue_id, context.run_id)
-    wanted = set(config.partition_keys)
-    batch = [c for c in pending_configurations(engine, config.queue_id) if c.partition_key in wanted]
+    with session_scope(engine) as session:
+        grid_spec = repository.get_queue(session, config.queue_id).grid_spec
+    batch = configurations_by_key(grid_spec, config.partition_keys)  # completed ones are skipped by their claim
 
     def report(outcome, configuration) -> None:  # noqa: ANN001
         with session_scope(engine) as session:
