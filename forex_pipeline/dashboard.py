@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from forex_pipeline import reports
+from forex_pipeline.regime_catalog import active_regimes
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope
@@ -65,7 +66,9 @@ def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path
     if not matrix_path.exists():
         return None
     matrix = load_feature_matrix(matrix_path)
-    labels = np.asarray(label_regimes(matrix.close, settings.regimes))
+    with session_scope(get_engine(settings.database_url)) as session:
+        regimes = active_regimes(session, settings)
+    labels = np.asarray(label_regimes(matrix.close, regimes))
     return reports.regime_timeline_chart(matrix.timestamps, matrix.close, labels, path, f"Regimes of {fs_key}")
 
 
@@ -103,7 +106,7 @@ def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Das
     engine = get_engine(db_url)
     out = Path(artifacts_dir) / "dashboard"
     with session_scope(engine) as session:
-        regimes = [r.name for r in repository.list_regime_definitions(session, enabled_only=True)]
+        regimes = list(active_regimes(session, settings).definitions)
         bests = repository.current_bests(session)
         run_ids = sorted({int(r) for r in bests["training_run_id"]}) if not bests.empty else []
         heat = best_per_model_and_regime(session, run_ids, settings.regimes.min_trades) if run_ids else pd.DataFrame()

@@ -55,8 +55,12 @@ def record_failure(
     repository.mark_run_status(session, identity["model_config_hash"], "failed", error_message=error[:8000])
 
 
-def _regime_names(session: Session) -> list[str]:
-    return [r.name for r in repository.list_regime_definitions(session, enabled_only=True)]
+def _regime_names(session: Session, settings: Settings) -> list[str]:
+    """The regimes scored now (regime_catalog); the ones the YAML added since the last seed get their row."""
+    from forex_pipeline.regime_catalog import active_regimes
+
+    repository.seed_regime_definitions(session, settings)
+    return list(active_regimes(session, settings).definitions)
 
 
 def _lock_all_regimes(session: Session, regimes: list[str]) -> None:
@@ -66,7 +70,7 @@ def _lock_all_regimes(session: Session, regimes: list[str]) -> None:
 
 
 def update_bests(
-    session: Session, new_rows: pd.DataFrame, standing: pd.DataFrame, settings: Settings
+    session: Session, new_rows: pd.DataFrame, standing: pd.DataFrame, settings: Settings, regimes: list[str]
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Merge `new_rows` (backtests of newly recorded models, with ids) into the `standing` bests.
 
@@ -74,7 +78,6 @@ def update_bests(
     """
     from forex_pipeline.regimes.selection import select_regime_bests
 
-    regimes = _regime_names(session)
     selection = select_regime_bests(
         new_rows[new_rows["regime"].isin(regimes)],
         standing,
@@ -135,7 +138,7 @@ def record_outcome(
     """Write the run and its backtests, update the bests and kept flags in one transaction; then delete files."""
     identity = repository.training_run_fields(feature_set, model_spec)
     with session_scope(engine) as session:
-        regimes = _regime_names(session)
+        regimes = _regime_names(session, settings)
         _lock_all_regimes(session, regimes)
         run = repository.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
         repository.batch_insert_backtests(session, run.id, backtests, replace=True)
@@ -157,7 +160,7 @@ def record_outcome(
         stored["partition_key"] = identity["partition_key"]
         stored["base_timeframe"] = feature_set.base_timeframe
         standing = repository.current_bests(session)
-        bests, events = update_bests(session, stored, standing, settings)
+        bests, events = update_bests(session, stored, standing, settings, regimes)
         to_delete = update_kept_flags(
             session,
             before={int(i) for i in standing.get("training_run_id", [])} | {run.id},

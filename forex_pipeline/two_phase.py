@@ -121,6 +121,7 @@ def run_configuration(
     from forex_pipeline.backtest.run import run_inference_backtests
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
     from forex_pipeline.store.model_files import model_file_path
+    from forex_pipeline.regime_catalog import active_regimes
     from forex_pipeline.regimes.labels import label_regimes
 
     config_hash = model_config_hash(feature_set.hash, model_spec.hash)
@@ -153,7 +154,9 @@ def run_configuration(
         splits = split_rows(
             matrix.n_rows, model_spec.horizon, settings.training.train_fraction, settings.training.validation_fraction
         )
-        labels = label_regimes(matrix.close, settings.regimes)
+        with session_scope(engine) as session:
+            regimes = active_regimes(session, settings)
+        labels = label_regimes(matrix.close, regimes)
         output = run_inference_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
         backtest_seconds = time.perf_counter() - t1
     except Exception as exc:  # a failing model is recorded with its error and skipped, never fatal to the grid

@@ -32,3 +32,17 @@ def isolated_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FOREX_DATABASE_URL", f"sqlite:///{home / 'forex_pipeline.db'}")
     monkeypatch.setenv("FOREX_ARTIFACTS_DIR", str(home / "artifacts"))
     return home
+
+
+@pytest.fixture()
+def grid_env(isolated_storage: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Isolated storage, test settings via FOREX_SETTINGS, and the project tables created."""
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store.db import dispose_engines, upgrade
+    from tests.support import write_test_settings
+
+    settings_file = write_test_settings(isolated_storage / "settings.yaml")
+    monkeypatch.setenv("FOREX_SETTINGS", str(settings_file))
+    upgrade(get_settings().database_url)
+    yield isolated_storage
+    dispose_engines()

@@ -14,7 +14,7 @@ warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
 app = typer.Typer(no_args_is_help=True, help="forex_pipeline: two-phase forex model grid.")
 
 # Each sub-app lives in forex_pipeline/cli/<area>.py and exposes `app`; imports stay light.
-for _area in ("db", "data", "grid", "queue", "results", "demo"):
+for _area in ("db", "data", "grid", "queue", "regimes", "results", "demo"):
     try:
         _module = importlib.import_module(f"forex_pipeline.cli.{_area}")
     except ModuleNotFoundError as exc:

@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from forex_pipeline.cli import app
-from tests.integration.conftest import TINY_GRID, grid_env  # noqa: F401 - the fixture
+from tests.support import TINY_GRID
 
 runner = CliRunner()
 

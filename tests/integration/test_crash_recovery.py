@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import TINY_GRID, write_test_settings
+from tests.support import TINY_GRID, write_test_settings
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "forex_pipeline.cli.__main__"]

@@ -14,7 +14,7 @@ from forex_pipeline.jobs import execute_batch, register_partitions
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope
-from tests.integration.conftest import TINY_GRID
+from tests.support import TINY_GRID
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,7 @@ def test_cancel_stops_now_and_keeps_finished_work(grid_env):
 
 
 def test_failing_models_are_recorded_and_a_failure_streak_pauses_the_queue(grid_env, monkeypatch):
-    from tests.integration.conftest import write_test_settings
+    from tests.support import write_test_settings
 
     monkeypatch.setenv("FOREX_SETTINGS", str(write_test_settings(grid_env / "strict.yaml", queue={"max_consecutive_failures": 2})))
     settings = get_settings()
@@ -187,7 +187,7 @@ def test_grid_expansion_matches_queue_total(grid_env):
 
 
 def test_low_disk_space_pauses_the_queue_before_training(grid_env, monkeypatch):
-    from tests.integration.conftest import write_test_settings
+    from tests.support import write_test_settings
 
     monkeypatch.setenv("FOREX_SETTINGS", str(write_test_settings(grid_env / "full.yaml", queue={"min_free_disk_gb": 1e9})))
     settings = get_settings()

@@ -19,7 +19,7 @@ from forex_pipeline.regimes.selection import select_regime_bests
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import dispose_engines, get_engine, session_scope
-from tests.integration.conftest import TINY_GRID
+from tests.support import TINY_GRID
 
 pytestmark = pytest.mark.slow
 

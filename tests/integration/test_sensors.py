@@ -10,7 +10,7 @@ from forex_pipeline.sensors import QUEUE_TAG, training_queue_sensor
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope
-from tests.integration.conftest import TINY_GRID
+from tests.support import TINY_GRID
 
 
 def _daemon_queue(engine, artifacts) -> int:

@@ -9,7 +9,7 @@ from forex_pipeline.grid import expand_grid, parse_grid_spec
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope
-from tests.integration.conftest import TINY_GRID
+from tests.support import TINY_GRID
 
 
 def test_backtests_trade_only_the_test_segment_after_the_embargo(grid_env, monkeypatch):

@@ -1,10 +1,9 @@
-"""A tiny grid on the synthetic symbol and settings sized for tests, in an isolated storage."""
+"""Shared test helpers: a tiny grid on the synthetic symbol and settings sized for tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from forex_pipeline.settings import DEFAULT_SETTINGS_FILE
@@ -42,16 +41,3 @@ def write_test_settings(path: Path, **overrides: dict) -> Path:
         raw[section].update(values)
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-@pytest.fixture()
-def grid_env(isolated_storage: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Isolated storage, test settings via FOREX_SETTINGS, and the project tables created."""
-    from forex_pipeline.settings import get_settings
-    from forex_pipeline.store.db import dispose_engines, upgrade
-
-    settings_file = write_test_settings(isolated_storage / "settings.yaml")
-    monkeypatch.setenv("FOREX_SETTINGS", str(settings_file))
-    upgrade(get_settings().database_url)
-    yield isolated_storage
-    dispose_engines()
