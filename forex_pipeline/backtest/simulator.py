@@ -53,6 +53,21 @@ def _sign(value: float) -> int:
     return 0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _flush(
+    acc: np.ndarray, regime: int, run_sum: float, run_sq: float, run_down: float,
+    run_bars: float, run_exposed: float, run_trades: float, max_dd: float,
+) -> None:
+    """Add one run of bars in `regime` (kept in registers while it lasted) to its row of `acc`."""
+    acc[regime, SUM_RET] += run_sum
+    acc[regime, SUM_SQ] += run_sq
+    acc[regime, SUM_DOWN_SQ] += run_down
+    acc[regime, N_BARS] += run_bars
+    acc[regime, N_EXPOSED] += run_exposed
+    acc[regime, TRADES] += run_trades
+    acc[regime, MAX_DD_LOG] = max_dd
+
+
 @numba.njit(cache=True, nogil=True)
 def _simulate_one(
     forecast: np.ndarray, conf: np.ndarray, threshold: float, log_returns: np.ndarray,
@@ -89,13 +104,7 @@ def _simulate_one(
     for t in range(n):
         g = regimes[t]
         if g != cur:
-            acc[cur, SUM_RET] += run_sum
-            acc[cur, SUM_SQ] += run_sq
-            acc[cur, SUM_DOWN_SQ] += run_down
-            acc[cur, N_BARS] += run_bars
-            acc[cur, N_EXPOSED] += run_exposed
-            acc[cur, TRADES] += run_trades
-            acc[cur, MAX_DD_LOG] = dd_g
+            _flush(acc, cur, run_sum, run_sq, run_down, run_bars, run_exposed, run_trades, dd_g)
             equity[cur] = eq_g
             peak[cur] = peak_g
             run_sum = run_sq = run_down = run_bars = run_exposed = run_trades = 0.0
@@ -137,13 +146,7 @@ def _simulate_one(
         peak_all = max(peak_all, equity_all)
         dd_all = max(dd_all, peak_all - equity_all)
     if n > 0:
-        acc[cur, SUM_RET] += run_sum
-        acc[cur, SUM_SQ] += run_sq
-        acc[cur, SUM_DOWN_SQ] += run_down
-        acc[cur, N_BARS] += run_bars
-        acc[cur, N_EXPOSED] += run_exposed
-        acc[cur, TRADES] += run_trades
-        acc[cur, MAX_DD_LOG] = dd_g
+        _flush(acc, cur, run_sum, run_sq, run_down, run_bars, run_exposed, run_trades, dd_g)
     for j in range(N_STATS):
         total = 0.0
         for g in range(n_regimes):
