@@ -11,7 +11,6 @@ the model_type; there is never a fallback to another family.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,6 +20,7 @@ from forex_pipeline.models.base import TrainedModel
 from forex_pipeline.models.context import ModelSpecError, TrainingContext
 from forex_pipeline.models.encoders import EncoderError, encoder_module
 from forex_pipeline.models.hyperparameters import HyperparameterError
+from forex_pipeline.models.lazy_import import import_listed
 from forex_pipeline.models.spec import ModelSpec
 from forex_pipeline.models.training import check_ar_lags, check_horizon
 from forex_pipeline.settings import Settings
@@ -47,17 +47,7 @@ DEFAULT_FILE_SUFFIX = ".joblib"
 
 def family_module(model_type: str) -> ModuleType:
     """Import the module of `model_type`; ModelSpecError naming model_type if unknown or missing."""
-    if model_type not in FAMILY_MODULES:
-        raise ModelSpecError(f"model_spec.model_type {model_type!r} is unknown; known: {', '.join(FAMILY_MODULES)}")
-    name = FAMILY_MODULES[model_type]
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            raise ModelSpecError(
-                f"model_spec.model_type {model_type!r} is not available: its family module {name} does not exist"
-            ) from exc
-        raise
+    return import_listed(FAMILY_MODULES, model_type, "model_spec.model_type", ModelSpecError)
 
 
 def file_suffix(model_type: str) -> str:

@@ -14,11 +14,12 @@ pickled encoder object. Encoders are fitted on training rows only.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from forex_pipeline.models.lazy_import import import_listed
 
 ENCODER_MODULES: dict[str, str] = {
     "none": "forex_pipeline.models.encoders.identity",
@@ -44,15 +45,7 @@ class Encoder(Protocol):
 
 def encoder_module(kind: str) -> ModuleType:
     """Import the module that implements encoder `kind`; a clear error naming the encoder otherwise."""
-    if kind not in ENCODER_MODULES:
-        raise EncoderError(f"encoder {kind!r} is unknown; known: {', '.join(ENCODER_MODULES)}")
-    name = ENCODER_MODULES[kind]
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            raise EncoderError(f"encoder {kind!r} is not available: its module {name} does not exist") from exc
-        raise
+    return import_listed(ENCODER_MODULES, kind, "encoder", EncoderError)
 
 
 def fit_encoder(kind: str, X_train: np.ndarray, dim: int, *, seed: int, context: Any, feature_set_hash: str) -> Encoder:
