@@ -232,9 +232,6 @@ def resume(engine: Engine, queue_id: int, settings: Settings) -> repository.Queu
         queue = _queue(session, queue_id)
         if queue.status not in ("paused", "interrupted", "pending", "failed"):
             raise QueueError(f"queue {queue_id} is {queue.status}; only paused, interrupted or failed queues resume")
-        if queue.status == "failed":
-            repository.set_queue_status(session, queue_id, "running")
-            return repository.set_queue_status(session, queue_id, "paused")
         return queue
 
 

@@ -87,32 +87,30 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
     console.print_json(json.dumps(figures_of(queue)))
 
 
-@app.command()
-def pause(queue_id: int) -> None:
-    """Finish the models in flight, then stop."""
-    from forex_pipeline.training_queue import QueueError, pause as pause_queue
+def _request(queue_id: int, action: str) -> None:
+    """Ask a queue to pause or cancel; a finished queue is refused with a clear error."""
+    from forex_pipeline import training_queue
 
     _, engine = _context()
     _get(engine, queue_id)
     try:
-        record = pause_queue(engine, queue_id)
-    except QueueError as exc:
+        record = getattr(training_queue, action)(engine, queue_id)
+    except training_queue.QueueError as exc:
         _fail(str(exc))
-    console.print(f"queue {queue_id}: {'pause requested' if record.pause_requested else record.status}")
+    requested = record.pause_requested if action == "pause" else record.cancel_requested
+    console.print(f"queue {queue_id}: {f'{action} requested' if requested else record.status}")
+
+
+@app.command()
+def pause(queue_id: int) -> None:
+    """Finish the models in flight, then stop."""
+    _request(queue_id, "pause")
 
 
 @app.command()
 def cancel(queue_id: int) -> None:
     """Stop now; finished models stay."""
-    from forex_pipeline.training_queue import QueueError, cancel as cancel_queue
-
-    _, engine = _context()
-    _get(engine, queue_id)
-    try:
-        record = cancel_queue(engine, queue_id)
-    except QueueError as exc:
-        _fail(str(exc))
-    console.print(f"queue {queue_id}: {'cancel requested' if record.cancel_requested else record.status}")
+    _request(queue_id, "cancel")
 
 
 @app.command()
