@@ -36,11 +36,11 @@ def storage_env(home: Path) -> dict[str, str]:
 PLAIN_LOOP = """
 import sys, time
 started = time.perf_counter()
-from forex_pipeline.grid import expand_grid, load_grid_spec
+from forex_pipeline.grid.expand import expand_grid, load_grid_spec
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store.db import get_engine, upgrade
 from forex_pipeline.data.sources import default_sample_dir
-from forex_pipeline.two_phase import run_configuration
+from forex_pipeline.pipeline.configuration import run_configuration
 
 settings = get_settings()
 upgrade(settings.database_url)

@@ -18,16 +18,15 @@ import pandas as pd
 from forex_pipeline.backtest.columns import RESULT_COLUMNS
 from forex_pipeline.backtest.confidence import rolling_size_rank
 from forex_pipeline.backtest.ensembles import combine, member_agreement
-from forex_pipeline.backtest.inference_grid import InferenceConfig, expand_grid
+from forex_pipeline.backtest.inference_grid import InferenceConfig, inference_configs
 from forex_pipeline.backtest.metrics import metrics_from_stats
 from forex_pipeline.backtest.simulator import simulate_grid
 from forex_pipeline.data.timeframes import bars_per_year
 from forex_pipeline.features.matrix import FeatureMatrix
+from forex_pipeline.keys import REGIME_ALL, REGIME_UNCLASSIFIED
 from forex_pipeline.models.base import Combiners, TrainedModel
 from forex_pipeline.settings import InferenceGridSettings, Settings, SymbolCosts
 
-ALL_REGIME = "all"
-UNCLASSIFIED = "unclassified"
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,8 @@ def encode_regimes(labels: np.ndarray, preferred_order: tuple[str, ...] = ()) ->
     if any(not isinstance(x, str) or not x for x in labels):
         raise ValueError("regime labels must be non-empty strings (use 'unclassified' for bars matching no rule)")
     present = set(labels.tolist())
-    if ALL_REGIME in present:
-        raise ValueError(f"{ALL_REGIME!r} is reserved for the whole test segment and cannot label a bar")
+    if REGIME_ALL in present:
+        raise ValueError(f"{REGIME_ALL!r} is reserved for the whole test segment and cannot label a bar")
     names = tuple(n for n in preferred_order if n in present) + tuple(sorted(present - set(preferred_order)))
     lookup = {name: i for i, name in enumerate(names)}
     return RegimeCodes(np.fromiter((lookup[x] for x in labels), dtype=np.int64, count=labels.size), names)
@@ -71,7 +70,7 @@ def backtest_member_predictions(
     max_matrix_bytes: int,
 ) -> pd.DataFrame:
     """The backtest frame from member predictions (K, n_warmup + n_test) per prediction method."""
-    configs = expand_grid(grid)
+    configs = inference_configs(grid)
     lookbacks = np.asarray(grid.lookback_windows, dtype=np.int64)
     thresholds = np.asarray(grid.confidence_thresholds, dtype=np.float64)
     n_test = close.shape[0]
@@ -101,7 +100,7 @@ def backtest_member_predictions(
                 simulate_grid(fc, conf, thresholds, close, horizon, costs, regimes.codes, n_regimes, max_matrix_bytes)
             )
     stats = np.concatenate(blocks, axis=0).reshape(len(configs), n_regimes + 1, -1)
-    return _frame(configs, stats, (*regimes.names, ALL_REGIME), annualisation)
+    return _frame(configs, stats, (*regimes.names, REGIME_ALL), annualisation)
 
 
 def _frame(configs: list[InferenceConfig], stats: np.ndarray, regime_names: tuple[str, ...], annualisation: float) -> pd.DataFrame:
@@ -165,7 +164,7 @@ def run_inference_backtests(
     costs = settings.data.costs_for(symbol)
     regimes = encode_regimes(
         _test_labels(regime_labels, test_rows, matrix.n_rows),
-        (*settings.regimes.definitions, UNCLASSIFIED),
+        (*settings.regimes.definitions, REGIME_UNCLASSIFIED),
     )
     grid = settings.inference_grid
     n_warmup = int(min(max(grid.lookback_windows), test_rows[0]))

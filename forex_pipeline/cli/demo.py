@@ -19,10 +19,11 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
     """Train the demo grid through Dagster, backtest every inference configuration, print the bests."""
     from forex_pipeline.cli.results import bests as print_bests
     from forex_pipeline.cli.runner import run_in_foreground
-    from forex_pipeline.grid import GridSpecError, load_grid_spec
+    from forex_pipeline.grid.expand import load_grid_spec
+    from forex_pipeline.grid.spec import GridSpecError
     from forex_pipeline.settings import dagster_home, get_settings
     from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.training_queue import submit_grid
+    from forex_pipeline.queue.worker import submit_grid
 
     started = time.perf_counter()
     settings = get_settings()

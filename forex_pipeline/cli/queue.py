@@ -26,7 +26,7 @@ def _context():  # noqa: ANN202
 
 
 def figures_of(queue) -> dict:  # noqa: ANN001 - QueueRecord
-    from forex_pipeline.training_queue import progress
+    from forex_pipeline.queue.worker import progress
 
     return progress(queue)
 
@@ -66,7 +66,7 @@ def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
 @app.command()
 def status(queue_id: int, watch: bool = typer.Option(False, help="follow progress until the queue stops")) -> None:
     """Progress of one queue (a progress bar with --watch)."""
-    from forex_pipeline.training_queue import detect_interrupted
+    from forex_pipeline.queue.worker import detect_interrupted
 
     settings, engine = _context()
     detect_interrupted(engine, settings)
@@ -89,8 +89,7 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
 
 def _request(queue_id: int, action: str) -> None:
     """Ask a queue to pause or cancel; a finished queue is refused with a clear error."""
-    from forex_pipeline import training_queue
-
+    from forex_pipeline.queue import worker as training_queue
     _, engine = _context()
     _get(engine, queue_id)
     try:
@@ -116,7 +115,7 @@ def cancel(queue_id: int) -> None:
 @app.command()
 def resume(queue_id: int, detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it")) -> None:
     """Continue a paused or interrupted queue with what is missing."""
-    from forex_pipeline.training_queue import QueueError, resume as resume_queue
+    from forex_pipeline.queue.worker import QueueError, resume as resume_queue
 
     settings, engine = _context()
     _get(engine, queue_id)
@@ -145,19 +144,13 @@ def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="le
 @app.command("export")
 def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", help="JSON file to write")) -> None:
     """Write the queue's checkpoint (grid, counts, state of every configuration) as JSON."""
-    import os
-    import tempfile
-
-    from forex_pipeline.training_queue import export_checkpoint
+    from forex_pipeline.io import atomic_write_text
+    from forex_pipeline.queue.worker import export_checkpoint
 
     _, engine = _context()
     _get(engine, queue_id)
     data = export_checkpoint(engine, queue_id)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, output)
+    atomic_write_text(output, json.dumps(data, indent=2))
     console.print(f"wrote {output}")
 
 
@@ -165,7 +158,7 @@ def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", hel
 def import_(path: Path) -> None:
     """Recreate a queue from a checkpoint JSON (as paused; `queue resume` continues it)."""
     from forex_pipeline.settings import get_settings
-    from forex_pipeline.training_queue import QueueError, import_checkpoint
+    from forex_pipeline.queue.worker import QueueError, import_checkpoint
 
     _, engine = _context()
     try:

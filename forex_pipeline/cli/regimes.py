@@ -56,7 +56,7 @@ def describe_rules(rules: dict[str, dict[str, float]]) -> str:
 @app.command("list")
 def list_regimes() -> None:
     """Every regime with its rules, origin and whether it is scored."""
-    from forex_pipeline.regime_catalog import active_regimes
+    from forex_pipeline.regimes.catalog import active_regimes
     from forex_pipeline.store import repository
     from forex_pipeline.store.db import session_scope
 
@@ -127,7 +127,7 @@ def test_rules(
 
     from forex_pipeline.data.resample import resample_bars
     from forex_pipeline.data.sources import default_sample_dir, load_raw_bars
-    from forex_pipeline.regime_catalog import active_regimes
+    from forex_pipeline.regimes.catalog import active_regimes
     from forex_pipeline.regimes.labels import label_regimes, majority_labels, regime_accuracy, regime_features
     from forex_pipeline.store.db import session_scope
 

@@ -9,16 +9,16 @@ fsynced, then renamed over the target, so readers see either the old file or the
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from forex_pipeline.io import atomic_write
 
 MODELS_SUBDIR = "models"
-TEMP_MARKER = ".tmp-"
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 _SUFFIX_PATTERN = re.compile(r"^(\.[A-Za-z0-9]+)+$")
 _CHUNK = 1 << 20
@@ -65,39 +65,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, write: Callable[[Path], None]) -> ModelFileInfo:
     """Let `write` fill a temporary file beside `path`, fsync it, rename it over `path`; return its info."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}{TEMP_MARKER}{uuid.uuid4().hex}")
-    try:
+    recorded: dict[str, Any] = {}
+
+    def fill(temp: Path) -> None:
         write(temp)
         if not temp.is_file():
             raise ModelFileError(f"writing {path}: the writer produced no file at {temp}")
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        digest = sha256_file(temp)
-        size = temp.stat().st_size
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return ModelFileInfo(path=path, sha256=digest, bytes=size)
+        recorded.update(sha256=sha256_file(temp), bytes=temp.stat().st_size)
+
+    atomic_write(path, fill, durable=True)
+    return ModelFileInfo(path=path, sha256=recorded["sha256"], bytes=recorded["bytes"])
 
 
 def verify(path: Path, expected_sha256: str, expected_bytes: int | None = None) -> None:

@@ -28,11 +28,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from forex_pipeline.backtest.columns import NULLABLE_METRICS, RESULT_COLUMNS
+from forex_pipeline.keys import QueueStatus, RunStatus
 
-RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed")
-QUEUE_STATUSES: tuple[str, ...] = ("pending", "running", "paused", "cancelled", "completed", "failed", "interrupted")
-REGIME_ALL = "all"
-REGIME_UNCLASSIFIED = "unclassified"
+RUN_STATUSES: tuple[str, ...] = tuple(RunStatus)
+QUEUE_STATUSES: tuple[str, ...] = tuple(QueueStatus)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

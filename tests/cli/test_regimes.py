@@ -21,8 +21,7 @@ def test_rules_are_parsed_and_refused_with_the_field_named(grid_env):
 
 
 def test_a_custom_regime_is_scored_and_ranked(grid_env):
-    from forex_pipeline import training_queue
-
+    from forex_pipeline.queue import worker as training_queue
     # replace calm_ranging by an equivalent custom regime: the same bars must land in it
     assert runner.invoke(app, ["regimes", "disable", "calm_ranging"]).exit_code == 0
     added = runner.invoke(

@@ -8,9 +8,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from forex_pipeline import training_queue
-from forex_pipeline.grid import expand_grid, parse_grid_spec
-from forex_pipeline.jobs import execute_batch, register_partitions
+from forex_pipeline.queue import worker as training_queue
+from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
+from forex_pipeline.dagster_defs.jobs import execute_batch, register_partitions
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope
@@ -69,7 +69,7 @@ def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
     assert len(model_files) == len(in_bests)
     assert (bests.groupby("regime")["rank"].max() == 1).all()
 
-    from forex_pipeline.dashboard import build_dashboard
+    from forex_pipeline.reporting.dashboard import build_dashboard
 
     dashboard = build_dashboard(settings.database_url, settings, settings.artifacts_dir)
     for regime in settings.regimes.definitions:

@@ -13,8 +13,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from forex_pipeline import training_queue
-from forex_pipeline.jobs import execute_batch
+from forex_pipeline.queue import worker as training_queue
+from forex_pipeline.dagster_defs.jobs import execute_batch
 from forex_pipeline.regimes.selection import select_regime_bests
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
@@ -27,10 +27,10 @@ WORKER = textwrap.dedent(
     """
     import json, random, sys
     import dagster as dg
-    from forex_pipeline.definitions import defs
+    from forex_pipeline.dagster_defs.definitions import defs
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store.db import get_engine
-    from forex_pipeline.training_queue import pending_configurations
+    from forex_pipeline.queue.worker import pending_configurations
 
     queue_id, seed = int(sys.argv[1]), int(sys.argv[2])
     keys = [c.partition_key for c in pending_configurations(get_engine(get_settings().database_url), queue_id)]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from forex_pipeline import training_queue
-from forex_pipeline.resources import ForexStorage
-from forex_pipeline.sensors import QUEUE_TAG, training_queue_sensor
+from forex_pipeline.queue import worker as training_queue
+from forex_pipeline.dagster_defs.resources import ForexStorage
+from forex_pipeline.dagster_defs.jobs import grid_batch
+from forex_pipeline.dagster_defs.sensors import training_queue_sensor_for
+from forex_pipeline.dagster_defs.tags import QUEUE_TAG
+
+training_queue_sensor = training_queue_sensor_for(grid_batch)
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope
@@ -56,7 +60,7 @@ def test_sensor_marks_a_dead_worker_interrupted_and_auto_resumes(grid_env):
 
 
 def test_sensor_skips_configurations_held_by_runs_in_flight(grid_env):
-    from forex_pipeline.jobs import grid_batch
+    from forex_pipeline.dagster_defs.jobs import grid_batch
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
@@ -78,7 +82,7 @@ def test_sensor_skips_configurations_held_by_runs_in_flight(grid_env):
 
 
 def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
-    from forex_pipeline.definitions import defs
+    from forex_pipeline.dagster_defs.definitions import defs
 
     settings = get_settings()
     engine = get_engine(settings.database_url)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from forex_pipeline import two_phase
-from forex_pipeline.grid import expand_grid, parse_grid_spec
+from forex_pipeline.pipeline import configuration as two_phase
+from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope

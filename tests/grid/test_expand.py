@@ -13,22 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from forex_pipeline.grid import (
-    Grid,
-    GridSpecError,
-    chunks,
-    estimate_seconds,
-    expand_grid,
-    grid_hash,
-    load_grid_spec,
-    multi_partition_key,
-    multi_partition_key_string,
-    parse_grid_spec,
-    plan,
-    split_multi_partition_key,
-)
+from forex_pipeline.dagster_defs.partitions import chunks
+from forex_pipeline.grid.estimate import estimate_seconds, plan
+from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash, load_grid_spec, parse_grid_spec
+from forex_pipeline.grid.spec import GridSpecError
+from forex_pipeline.keys import multi_partition_key, multi_partition_key_string, split_multi_partition_key
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples" / "grids"
 CLASSICAL = {"ridge", "lasso", "elasticnet", "rf", "lightgbm"}
 
@@ -134,7 +125,7 @@ def test_same_spec_gives_the_same_keys_in_another_process(tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump(_raw()))
     here = [c.partition_key for c in expand_grid(load_grid_spec(path)).configurations]
     code = (
-        "import json, sys; from forex_pipeline.grid import expand_grid, load_grid_spec; "
+        "import json, sys; from forex_pipeline.grid.expand import expand_grid, load_grid_spec; "
         "print(json.dumps([c.partition_key for c in expand_grid(load_grid_spec(sys.argv[1])).configurations]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from forex_pipeline.resources import ForexStorage
+from forex_pipeline.dagster_defs.resources import ForexStorage
 
 
 def _image(path: Path) -> dg.MetadataValue:
@@ -20,7 +20,7 @@ def _image(path: Path) -> dg.MetadataValue:
     description="Best (model, inference configuration) per regime, improvement, deflated Sharpe, charts.",
 )
 def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
-    from forex_pipeline.dashboard import build_dashboard
+    from forex_pipeline.reporting.dashboard import build_dashboard
 
     dashboard = build_dashboard(storage.db_url, storage.settings, storage.artifacts)
     metadata: dict[str, dg.MetadataValue] = {

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from forex_pipeline import reports
-from forex_pipeline.regime_catalog import active_regimes
+from forex_pipeline.reporting import charts as reports
+from forex_pipeline.regimes.catalog import active_regimes
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope

@@ -5,12 +5,12 @@ Used by the `regime_bests` asset (shown in the Dagster UI) and by the CLI; no Da
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from forex_pipeline.io import atomic_write
 
 REGIME_COLOURS = {
     "bull_trending": "tab:green",
@@ -66,13 +66,10 @@ def bests_markdown(bests: pd.DataFrame, regimes: list[str]) -> str:
 def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib Figure
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return atomic_write(path, lambda temp: fig.savefig(temp, dpi=90, bbox_inches="tight", format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _figure(width: float = 9, height: float = 4):  # noqa: ANN202

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from forex_pipeline.assets.model_configs import outcome_metadata
-from forex_pipeline.assets.partitions import model_config_key
-from forex_pipeline.resources import ForexStorage
+from forex_pipeline.dagster_defs.assets.model_configs import outcome_metadata
+from forex_pipeline.dagster_defs.partitions import chunks
+from forex_pipeline.dagster_defs.resources import ForexStorage
+from forex_pipeline.dagster_defs.tags import BATCH_OP, KIND_TAG, QUEUE_TAG, batch_run_config
+from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION, RunStatus
 
 if TYPE_CHECKING:
-    from forex_pipeline.training_queue import BatchResult
+    from forex_pipeline.grid.expand import ModelConfiguration
+    from forex_pipeline.queue.worker import BatchResult
 
 
 class GridBatchConfig(dg.Config):
@@ -25,11 +28,11 @@ class GridBatchConfig(dg.Config):
     partition_keys: list[str]  # "feature_set_key|model_spec_key"
 
 
-@dg.op(description="Train, backtest and record each configuration of the batch, honouring pause/cancel.")
+@dg.op(name=BATCH_OP, description="Train, backtest and record each configuration of the batch, honouring pause/cancel.")
 def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, storage: ForexStorage) -> dict:
     from forex_pipeline.store.db import get_engine, session_scope
     from forex_pipeline.store import repository
-    from forex_pipeline.training_queue import configurations_by_key, process_batch, progress
+    from forex_pipeline.queue.worker import configurations_by_key, process_batch, progress
 
     engine = get_engine(storage.db_url)
     with session_scope(engine) as session:
@@ -47,14 +50,13 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
             f"kept {figures['kept']}, deleted {figures['deleted']}, failed {figures['failed']}, "
             f"elapsed {figures['elapsed_seconds']:.0f}s, remaining ~{eta}"
         )
-        if outcome.status == "failed":
+        if outcome.status == RunStatus.FAILED:
             context.log.warning(f"{outcome.partition_key} failed: {outcome.error}")
             return
-        key = model_config_key(configuration.feature_set.partition_key, configuration.model_spec.partition_key)
         metadata = outcome_metadata(outcome)
-        context.log_event(dg.AssetMaterialization("features", partition=configuration.feature_set.partition_key))
+        context.log_event(dg.AssetMaterialization("features", partition=configuration.feature_set_key))
         for asset in ("trained_model", "inference_backtests"):
-            context.log_event(dg.AssetMaterialization(asset, partition=str(key), metadata=metadata))
+            context.log_event(dg.AssetMaterialization(asset, partition=configuration.partition_key, metadata=metadata))
 
     result = process_batch(
         engine,
@@ -68,14 +70,14 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
     )
     statuses = [o.status for o in result.outcomes]
     return {
-        "completed": statuses.count("completed"),
+        "completed": statuses.count(RunStatus.COMPLETED),
         "skipped": statuses.count("skipped"),
-        "failed": statuses.count("failed"),
+        "failed": statuses.count(RunStatus.FAILED),
         "stopped_because": result.stopped_because,
     }
 
 
-@dg.job(executor_def=dg.in_process_executor, tags={"forex_pipeline/kind": "grid_batch"})
+@dg.job(executor_def=dg.in_process_executor, tags={KIND_TAG: "grid_batch"})
 def grid_batch():
     run_grid_batch()
 
@@ -87,9 +89,10 @@ class SubmitGridConfig(dg.Config):
 
 @dg.op(description="Validate and queue a grid, register its partitions, hand it to the queue sensor.")
 def submit_grid_op(context: dg.OpExecutionContext, config: SubmitGridConfig, storage: ForexStorage) -> int:
-    from forex_pipeline.grid import GridSpecError, expand_grid, parse_grid_spec
+    from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
+    from forex_pipeline.grid.spec import GridSpecError
     from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.training_queue import hand_to_daemon, submit_grid
+    from forex_pipeline.queue.worker import hand_to_daemon, submit_grid
 
     try:
         grid = expand_grid(parse_grid_spec(config.grid, source="launchpad config"))
@@ -109,37 +112,29 @@ def submit_grid_job():
     submit_grid_op()
 
 
-def register_partitions(instance: dg.DagsterInstance, configurations) -> None:  # noqa: ANN001
+def register_partitions(instance: dg.DagsterInstance, configurations: "list[ModelConfiguration]") -> None:
     """Add the grid's feature-set and model-spec keys to the dynamic partitions, in chunks."""
-    from forex_pipeline.assets.partitions import FEATURE_SET, MODEL_SPEC
-    from forex_pipeline.grid import chunks
-
     for name, keys in (
-        (FEATURE_SET, sorted({c.feature_set.partition_key for c in configurations})),
-        (MODEL_SPEC, sorted({c.model_spec.partition_key for c in configurations})),
+        (FEATURE_SET_DIMENSION, sorted({c.feature_set_key for c in configurations})),
+        (MODEL_SPEC_DIMENSION, sorted({c.model_spec_key for c in configurations})),
     ):
         existing = set(instance.get_dynamic_partitions(name))
         for chunk in chunks([k for k in keys if k not in existing]):
             instance.add_dynamic_partitions(name, chunk)
 
 
-def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations) -> "BatchResult":  # noqa: ANN001
-    """Run one batch as a Dagster run in this process (recorded in the instance, visible in the UI)."""
-    from forex_pipeline.definitions import defs
-    from forex_pipeline.sensors import QUEUE_TAG
-    from forex_pipeline.training_queue import BatchResult
+def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations: "list[ModelConfiguration]") -> "BatchResult":
+    """Run one batch as a `grid_batch` Dagster run in this process (recorded in the instance, visible in the UI)."""
+    from forex_pipeline.queue.worker import BatchResult, WorkerCancelled
 
-    from forex_pipeline.training_queue import WorkerCancelled
-
-    job = defs.resolve_job_def("grid_batch")
     run_id = str(uuid.uuid4())
+    run_config = batch_run_config(queue_id, [c.partition_key for c in configurations])
+    # the terminal shows a progress bar; every event still goes to the run's log in the UI
+    run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
     try:
-        result = job.execute_in_process(
-            run_config={
-                "ops": {"run_grid_batch": {"config": {"queue_id": queue_id, "partition_keys": [c.partition_key for c in configurations]}}},
-                # the terminal shows a progress bar; every event still goes to the run's log in the UI
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            },
+        result = grid_batch.execute_in_process(
+            run_config=run_config,
+            resources={"storage": ForexStorage()},
             instance=instance,
             tags={QUEUE_TAG: str(queue_id)},
             raise_on_error=False,
@@ -152,7 +147,7 @@ def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations) -
         raise
     if not result.success:
         return BatchResult((), "error")
-    summary = result.output_for_node("run_grid_batch")
+    summary = result.output_for_node(BATCH_OP)
     return BatchResult((), summary["stopped_because"])
 
 
@@ -160,12 +155,12 @@ def _celery_executor() -> dg.ExecutorDefinition:
     """dagster-celery on FOREX_CELERY_BROKER / FOREX_CELERY_BACKEND, read when a run starts (not at import)."""
     from dagster_celery import celery_executor
 
-    from forex_pipeline.scale_out import celery_executor_config
+    from forex_pipeline.dagster_defs.scale_out import celery_executor_config
 
     return celery_executor.configured(lambda _config: celery_executor_config(), name="forex_celery", config_schema={})
 
 
-@dg.job(executor_def=_celery_executor(), tags={"forex_pipeline/kind": "grid_batch"})
+@dg.job(executor_def=_celery_executor(), tags={KIND_TAG: "grid_batch"})
 def grid_batch_celery():
     """`grid_batch` with its step sent to a dagster-celery worker (any host on the broker); see docs/scale_out.md."""
     run_grid_batch()

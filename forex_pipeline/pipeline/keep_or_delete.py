@@ -57,7 +57,7 @@ def record_failure(
 
 def _regime_names(session: Session, settings: Settings) -> list[str]:
     """The regimes scored now (regime_catalog); the ones the YAML added since the last seed get their row."""
-    from forex_pipeline.regime_catalog import active_regimes
+    from forex_pipeline.regimes.catalog import active_regimes
 
     repository.seed_regime_definitions(session, settings)
     return list(active_regimes(session, settings).definitions)

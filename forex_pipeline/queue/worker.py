@@ -25,14 +25,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from forex_pipeline.grid import GridSpec, ModelConfiguration, expand_grid, grid_hash, parse_grid_spec
+from forex_pipeline.grid.expand import ModelConfiguration, expand_grid, grid_hash, parse_grid_spec
+from forex_pipeline.grid.spec import GridSpec
 from forex_pipeline.hashing import canonical_json
-from forex_pipeline.keep_or_delete import cleanup_files
+from forex_pipeline.pipeline.keep_or_delete import cleanup_files
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import repository
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.spec_files import write_spec
-from forex_pipeline.two_phase import ConfigurationOutcome, run_configuration
+from forex_pipeline.pipeline.configuration import ConfigurationOutcome, run_configuration
 
 CHECKPOINT_VERSION = 1
 
@@ -502,7 +503,7 @@ def import_checkpoint(engine: Engine, data: dict[str, Any], artifacts_dir: Path)
 
 def notify_outcome_events(settings: Settings, outcome: ConfigurationOutcome) -> None:
     """Tell the notifier about every regime whose rank 1 this model took."""
-    from forex_pipeline.notifications import Notifier, new_regime_best_event
+    from forex_pipeline.reporting.notifications import Notifier, new_regime_best_event
 
     if outcome.record is None or not outcome.record.new_best_events:
         return
@@ -517,7 +518,7 @@ def notify_outcome_events(settings: Settings, outcome: ConfigurationOutcome) -> 
 
 def settle_and_notify(engine_or_url: Engine | str, settings: Settings, queue_id: int, stopped_because: str | None = None) -> repository.QueueRecord:
     """Settle the queue's status after a batch and send queue_complete / queue_failure notifications."""
-    from forex_pipeline.notifications import Notifier, queue_complete_event, queue_failure_event
+    from forex_pipeline.reporting.notifications import Notifier, queue_complete_event, queue_failure_event
     from forex_pipeline.store.db import get_engine
 
     engine = get_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url

@@ -12,7 +12,7 @@ from forex_pipeline.data.resample import find_gaps, resample_bars
 from forex_pipeline.data.sources import load_raw_bars
 from forex_pipeline.data.timeframes import TIMEFRAMES, timeframe_minutes
 from forex_pipeline.data.validation import validate_bars
-from forex_pipeline.resources import ForexStorage
+from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.settings import get_settings
 
 symbol_partitions = dg.StaticPartitionsDefinition(sorted(get_settings().data.symbols))

@@ -15,7 +15,7 @@ from typing import Literal
 
 from forex_pipeline.settings import NotificationSettings, SmtpSettings, get_settings
 
-LOGGER_NAME = "forex_pipeline.notifications"
+LOGGER_NAME = "forex_pipeline.reporting.notifications"
 logger = logging.getLogger(LOGGER_NAME)
 
 EventKind = Literal["queue_complete", "queue_failure", "new_regime_best"]

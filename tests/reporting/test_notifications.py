@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from forex_pipeline.notifications import (
+from forex_pipeline.reporting.notifications import (
     LOGGER_NAME,
     Event,
     Notifier,

@@ -4,9 +4,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from forex_pipeline.assets.market_data import bars, raw_bars
+from forex_pipeline.dagster_defs.assets.market_data import bars, raw_bars
 from forex_pipeline.data.bar_store import bars_path, raw_bars_path, read_bars
-from forex_pipeline.resources import ForexStorage
+from forex_pipeline.dagster_defs.resources import ForexStorage
 
 
 @pytest.fixture()

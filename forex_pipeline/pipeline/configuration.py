@@ -22,7 +22,7 @@ from forex_pipeline.features.build import build_feature_matrix, load_feature_mat
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.features.splits import split_rows
-from forex_pipeline.keep_or_delete import RecordResult, record_failure, record_outcome
+from forex_pipeline.pipeline.keep_or_delete import RecordResult, record_failure, record_outcome
 from forex_pipeline.models.spec import ModelSpec, model_config_hash
 from forex_pipeline.settings import Settings
 from forex_pipeline.store.db import session_scope
@@ -121,7 +121,7 @@ def run_configuration(
     from forex_pipeline.backtest.run import run_inference_backtests
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
     from forex_pipeline.store.model_files import model_file_path
-    from forex_pipeline.regime_catalog import active_regimes
+    from forex_pipeline.regimes.catalog import active_regimes
     from forex_pipeline.regimes.labels import label_regimes
 
     config_hash = model_config_hash(feature_set.hash, model_spec.hash)

@@ -8,12 +8,13 @@ two deployments (or test runs) can share one Redis without taking each other's t
 
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+
+from forex_pipeline.io import atomic_write_text
 
 BROKER_ENV = "FOREX_CELERY_BROKER"
 BACKEND_ENV = "FOREX_CELERY_BACKEND"
@@ -74,20 +75,15 @@ def celery_executor_config() -> dict[str, Any]:
 def write_worker_config(path: Path) -> Path:
     """Write the YAML that `dagster-celery worker start -y` reads, so workers use the job's broker."""
     text = yaml.safe_dump({"execution": {"config": celery_executor_config()}}, sort_keys=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def main() -> None:
-    """`python -m forex_pipeline.scale_out PATH`: write the worker config for this environment to PATH."""
+    """`python -m forex_pipeline.dagster_defs.scale_out PATH`: write the worker config for this environment to PATH."""
     import sys
 
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m forex_pipeline.scale_out WORKER_CONFIG.yaml")
+        raise SystemExit("usage: python -m forex_pipeline.dagster_defs.scale_out WORKER_CONFIG.yaml")
     print(write_worker_config(Path(sys.argv[1])))
 
 

@@ -5,7 +5,7 @@ import sys
 
 import dagster as dg
 
-from forex_pipeline.definitions import defs
+from forex_pipeline.dagster_defs.definitions import defs
 
 
 def test_definitions_hold_the_asset_graph():
@@ -19,7 +19,7 @@ def test_definitions_hold_the_asset_graph():
 
 def test_loading_the_code_location_imports_no_heavy_library():
     code = (
-        "import sys; import forex_pipeline.definitions; "
+        "import sys; import forex_pipeline.dagster_defs.definitions; "
         "print(','.join(m for m in ('torch', 'lightgbm', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

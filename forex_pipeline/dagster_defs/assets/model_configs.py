@@ -8,8 +8,9 @@ to be reloaded from disk between them (DESIGN.md section 4: orchestration cost i
 
 import dagster as dg
 
-from forex_pipeline.assets.partitions import FEATURE_SET, MODEL_SPEC, feature_set_partitions, model_config_partitions
-from forex_pipeline.resources import ForexStorage
+from forex_pipeline.dagster_defs.partitions import feature_set_partitions, model_config_partitions
+from forex_pipeline.dagster_defs.resources import ForexStorage
+from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION
 from forex_pipeline.store.db import get_engine
 from forex_pipeline.store.spec_files import read_spec
 
@@ -49,9 +50,9 @@ def outcome_metadata(outcome) -> dict:  # noqa: ANN001 - ConfigurationOutcome
     description="Feature matrix + close prices of one feature set, computed once however many models use it.",
 )
 def features(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
-    from forex_pipeline.two_phase import ensure_feature_matrix, feature_matrix_path
+    from forex_pipeline.pipeline.configuration import ensure_feature_matrix, feature_matrix_path
 
-    spec = read_spec(storage.artifacts, FEATURE_SET, context.partition_key)
+    spec = read_spec(storage.artifacts, FEATURE_SET_DIMENSION, context.partition_key)
     matrix, built = ensure_feature_matrix(spec, storage.settings, storage.artifacts, storage.sample_dir)
     metadata = feature_metadata(matrix, feature_matrix_path(storage.artifacts, spec))
     metadata["computed_now"] = built
@@ -67,7 +68,7 @@ def features(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.Mat
             deps=[
                 dg.AssetDep(
                     "features",
-                    partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=FEATURE_SET),
+                    partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=FEATURE_SET_DIMENSION),
                 )
             ],
             description="One trained model configuration: model file (sha256 in the DB) and training metrics.",
@@ -80,11 +81,11 @@ def features(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.Mat
     ],
 )
 def trained_model_and_backtests(context: dg.AssetExecutionContext, storage: ForexStorage):
-    from forex_pipeline.two_phase import run_configuration
+    from forex_pipeline.pipeline.configuration import run_configuration
 
     keys = context.partition_key.keys_by_dimension
-    feature_set = read_spec(storage.artifacts, FEATURE_SET, keys[FEATURE_SET])
-    model_spec = read_spec(storage.artifacts, MODEL_SPEC, keys[MODEL_SPEC])
+    feature_set = read_spec(storage.artifacts, FEATURE_SET_DIMENSION, keys[FEATURE_SET_DIMENSION])
+    model_spec = read_spec(storage.artifacts, MODEL_SPEC_DIMENSION, keys[MODEL_SPEC_DIMENSION])
     outcome = run_configuration(
         feature_set,
         model_spec,
