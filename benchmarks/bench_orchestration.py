@@ -47,7 +47,7 @@ upgrade(settings.database_url)
 engine = get_engine(settings.database_url)
 grid = expand_grid(load_grid_spec(sys.argv[1]))
 statuses = [
-    run_configuration(c.feature_set, c.model_spec, settings=settings, engine=engine,
+    run_configuration(c, settings=settings, engine=engine,
                       artifacts_dir=settings.artifacts_dir, sample_dir=default_sample_dir()).status
     for c in grid.configurations
 ]

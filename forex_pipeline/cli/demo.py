@@ -23,7 +23,7 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
     from forex_pipeline.grid.spec import GridSpecError
     from forex_pipeline.settings import dagster_home, get_settings
     from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.queue.worker import submit_grid
+    from forex_pipeline.queue.lifecycle import submit_grid
 
     started = time.perf_counter()
     settings = get_settings()

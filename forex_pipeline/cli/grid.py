@@ -160,7 +160,7 @@ def submit_command(
     from forex_pipeline.cli.queue import run_queue_command
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.queue.worker import submit_grid
+    from forex_pipeline.queue.lifecycle import submit_grid
 
     spec, _ = load_grid_or_exit(grid_file)
     settings = get_settings()

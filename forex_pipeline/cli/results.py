@@ -213,7 +213,7 @@ def bests(
 ) -> None:
     """Current best models per regime: rank, model, inference config, score, improvement, trades, deflated Sharpe."""
     from forex_pipeline.reporting.charts import inference_config_label
-    from forex_pipeline.store.repository import current_bests
+    from forex_pipeline.store.regime_best_models import current_bests
 
     fmt = _check_format(fmt, output)
     try:
@@ -249,7 +249,7 @@ def history(
     output: Path | None = typer.Option(None, "--output", help="write csv/json to this file instead of stdout"),
 ) -> None:
     """Training history with filters, sorting and paging; export as CSV or JSON."""
-    from forex_pipeline.store.repository import HistoryFilter, query_history
+    from forex_pipeline.store.history import HistoryFilter, query_history
 
     fmt = _check_format(fmt, output)
     field = sort or "created_at"

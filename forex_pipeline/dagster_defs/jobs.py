@@ -19,7 +19,7 @@ from forex_pipeline.dagster_defs.tags import BATCH_OP, KIND_TAG, QUEUE_TAG, batc
 from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION, RunStatus
 
 if TYPE_CHECKING:
-    from forex_pipeline.grid.expand import ModelConfiguration
+    from forex_pipeline.models.spec import ModelConfiguration
     from forex_pipeline.queue.worker import BatchResult
 
 
@@ -31,19 +31,20 @@ class GridBatchConfig(dg.Config):
 @dg.op(name=BATCH_OP, description="Train, backtest and record each configuration of the batch, honouring pause/cancel.")
 def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, storage: ForexStorage) -> dict:
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.store import repository
-    from forex_pipeline.queue.worker import configurations_by_key, process_batch, progress
+    from forex_pipeline.store import training_queue
+    from forex_pipeline.queue.lifecycle import configurations_by_key, progress
+    from forex_pipeline.queue.worker import process_batch
 
     engine = get_engine(storage.db_url)
     with session_scope(engine) as session:
-        repository.add_queue_dagster_run(session, config.queue_id, context.run_id)
+        training_queue.add_queue_dagster_run(session, config.queue_id, context.run_id)
     with session_scope(engine) as session:
-        grid_spec = repository.get_queue(session, config.queue_id).grid_spec
+        grid_spec = training_queue.get_queue(session, config.queue_id).grid_spec
     batch = configurations_by_key(grid_spec, config.partition_keys)  # completed ones are skipped by their claim
 
     def report(outcome, configuration) -> None:  # noqa: ANN001
         with session_scope(engine) as session:
-            figures = progress(repository.get_queue(session, config.queue_id))
+            figures = progress(training_queue.get_queue(session, config.queue_id))
         eta = "-" if figures["remaining_seconds"] is None else f"{figures['remaining_seconds']:.0f}s"
         context.log.info(
             f"queue {config.queue_id}: {figures['completed'] + figures['failed']}/{figures['total']} done, "
@@ -92,7 +93,7 @@ def submit_grid_op(context: dg.OpExecutionContext, config: SubmitGridConfig, sto
     from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
     from forex_pipeline.grid.spec import GridSpecError
     from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.queue.worker import hand_to_daemon, submit_grid
+    from forex_pipeline.queue.lifecycle import hand_to_daemon, submit_grid
 
     try:
         grid = expand_grid(parse_grid_spec(config.grid, source="launchpad config"))

@@ -26,8 +26,8 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
         Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes
         them in daemon mode: the sensor itself then feeds their remaining batches.
         """
-        from forex_pipeline.queue.worker import detect_interrupted, hand_to_daemon, pending_configurations, settle_and_notify
-        from forex_pipeline.store import repository
+        from forex_pipeline.queue.lifecycle import detect_interrupted, hand_to_daemon, pending_configurations, settle_and_notify
+        from forex_pipeline.store import training_queue
         from forex_pipeline.store.db import get_engine, session_scope
 
         settings = storage.settings
@@ -37,7 +37,7 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
             if settings.recovery.auto_resume:
                 hand_to_daemon(engine, queue_id)
         with session_scope(engine) as session:
-            queues = [q for q in repository.list_queues(session, status=QueueStatus.RUNNING) if (q.checkpoint or {}).get("mode") == "daemon"]
+            queues = [q for q in training_queue.list_queues(session, status=QueueStatus.RUNNING) if (q.checkpoint or {}).get("mode") == "daemon"]
         for queue in queues:
             in_flight = context.instance.get_run_records(dg.RunsFilter(tags={QUEUE_TAG: str(queue.id)}, statuses=IN_FLIGHT))
             if queue.cancel_requested or queue.pause_requested:
@@ -69,7 +69,7 @@ def queue_outcome_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def queue_outcome_sensor(context: dg.RunStatusSensorContext, storage: ForexStorage):
-        from forex_pipeline.queue.worker import settle_and_notify
+        from forex_pipeline.queue.lifecycle import settle_and_notify
 
         queue_id = queue_of(context.dagster_run.tags)
         if queue_id is not None:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from forex_pipeline.data.timeframes import TIMEFRAME_MINUTES, TRADING_DAYS_PER_YEAR
 from forex_pipeline.features.spec import FeatureSetSpec
-from forex_pipeline.grid.expand import Grid, ModelConfiguration, expand_grid, grid_hash
+from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash
+from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.grid.spec import GridSpec
 from forex_pipeline.models.spec import ModelSpec
 
@@ -167,7 +168,7 @@ def plan(
     expanded = grid if isinstance(grid, Grid) else expand_grid(grid)
     done = set(completed_hashes or ())
     if session is not None:
-        from forex_pipeline.store.repository import find_completed_hashes
+        from forex_pipeline.store.training_runs import find_completed_hashes
 
         done |= find_completed_hashes(session, (c.model_config_hash for c in expanded.configurations))
         if history is None:
@@ -187,7 +188,7 @@ def plan(
 
 def past_seconds(session: Session, model_types: Iterable[str], recent: int = HISTORY_RUNS) -> dict[str, list[float]]:
     """training_seconds + backtest_seconds of the `recent` latest completed runs of each model type."""
-    from forex_pipeline.store.repository import HistoryFilter, query_history
+    from forex_pipeline.store.history import HistoryFilter, query_history
 
     history: dict[str, list[float]] = {}
     for model_type in model_types:

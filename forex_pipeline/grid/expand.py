@@ -29,30 +29,7 @@ from forex_pipeline.grid.spec import (
     unique,
 )
 from forex_pipeline.hashing import config_hash
-from forex_pipeline.keys import multi_partition_key, multi_partition_key_string
-from forex_pipeline.models.spec import MODEL_TYPES, ModelSpec, model_config_hash
-
-
-@dataclass(frozen=True)
-class ModelConfiguration:
-    """One feature set paired with one model spec, with its partition keys and hash."""
-
-    feature_set: FeatureSetSpec
-    model_spec: ModelSpec
-    feature_set_key: str
-    model_spec_key: str
-    feature_set_hash: str
-    model_spec_hash: str
-    model_config_hash: str
-
-    @property
-    def partition_key(self) -> str:
-        """The Dagster multi-partition key string, e.g. EURUSD-1h-d365-a1b2c3d4|rf-pca-h5-d4e5f6a7."""
-        return multi_partition_key_string(self.feature_set_key, self.model_spec_key)
-
-    @property
-    def partition_keys(self) -> dict[str, str]:
-        return multi_partition_key(self.feature_set_key, self.model_spec_key)
+from forex_pipeline.models.spec import MODEL_TYPES, ModelConfiguration, ModelSpec, model_config_hash
 
 
 @dataclass(frozen=True)

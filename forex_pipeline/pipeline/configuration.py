@@ -12,19 +12,15 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy.engine import Engine
 
-from forex_pipeline.data.bar_store import bars_path, read_bars, write_bars
-from forex_pipeline.data.resample import resample_bars
-from forex_pipeline.data.sources import load_raw_bars
-from forex_pipeline.features.build import build_feature_matrix, load_feature_matrix, save_feature_matrix, select_window
-from forex_pipeline.features.matrix import FeatureMatrix
-from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.features.splits import split_rows
+from forex_pipeline.pipeline.artifacts import ensure_feature_matrix
 from forex_pipeline.pipeline.keep_or_delete import RecordResult, record_failure, record_outcome
-from forex_pipeline.models.spec import ModelSpec, model_config_hash
+from forex_pipeline.keys import RunStatus
+from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.settings import Settings
+from forex_pipeline.store import training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.spec_files import write_spec
 
@@ -45,69 +41,8 @@ class ConfigurationOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def feature_matrix_path(artifacts_dir: Path, feature_set: FeatureSetSpec) -> Path:
-    return Path(artifacts_dir) / "features" / f"{feature_set.partition_key}.parquet"
-
-
-def ensure_bars(symbol: str, timeframe: str, settings: Settings, artifacts_dir: Path, sample_dir: Path | None) -> pd.DataFrame:
-    """The `bars` file for symbol x timeframe, built from the symbol's raw source when missing."""
-    path = bars_path(artifacts_dir, symbol, timeframe)
-    if path.exists():
-        return read_bars(path)
-    loaded = load_raw_bars(symbol, settings, sample_dir, artifacts_dir)
-    resampled = loaded.bars if loaded.timeframe == timeframe else resample_bars(loaded.bars, timeframe)
-    write_bars(resampled, path)
-    return resampled
-
-
-def ensure_feature_matrix(
-    feature_set: FeatureSetSpec, settings: Settings, artifacts_dir: Path, sample_dir: Path | None
-) -> tuple[FeatureMatrix, bool]:
-    """The feature matrix of `feature_set`, computed once and reused by every model spec; (matrix, built now)."""
-    path = feature_matrix_path(artifacts_dir, feature_set)
-    if path.exists():
-        return load_feature_matrix(path), False
-    base = ensure_bars(feature_set.symbol, feature_set.base_timeframe, settings, artifacts_dir, sample_dir)
-    matrix = build_feature_matrix(feature_set, select_window(base, feature_set), ar_lags=settings.training.ar_lags)
-    save_feature_matrix(matrix, path)
-    return matrix, True
-
-
-def claim_run(session, feature_set, model_spec, queue_id, dagster_run_id, settings):  # noqa: ANN001, ANN201
-    """Atomically take a configuration for training: (True, run) if this worker trains it now.
-
-    A completed run is never claimed again; a `running` one only when its worker has been silent
-    for twice the per-model time limit (it died). Parallel workers therefore never train the same
-    configuration twice.
-    """
-    from datetime import timedelta
-
-    from sqlalchemy import or_, update
-
-    from forex_pipeline.store import repository
-    from forex_pipeline.store.tables import TrainingRun, utcnow
-
-    identity = repository.training_run_fields(feature_set, model_spec)
-    repository.upsert_training_run(session, identity, queue_id=queue_id)
-    stale = utcnow() - timedelta(seconds=2 * settings.training.max_seconds_per_model)
-    result = session.execute(
-        update(TrainingRun)
-        .where(
-            TrainingRun.model_config_hash == identity["model_config_hash"],
-            or_(
-                TrainingRun.status.in_(("pending", "failed")),
-                (TrainingRun.status == "running") & (TrainingRun.started_at < stale),
-            ),
-        )
-        .values(status="running", started_at=utcnow(), dagster_run_id=dagster_run_id, queue_id=queue_id, error_message=None)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1, repository.get_training_run_by_hash(session, identity["model_config_hash"])
-
-
 def run_configuration(
-    feature_set: FeatureSetSpec,
-    model_spec: ModelSpec,
+    configuration: ModelConfiguration,
     *,
     settings: Settings,
     engine: Engine,
@@ -121,16 +56,21 @@ def run_configuration(
     from forex_pipeline.backtest.run import run_inference_backtests
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
     from forex_pipeline.store.model_files import model_file_path
-    from forex_pipeline.regimes.catalog import active_regimes
+    from forex_pipeline.store.regime_definitions import active_regimes
     from forex_pipeline.regimes.labels import label_regimes
 
-    config_hash = model_config_hash(feature_set.hash, model_spec.hash)
-    key = f"{feature_set.partition_key}|{model_spec.partition_key}"
+    feature_set, model_spec = configuration.feature_set, configuration.model_spec
+    config_hash, key = configuration.model_config_hash, configuration.partition_key
     with session_scope(engine) as session:
-        claimed, existing = claim_run(session, feature_set, model_spec, queue_id, dagster_run_id, settings)
+        claimed, existing = training_runs.claim_training_run(
+            session,
+            training_runs.training_run_fields(configuration),
+            queue_id=queue_id,
+            dagster_run_id=dagster_run_id,
+            stale_after_seconds=2 * settings.training.max_seconds_per_model,
+        )
     if not claimed:
-        kept = bool(existing.kept) if existing is not None else False
-        return ConfigurationOutcome(config_hash, key, "skipped", kept=kept)
+        return ConfigurationOutcome(config_hash, key, "skipped", kept=bool(existing.kept))
 
     write_spec(artifacts_dir, feature_set)
     write_spec(artifacts_dir, model_spec)
@@ -147,7 +87,7 @@ def run_configuration(
         )
         t0 = time.perf_counter()
         model = train_model(matrix, model_spec, context)
-        path = model_file_path(artifacts_dir, feature_set.partition_key, model_spec.partition_key, file_suffix(model_spec.model_type))
+        path = model_file_path(artifacts_dir, configuration.feature_set_key, configuration.model_spec_key, file_suffix(model_spec.model_type))
         info = save_model(model, path)
         training_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -164,19 +104,17 @@ def run_configuration(
         with session_scope(engine) as session:
             record_failure(
                 session,
-                feature_set=feature_set,
-                model_spec=model_spec,
+                configuration=configuration,
                 error=error + "\n" + traceback.format_exc(limit=5),
                 queue_id=queue_id,
                 dagster_run_id=dagster_run_id,
             )
-        return ConfigurationOutcome(config_hash, key, "failed", error=error, timings=timings)
+        return ConfigurationOutcome(config_hash, key, RunStatus.FAILED, error=error, timings=timings)
 
     record = record_outcome(
         engine,
         settings=settings,
-        feature_set=feature_set,
-        model_spec=model_spec,
+        configuration=configuration,
         model_file=info,
         backtests=output.frame,
         metrics=getattr(model, "metrics", {}),
@@ -189,7 +127,7 @@ def run_configuration(
     return ConfigurationOutcome(
         config_hash,
         key,
-        "completed",
+        RunStatus.COMPLETED,
         training_seconds=training_seconds,
         backtest_seconds=backtest_seconds,
         model_bytes=info.bytes,

@@ -19,10 +19,10 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from forex_pipeline.features.spec import FeatureSetSpec
-from forex_pipeline.models.spec import ModelSpec
+from forex_pipeline.keys import REGIME_ALL, RunStatus
+from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.settings import Settings
-from forex_pipeline.store import repository
+from forex_pipeline.store import inference_backtests, regime_best_models, regime_definitions, training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.model_files import ModelFileInfo, delete_model_file
 
@@ -43,30 +43,29 @@ class RecordResult:
 def record_failure(
     session: Session,
     *,
-    feature_set: FeatureSetSpec,
-    model_spec: ModelSpec,
+    configuration: ModelConfiguration,
     error: str,
     queue_id: int | None,
     dagster_run_id: str | None,
 ) -> None:
     """A failed configuration is recorded with its error; it holds no file and no backtests."""
-    identity = repository.training_run_fields(feature_set, model_spec)
-    repository.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
-    repository.mark_run_status(session, identity["model_config_hash"], "failed", error_message=error[:8000])
+    identity = training_runs.training_run_fields(configuration)
+    training_runs.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
+    training_runs.mark_run_status(session, identity["model_config_hash"], RunStatus.FAILED, error_message=error[:8000])
 
 
 def _regime_names(session: Session, settings: Settings) -> list[str]:
     """The regimes scored now (regime_catalog); the ones the YAML added since the last seed get their row."""
-    from forex_pipeline.regimes.catalog import active_regimes
+    from forex_pipeline.store.regime_definitions import active_regimes
 
-    repository.seed_regime_definitions(session, settings)
+    regime_definitions.seed_regime_definitions(session, settings)
     return list(active_regimes(session, settings).definitions)
 
 
 def _lock_all_regimes(session: Session, regimes: list[str]) -> None:
     """Take every regime's lock in name order (no deadlock between parallel writers)."""
     for regime in sorted(regimes):
-        repository.lock_regime(session, regime)
+        regime_best_models.lock_regime(session, regime)
 
 
 def update_bests(
@@ -88,35 +87,12 @@ def update_bests(
     bests = selection.bests
     for regime in regimes:
         rows = bests[bests["regime"] == regime]
-        repository.replace_regime_bests(session, regime, rows_for_store(rows))
+        regime_best_models.replace_regime_bests(session, regime, rows_for_store(rows))
     return bests, list(selection.events)
 
 
-def update_kept_flags(session: Session, before: set[int], after: set[int]) -> list[repository.TrainingRunRecord]:
-    """kept := in the new bests, for the runs whose fate can change (old bests, the new model, new bests);
-    returns the runs that just left every top N and still hold a file. Touches O(regimes x top N) rows,
-    not the whole table, so recording stays cheap with tens of thousands of models."""
-    from sqlalchemy import select, update
-
-    from forex_pipeline.store.tables import TrainingRun
-
-    dropped = sorted(before - after)
-    if after:
-        session.execute(update(TrainingRun).where(TrainingRun.id.in_(sorted(after))).values(kept=True))
-    if not dropped:
-        return []
-    session.execute(update(TrainingRun).where(TrainingRun.id.in_(dropped)).values(kept=False))
-    rows = session.scalars(
-        select(TrainingRun)
-        .where(TrainingRun.id.in_(dropped), TrainingRun.model_path.is_not(None), TrainingRun.file_deleted_at.is_(None))
-        .order_by(TrainingRun.id)
-        .execution_options(populate_existing=True)
-    )
-    return [repository.get_training_run(session, row.id) for row in rows]
-
-
 def rows_for_store(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    fields = repository.BEST_ROW_FIELDS
+    fields = regime_best_models.BEST_ROW_FIELDS
     records = rows.loc[:, [c for c in fields if c in rows.columns]].to_dict("records")
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in records]
 
@@ -125,8 +101,7 @@ def record_outcome(
     engine: Engine,
     *,
     settings: Settings,
-    feature_set: FeatureSetSpec,
-    model_spec: ModelSpec,
+    configuration: ModelConfiguration,
     model_file: ModelFileInfo,
     backtests: pd.DataFrame,
     metrics: dict[str, Any],
@@ -136,16 +111,16 @@ def record_outcome(
     dagster_run_id: str | None,
 ) -> RecordResult:
     """Write the run and its backtests, update the bests and kept flags in one transaction; then delete files."""
-    identity = repository.training_run_fields(feature_set, model_spec)
+    identity = training_runs.training_run_fields(configuration)
     with session_scope(engine) as session:
         regimes = _regime_names(session, settings)
         _lock_all_regimes(session, regimes)
-        run = repository.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
-        repository.batch_insert_backtests(session, run.id, backtests, replace=True)
-        repository.mark_run_status(
+        run = training_runs.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
+        inference_backtests.batch_insert_backtests(session, run.id, backtests, replace=True)
+        training_runs.mark_run_status(
             session,
             identity["model_config_hash"],
-            "completed",
+            RunStatus.COMPLETED,
             training_seconds=training_seconds,
             backtest_seconds=backtest_seconds,
             metrics=_json_metrics(metrics),
@@ -154,25 +129,25 @@ def record_outcome(
             model_bytes=model_file.bytes,
             dagster_run_id=dagster_run_id,
         )
-        stored = repository.get_backtests(session, run.id)
+        stored = inference_backtests.get_backtests(session, run.id)
         stored = stored.rename(columns={"id": "inference_backtest_id"})
         stored["model_config_hash"] = identity["model_config_hash"]
         stored["partition_key"] = identity["partition_key"]
-        stored["base_timeframe"] = feature_set.base_timeframe
-        standing = repository.current_bests(session)
+        stored["base_timeframe"] = configuration.feature_set.base_timeframe
+        standing = regime_best_models.current_bests(session)
         bests, events = update_bests(session, stored, standing, settings, regimes)
-        to_delete = update_kept_flags(
+        to_delete = training_runs.set_kept(
             session,
             before={int(i) for i in standing.get("training_run_id", [])} | {run.id},
             after={int(i) for i in bests.get("training_run_id", [])},
         )
         if settings.file_management.delete_unkept_models:
             for record in to_delete:
-                repository.mark_file_deleted(session, record.id)
+                training_runs.mark_file_deleted(session, record.id)
         else:
             to_delete = []
         in_top = tuple(sorted(bests.loc[bests["training_run_id"] == run.id, "regime"].unique()))
-        overall = stored[stored["regime"] == "all"]["sharpe"]
+        overall = stored[stored["regime"] == REGIME_ALL]["sharpe"]
         best_sharpe = float(overall.max()) if overall.notna().any() else None
     deleted_paths = tuple(str(r.model_path) for r in to_delete if r.model_path)
     for path in deleted_paths:
@@ -202,13 +177,7 @@ def _json_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 def cleanup_files(engine: Engine, artifacts_dir: Path, *, min_age_seconds: float) -> list[Path]:
     """Remove model files the database does not hold as kept (crash leftovers, deleted-but-present files)."""
     from forex_pipeline.store.model_files import remove_orphans
-    from forex_pipeline.store.tables import TrainingRun
-    from sqlalchemy import select
 
     with session_scope(engine) as session:
-        known = session.scalars(
-            select(TrainingRun.model_path).where(
-                TrainingRun.model_path.is_not(None), TrainingRun.file_deleted_at.is_(None)
-            )
-        ).all()
+        known = training_runs.model_paths_on_disk(session)
     return remove_orphans(artifacts_dir, [Path(p) for p in known], min_age_seconds=min_age_seconds)

@@ -7,19 +7,28 @@ Order matters (the first matching rule wins): built-ins in YAML order, then cust
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from forex_pipeline.settings import RegimeDefinition, RegimeSettings, Settings
-from forex_pipeline.store.tables import RegimeDefinitionRow
+from forex_pipeline.settings import RegimeDefinition, RegimeSettings
 
 
-def active_regimes(session: Session, settings: Settings) -> RegimeSettings:
-    """settings.regimes with the definitions that are scored now."""
-    rows = session.scalars(select(RegimeDefinitionRow).order_by(RegimeDefinitionRow.id)).all()
+class RegimeRow(Protocol):
+    """What the catalog needs of a regime_definitions row (store.regime_definitions.RegimeDefinitionRecord)."""
+
+    name: str
+    description: str
+    rules: dict[str, Any]
+    enabled: bool
+    is_builtin: bool
+
+
+def active_regimes(settings: RegimeSettings, rows: Iterable[RegimeRow]) -> RegimeSettings:
+    """`settings` with the definitions that are scored now, given the regime_definitions rows in id order."""
+    rows = list(rows)
     disabled = {row.name for row in rows if not row.enabled}
-    definitions = {name: d for name, d in settings.regimes.definitions.items() if name not in disabled}
+    definitions = {name: d for name, d in settings.definitions.items() if name not in disabled}
     for row in rows:
         if row.enabled and not row.is_builtin and row.name not in definitions:
             definitions[row.name] = RegimeDefinition(description=row.description, rules=row.rules)
-    return settings.regimes.model_copy(update={"definitions": definitions})
+    return settings.model_copy(update={"definitions": definitions})

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 
 from forex_pipeline.io import atomic_write
+from forex_pipeline.keys import REGIME_UNCLASSIFIED
 
 REGIME_COLOURS = {
     "bull_trending": "tab:green",
     "bear_trending": "tab:red",
     "volatile_ranging": "tab:orange",
     "calm_ranging": "tab:blue",
-    "unclassified": "tab:gray",
+    REGIME_UNCLASSIFIED: "tab:gray",
 }
 
 

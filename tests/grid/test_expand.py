@@ -343,8 +343,7 @@ def test_plan_command_counts_trained_configurations_from_the_database(
     tmp_path: Path, isolated_storage: Path, wide_terminal: None
 ) -> None:
     from forex_pipeline.store import db
-    from forex_pipeline.store import repository as repo
-
+    from forex_pipeline.store import training_runs
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(_raw()))
     grid = expand_grid(load_grid_spec(path))
@@ -353,8 +352,8 @@ def test_plan_command_counts_trained_configurations_from_the_database(
     engine = db.make_engine(url)
     with db.session_scope(engine) as session:
         for config, status in zip(grid.configurations[:3], ("completed", "completed", "failed")):
-            run = repo.insert_training_run(session, repo.training_run_fields(config.feature_set, config.model_spec))
-            repo.mark_run_status(session, run.model_config_hash, status, training_seconds=1000.0, backtest_seconds=0.0)
+            run = training_runs.insert_training_run(session, training_runs.training_run_fields(config))
+            training_runs.mark_run_status(session, run.model_config_hash, status, training_seconds=1000.0, backtest_seconds=0.0)
     engine.dispose()
     result = _plan_cli(str(path))
     assert result.exit_code == 0, result.output

@@ -275,9 +275,9 @@ def test_step_runs_in_the_worker_process(cluster: Cluster) -> None:
 @pytest.mark.slow
 def test_grid_batch_celery_trains_a_configuration_in_the_worker(cluster: Cluster) -> None:
     """The project's grid_batch_celery trains one queued configuration on the worker; both stores record it."""
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import inference_backtests, training_queue, training_runs
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.queue.worker import pending_configurations, submit_grid
+    from forex_pipeline.queue.lifecycle import pending_configurations, submit_grid
 
     engine = get_engine(cluster.project_db_url)
     queue_id = submit_grid(engine, TINY_GRID, cluster.artifacts)
@@ -294,9 +294,9 @@ def test_grid_batch_celery_trains_a_configuration_in_the_worker(cluster: Cluster
     assert _celery_hosts(cluster.instance, result.run_id) == {f"forex_test_{os.getpid()}@{socket.gethostname()}"}
 
     with session_scope(engine) as session:
-        queue = repository.get_queue(session, queue_id)
-        run = repository.get_training_run_by_hash(session, configurations[0].model_config_hash)
-        backtests = repository.get_backtests(session, run.id)
+        queue = training_queue.get_queue(session, queue_id)
+        run = training_runs.get_training_run_by_hash(session, configurations[0].model_config_hash)
+        backtests = inference_backtests.get_backtests(session, run.id)
     assert result.run_id in queue.dagster_run_ids
     assert run.status == "completed"
     assert len(backtests) > 0

@@ -7,12 +7,9 @@ Both write Parquet through data.bar_store and return metadata; downstream assets
 import dagster as dg
 import pandas as pd
 
-from forex_pipeline.data.bar_store import bars_path, raw_bars_path, read_bars, write_bars
-from forex_pipeline.data.resample import find_gaps, resample_bars
-from forex_pipeline.data.sources import load_raw_bars
-from forex_pipeline.data.timeframes import TIMEFRAMES, timeframe_minutes
-from forex_pipeline.data.validation import validate_bars
 from forex_pipeline.dagster_defs.resources import ForexStorage
+from forex_pipeline.data.timeframes import TIMEFRAMES
+from forex_pipeline.pipeline.artifacts import BarsArtifact, build_bars, build_raw_bars
 from forex_pipeline.settings import get_settings
 
 symbol_partitions = dg.StaticPartitionsDefinition(sorted(get_settings().data.symbols))
@@ -34,22 +31,24 @@ def _range_metadata(bars: pd.DataFrame) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _checks(bars: pd.DataFrame, source: str, max_gap_minutes: int, timeframe: str) -> tuple[list, int]:
-    """Re-validate the stored frame under the strict policy, and flag gaps over the configured limit."""
-    try:
-        validate_bars(bars.reset_index(), source=source)
+def _check_results(artifact: BarsArtifact) -> list[dg.AssetCheckResult]:
+    """The artifact's validation and gap findings as this asset's check results."""
+    if artifact.validation_error is None:
         valid = dg.AssetCheckResult(check_name=VALID_CHECK, passed=True)
-    except ValueError as exc:
-        valid = dg.AssetCheckResult(check_name=VALID_CHECK, passed=False, metadata={"error": str(exc)})
-    gaps = find_gaps(bars, pd.Timedelta(minutes=max_gap_minutes), timeframe=timeframe)
-    longest = str(gaps["duration"].max()) if len(gaps) else "-"
+    else:
+        valid = dg.AssetCheckResult(check_name=VALID_CHECK, passed=False, metadata={"error": artifact.validation_error})
+    gaps = artifact.gaps
     gap = dg.AssetCheckResult(
         check_name=GAP_CHECK,
         passed=len(gaps) == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"gaps_over_limit": len(gaps), "longest": longest, "limit_minutes": max_gap_minutes},
+        metadata={
+            "gaps_over_limit": len(gaps),
+            "longest": str(gaps["duration"].max()) if len(gaps) else "-",
+            "limit_minutes": artifact.gap_limit_minutes,
+        },
     )
-    return [valid, gap], len(gaps)
+    return [valid, gap]
 
 
 @dg.asset(
@@ -62,21 +61,16 @@ def _checks(bars: pd.DataFrame, source: str, max_gap_minutes: int, timeframe: st
     description="Validated source bars per symbol (imported file, FOREX_SAMPLE_DATA file, or synthetic SYNTH).",
 )
 def raw_bars(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
-    symbol = context.partition_key
-    settings = storage.settings
-    loaded = load_raw_bars(symbol, settings, storage.sample_dir, storage.artifacts)
-    path = raw_bars_path(storage.artifacts, symbol)
-    write_bars(loaded.bars, path)
-    checks, n_gaps = _checks(loaded.bars, str(path), settings.data.max_gap_minutes, loaded.timeframe)
+    artifact = build_raw_bars(context.partition_key, storage.settings, storage.artifacts, storage.sample_dir)
     return dg.MaterializeResult(
         metadata={
-            **_range_metadata(loaded.bars),
-            "timeframe": loaded.timeframe,
-            "source": loaded.source,
-            "gaps_over_limit": n_gaps,
-            "path": dg.MetadataValue.path(str(path)),
+            **_range_metadata(artifact.bars),
+            "timeframe": artifact.timeframe,
+            "source": artifact.source,
+            "gaps_over_limit": len(artifact.gaps),
+            "path": dg.MetadataValue.path(str(artifact.path)),
         },
-        check_results=checks,
+        check_results=_check_results(artifact),
     )
 
 
@@ -97,20 +91,13 @@ def raw_bars(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.Mat
 )
 def bars(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
     keys = context.partition_key.keys_by_dimension
-    symbol, timeframe = keys["symbol"], keys["base_timeframe"]
-    settings = storage.settings
-    raw = read_bars(raw_bars_path(storage.artifacts, symbol))
-    resampled = resample_bars(raw, timeframe)
-    path = bars_path(storage.artifacts, symbol, timeframe)
-    write_bars(resampled, path)
-    limit = max(settings.data.max_gap_minutes, timeframe_minutes(timeframe))
-    checks, n_gaps = _checks(resampled, str(path), limit, timeframe)
+    artifact = build_bars(keys["symbol"], keys["base_timeframe"], storage.settings, storage.artifacts, storage.sample_dir)
     return dg.MaterializeResult(
         metadata={
-            **_range_metadata(resampled),
-            "source_rows": len(raw),
-            "gaps_over_limit": n_gaps,
-            "path": dg.MetadataValue.path(str(path)),
+            **_range_metadata(artifact.bars),
+            "source_rows": artifact.source_rows,
+            "gaps_over_limit": len(artifact.gaps),
+            "path": dg.MetadataValue.path(str(artifact.path)),
         },
-        check_results=checks,
+        check_results=_check_results(artifact),
     )

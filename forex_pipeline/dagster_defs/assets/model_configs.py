@@ -8,6 +8,7 @@ to be reloaded from disk between them (DESIGN.md section 4: orchestration cost i
 
 import dagster as dg
 
+from forex_pipeline.keys import RunStatus
 from forex_pipeline.dagster_defs.partitions import feature_set_partitions, model_config_partitions
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION
@@ -30,7 +31,7 @@ def feature_metadata(matrix, path) -> dict:  # noqa: ANN001 - FeatureMatrix, Pat
 
 def outcome_metadata(outcome) -> dict:  # noqa: ANN001 - ConfigurationOutcome
     metadata = {
-        "status": outcome.status,
+        "status": str(outcome.status),
         "model_config_hash": outcome.model_config_hash,
         "training_seconds": round(outcome.training_seconds, 3),
         "backtest_seconds": round(outcome.backtest_seconds, 3),
@@ -50,7 +51,7 @@ def outcome_metadata(outcome) -> dict:  # noqa: ANN001 - ConfigurationOutcome
     description="Feature matrix + close prices of one feature set, computed once however many models use it.",
 )
 def features(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
-    from forex_pipeline.pipeline.configuration import ensure_feature_matrix, feature_matrix_path
+    from forex_pipeline.pipeline.artifacts import ensure_feature_matrix, feature_matrix_path
 
     spec = read_spec(storage.artifacts, FEATURE_SET_DIMENSION, context.partition_key)
     matrix, built = ensure_feature_matrix(spec, storage.settings, storage.artifacts, storage.sample_dir)
@@ -81,21 +82,21 @@ def features(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.Mat
     ],
 )
 def trained_model_and_backtests(context: dg.AssetExecutionContext, storage: ForexStorage):
+    from forex_pipeline.models.spec import ModelConfiguration
     from forex_pipeline.pipeline.configuration import run_configuration
 
     keys = context.partition_key.keys_by_dimension
     feature_set = read_spec(storage.artifacts, FEATURE_SET_DIMENSION, keys[FEATURE_SET_DIMENSION])
     model_spec = read_spec(storage.artifacts, MODEL_SPEC_DIMENSION, keys[MODEL_SPEC_DIMENSION])
     outcome = run_configuration(
-        feature_set,
-        model_spec,
+        ModelConfiguration.of(feature_set, model_spec),
         settings=storage.settings,
         engine=get_engine(storage.db_url),
         artifacts_dir=storage.artifacts,
         sample_dir=storage.sample_dir,
         dagster_run_id=context.run_id,
     )
-    if outcome.status == "failed":
+    if outcome.status == RunStatus.FAILED:
         raise dg.Failure(description=f"{outcome.partition_key}: {outcome.error}")
     metadata = outcome_metadata(outcome)
     yield dg.MaterializeResult(asset_key="trained_model", metadata=metadata)
