@@ -55,7 +55,7 @@ def run_configuration(
     """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded."""
     from forex_pipeline.backtest.run import run_inference_backtests
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
-    from forex_pipeline.store.model_files import model_file_path
+    from forex_pipeline.models.files import model_file_path
     from forex_pipeline.store.regime_definitions import active_regimes
     from forex_pipeline.regimes.labels import label_regimes
 

@@ -24,7 +24,7 @@ from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import inference_backtests, regime_best_models, regime_definitions, training_runs
 from forex_pipeline.store.db import session_scope
-from forex_pipeline.store.model_files import ModelFileInfo, delete_model_file
+from forex_pipeline.models.files import ModelFileInfo, delete_model_file
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _json_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def cleanup_files(engine: Engine, artifacts_dir: Path, *, min_age_seconds: float) -> list[Path]:
     """Remove model files the database does not hold as kept (crash leftovers, deleted-but-present files)."""
-    from forex_pipeline.store.model_files import remove_orphans
+    from forex_pipeline.models.files import remove_orphans
 
     with session_scope(engine) as session:
         known = training_runs.model_paths_on_disk(session)

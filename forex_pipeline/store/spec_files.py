@@ -14,7 +14,7 @@ from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.hashing import canonical_json
 from forex_pipeline.io import atomic_write_text
 from forex_pipeline.models.spec import ModelSpec
-from forex_pipeline.store.model_files import safe_key
+from forex_pipeline.models.files import safe_key
 
 KINDS = {"feature_set": FeatureSetSpec, "model_spec": ModelSpec}
 

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from forex_pipeline import io as atomic_io
-from forex_pipeline.data import bar_store
 from forex_pipeline.data.bar_store import (
     bars_path,
     import_path,

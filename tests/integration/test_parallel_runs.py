@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from forex_pipeline.queue import lifecycle
+from forex_pipeline.queue import lifecycle, worker
 
 from forex_pipeline.dagster_defs.jobs import execute_batch
 from forex_pipeline.regimes.selection import select_regime_bests
@@ -115,9 +115,9 @@ def test_four_concurrent_runs_match_serial_and_offline(shared_database, tmp_path
         for seed in range(4)
     ]
     summaries = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err[-3000:]
+    for process in workers:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
         summaries.append(json.loads(out.strip().splitlines()[-1]))
     assert sum(s["completed"] for s in summaries) == 6, summaries  # each configuration trained exactly once
     assert sum(s["failed"] for s in summaries) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forex_pipeline.store.model_files import (
+from forex_pipeline.models.files import (
     ModelFileError,
     delete_model_file,
     find_orphans,
