@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import typer
+
+from forex_pipeline.keys import QueueStatus
 from rich.console import Console
 
 from forex_pipeline.settings import PROJECT_ROOT
@@ -46,7 +48,7 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
         f"\nOpen the Dagster UI with `DAGSTER_HOME={dagster_home()} dagster dev` and browse the asset "
         "`regime_bests` (tables and charts) and the `grid_batch` runs."
     )
-    if final.status != "completed":
+    if final.status != QueueStatus.COMPLETED:
         raise typer.Exit(1)
 
 

@@ -140,7 +140,7 @@ def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="le
         return
     final = run_in_foreground(queue_id, console)
     console.print_json(json.dumps(figures_of(final)))
-    if final.status == "failed":
+    if final.status == QueueStatus.FAILED:
         raise typer.Exit(1)
 
 

@@ -12,6 +12,7 @@ from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash
 from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.grid.spec import GridSpec
+from forex_pipeline.keys import RunStatus
 from forex_pipeline.models.spec import ModelSpec
 
 # Default time table, used for a model type with no completed run in the database yet. Reference size:
@@ -192,7 +193,7 @@ def past_seconds(session: Session, model_types: Iterable[str], recent: int = HIS
 
     history: dict[str, list[float]] = {}
     for model_type in model_types:
-        filters = HistoryFilter(status="completed", model_type=model_type, sort="-completed_at", page_size=recent)
+        filters = HistoryFilter(status=RunStatus.COMPLETED, model_type=model_type, sort="-completed_at", page_size=recent)
         rows = query_history(session, filters).rows
         rows = rows[rows["training_seconds"].notna()]
         seconds = rows["training_seconds"] + rows["backtest_seconds"].fillna(0.0)

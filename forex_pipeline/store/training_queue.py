@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from forex_pipeline.keys import QueueStatus
 from forex_pipeline.store.common import aware_utc, check_status, record_of
 from forex_pipeline.store.tables import (
     QUEUE_STATUSES,
@@ -51,15 +52,15 @@ class QueueRecord:
 
 
 QUEUE_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "pending": ("running", "paused", "cancelled", "failed"),
-    "running": ("paused", "cancelled", "completed", "failed", "interrupted"),
-    "paused": ("running", "cancelled"),
-    "interrupted": ("running", "paused", "cancelled", "failed"),
-    "failed": ("running", "cancelled"),
-    "completed": (),
-    "cancelled": (),
+    QueueStatus.PENDING: (QueueStatus.RUNNING, QueueStatus.PAUSED, QueueStatus.CANCELLED, QueueStatus.FAILED),
+    QueueStatus.RUNNING: (QueueStatus.PAUSED, QueueStatus.CANCELLED, QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.INTERRUPTED),
+    QueueStatus.PAUSED: (QueueStatus.RUNNING, QueueStatus.CANCELLED),
+    QueueStatus.INTERRUPTED: (QueueStatus.RUNNING, QueueStatus.PAUSED, QueueStatus.CANCELLED, QueueStatus.FAILED),
+    QueueStatus.FAILED: (QueueStatus.RUNNING, QueueStatus.CANCELLED),
+    QueueStatus.COMPLETED: (),
+    QueueStatus.CANCELLED: (),
 }
-QUEUE_FINISHED = ("completed", "cancelled", "failed")
+QUEUE_FINISHED = (QueueStatus.COMPLETED, QueueStatus.CANCELLED, QueueStatus.FAILED)
 
 
 def create_queue(
@@ -150,10 +151,10 @@ def set_queue_status(session: Session, queue_id: int, status: str, *, error_mess
         allowed = ", ".join(QUEUE_TRANSITIONS[row.status]) or "none (finished)"
         raise ValueError(f"queue {queue_id}: cannot go from {row.status!r} to {status!r}; allowed: {allowed}")
     now = utcnow()
-    if status == "running" and row.status != "running":
+    if status == QueueStatus.RUNNING and row.status != QueueStatus.RUNNING:
         row.started_at = row.started_at or now
         row.heartbeat_at, row.finished_at, row.pause_requested, row.error_message = now, None, False, None
-    if status == "paused":
+    if status == QueueStatus.PAUSED:
         row.pause_requested = False
     if status in QUEUE_FINISHED:
         row.finished_at = now
@@ -164,24 +165,24 @@ def set_queue_status(session: Session, queue_id: int, status: str, *, error_mess
     return record_of(QueueRecord, row)
 
 
-def request_pause(session: Session, queue_id: int) -> QueueRecord:
-    """Pause: a running queue finishes its current model then stops; a waiting one pauses at once."""
+def _request(session: Session, queue_id: int, flag: str, at_once: QueueStatus) -> QueueRecord:
+    """Raise `flag` on a running queue (its worker acts between models); a waiting queue goes to `at_once`."""
     row = _queue_row(session, queue_id)
-    if row.status == "running":
-        row.pause_requested = True
+    if row.status == QueueStatus.RUNNING:
+        setattr(row, flag, True)
         session.flush()
         return record_of(QueueRecord, row)
-    return set_queue_status(session, queue_id, "paused")
+    return set_queue_status(session, queue_id, at_once)
+
+
+def request_pause(session: Session, queue_id: int) -> QueueRecord:
+    """Pause: a running queue finishes its current model then stops; a waiting one pauses at once."""
+    return _request(session, queue_id, "pause_requested", QueueStatus.PAUSED)
 
 
 def request_cancel(session: Session, queue_id: int) -> QueueRecord:
     """Cancel: a running queue stops now (finished work stays); a waiting one is cancelled at once."""
-    row = _queue_row(session, queue_id)
-    if row.status == "running":
-        row.cancel_requested = True
-        session.flush()
-        return record_of(QueueRecord, row)
-    return set_queue_status(session, queue_id, "cancelled")
+    return _request(session, queue_id, "cancel_requested", QueueStatus.CANCELLED)
 
 
 def heartbeat(session: Session, queue_id: int, *, checkpoint: Mapping[str, Any] | None = None) -> QueueRecord:
@@ -211,7 +212,7 @@ def find_stale_queues(
     last_seen = func.coalesce(TrainingQueue.heartbeat_at, TrainingQueue.started_at, TrainingQueue.created_at)
     statement = (
         select(TrainingQueue)
-        .where(TrainingQueue.status == "running", last_seen < cutoff)
+        .where(TrainingQueue.status == QueueStatus.RUNNING, last_seen < cutoff)
         .order_by(TrainingQueue.id)
         .execution_options(populate_existing=True)
     )

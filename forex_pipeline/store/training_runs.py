@@ -107,7 +107,7 @@ def insert_training_run(
     *,
     queue_id: int | None = None,
     dagster_run_id: str | None = None,
-    status: str = "pending",
+    status: str = RunStatus.PENDING,
 ) -> TrainingRunRecord:
     """Insert a new training run (identity: see training_run_fields); a duplicate hash raises IntegrityError."""
     extra = {"queue_id": queue_id, "dagster_run_id": dagster_run_id, "status": status}
@@ -130,7 +130,7 @@ def upsert_training_run(
     """
     values = _run_values(identity, {"queue_id": queue_id, "dagster_run_id": dagster_run_id})
     statement = dialect_insert(session, TrainingRun).values(
-        **values, status="pending", kept=False, created_at=utcnow()
+        **values, status=RunStatus.PENDING, kept=False, created_at=utcnow()
     )
     changes = {k: v for k, v in (("queue_id", queue_id), ("dagster_run_id", dagster_run_id)) if v is not None}
     if changes:
@@ -187,11 +187,11 @@ def mark_run_status(
     row = _run_row(session, model_config_hash)
     now = utcnow()
     row.status = status
-    if status == "running":
+    if status == RunStatus.RUNNING:
         row.started_at, row.completed_at, row.error_message = now, None, None
-    elif status in ("completed", "failed"):
+    elif status in (RunStatus.COMPLETED, RunStatus.FAILED):
         row.completed_at = now
-    if status == "completed":
+    if status == RunStatus.COMPLETED:
         row.error_message = None
     updates = {
         "error_message": error_message,
@@ -216,7 +216,7 @@ def find_completed_hashes(session: Session, hashes: Iterable[str]) -> set[str]:
     done: set[str] = set()
     for chunk in in_chunks(wanted):
         statement = select(TrainingRun.model_config_hash).where(
-            TrainingRun.model_config_hash.in_(chunk), TrainingRun.status == "completed"
+            TrainingRun.model_config_hash.in_(chunk), TrainingRun.status == RunStatus.COMPLETED
         )
         done.update(session.scalars(statement))
     return done

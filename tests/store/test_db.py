@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import StatementError
 
-from forex_pipeline.store import db
-from forex_pipeline.store import training_queue, training_runs
+from forex_pipeline.store import db, training_queue, training_runs
 from forex_pipeline.store.tables import TrainingQueue
 
 
