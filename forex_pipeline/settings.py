@@ -12,10 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forex_pipeline.errors import InputError
 from forex_pipeline.keys import REGIME_SENTINELS
+from forex_pipeline.yaml_input import YamlInputError, load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "training_pipeline.yaml"
@@ -244,7 +245,7 @@ class Settings(_Strict):
         return Path(path).resolve() if path else dagster_home() / "artifacts"
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """The settings file is missing, unreadable or invalid; the message names the file and field."""
 
 
@@ -272,12 +273,11 @@ def settings_path() -> Path:
 def load_settings(path: Path | str | None = None) -> Settings:
     """Read and validate a settings file; every problem is reported with its file and field path."""
     path = Path(path) if path is not None else settings_path()
-    if not path.exists():
-        raise SettingsError(f"settings file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+        raw = load_yaml(path, what="settings file")
+    except YamlInputError as exc:
+        raise SettingsError(str(exc)) from None
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SettingsError(f"settings file {path} must hold a mapping of sections, got {type(raw).__name__}")
     return parse_settings(raw, source=str(path))

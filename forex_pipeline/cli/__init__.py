@@ -11,7 +11,11 @@ import typer
 # users of the command can do nothing about it.
 warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
 
-app = typer.Typer(no_args_is_help=True, help="forex_pipeline: two-phase forex model grid.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="forex_pipeline: two-phase forex model grid. Add --debug to any command for a full traceback on error.",
+    pretty_exceptions_show_locals=False,
+)
 
 # Each sub-app lives in forex_pipeline/cli/<area>.py and exposes `app`; imports stay light.
 for _area in ("db", "data", "grid", "queue", "regimes", "results", "demo"):
@@ -25,3 +29,10 @@ for _area in ("db", "data", "grid", "queue", "regimes", "results", "demo"):
         _module.register(app)
     else:
         app.add_typer(_module.app, name=_area)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `forex-pipeline` entry point: the app behind the one error path (cli/common.py)."""
+    from forex_pipeline.cli.common import run
+
+    run(app, argv)

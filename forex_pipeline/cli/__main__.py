@@ -1,5 +1,5 @@
 """`python -m forex_pipeline.cli` runs the `forex-pipeline` command."""
 
-from forex_pipeline.cli import app
+from forex_pipeline.cli import main
 
-app()
+main()

@@ -6,24 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from forex_pipeline.data.bar_store import import_path, imports_dir, read_bars, regimes_path, write_bars, write_regimes
 from forex_pipeline.data.loaders import infer_timeframe
 from forex_pipeline.data.sources import import_bar_file
+from forex_pipeline.cli.common import console, fail
 from forex_pipeline.data.synthetic import generate_synthetic_bars
 from forex_pipeline.data.validation import BarValidationError
 from forex_pipeline.settings import get_settings, normalize_symbol
 
 app = typer.Typer(no_args_is_help=True, help="Market data: import, synthesise and list bars.")
-def console() -> Console:
-    """Standard output, sized when used (so COLUMNS set at call time counts)."""
-    return Console(soft_wrap=True)
-
-
-def errors() -> Console:
-    return Console(stderr=True, soft_wrap=True)
 
 
 def _symbol(value: str) -> str:
@@ -59,8 +52,7 @@ def import_file(
             path, key, settings.artifacts_dir, format=file_format, source_tz=source_tz, validation=settings.data.validation
         )
     except (BarValidationError, FileNotFoundError, ValueError) as exc:
-        errors().print(f"[red]import failed:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=1) from exc
+        fail(f"import failed: {exc}")
     bars = imported.result.bars
     console().print(
         f"imported {key}: {len(bars)} rows, {bars.index[0]} -> {bars.index[-1]} into {imported.path}",

@@ -6,15 +6,12 @@ from typing import Optional
 
 import typer
 
+from forex_pipeline.cli.common import fail
+from forex_pipeline.errors import EXIT_FAILED
+
 app = typer.Typer(no_args_is_help=True, help="Project database: Alembic migrations (SQLite or PostgreSQL).")
 
 URL_HELP = "Database URL (default: FOREX_DATABASE_URL, settings, else SQLite under DAGSTER_HOME)."
-
-
-def _fail(message: str) -> typer.Exit:
-    """Print an error on stderr and return the exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
 
 
 def _run(action: str, url: Optional[str], revision: Optional[str]) -> None:
@@ -27,7 +24,7 @@ def _run(action: str, url: Optional[str], revision: Optional[str]) -> None:
     try:
         where = db.describe_url(url)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc))
     try:
         if action == "upgrade":
             result = db.upgrade(url, revision or "head")
@@ -36,7 +33,7 @@ def _run(action: str, url: Optional[str], revision: Optional[str]) -> None:
         else:
             result = db.current(url)
     except (CommandError, SQLAlchemyError, ValueError, OSError) as exc:
-        raise _fail(f"{action} of {where} failed: {exc}") from exc
+        fail(f"{action} of {where} failed: {exc}", EXIT_FAILED)
     typer.echo(f"{where}: {result or 'base (no project tables)'}")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from forex_pipeline.errors import EXIT_FAILED
 from forex_pipeline.keys import QueueStatus
 from rich.console import Console
 
@@ -22,7 +23,6 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
     from forex_pipeline.cli.results import bests as print_bests
     from forex_pipeline.cli.runner import run_in_foreground
     from forex_pipeline.grid.expand import load_grid_spec
-    from forex_pipeline.grid.spec import GridSpecError
     from forex_pipeline.settings import dagster_home, get_settings
     from forex_pipeline.store.db import get_engine, upgrade
     from forex_pipeline.queue.lifecycle import submit_grid
@@ -30,11 +30,7 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
     started = time.perf_counter()
     settings = get_settings()
     upgrade(settings.database_url)
-    try:
-        spec = load_grid_spec(grid)
-    except GridSpecError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    spec = load_grid_spec(grid)
     engine = get_engine(settings.database_url)
     queue_id = submit_grid(engine, spec, settings.artifacts_dir)
     console.print(f"demo grid {spec.name!r} queued as {queue_id}; database {settings.database_url}")
@@ -48,8 +44,8 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
         f"\nOpen the Dagster UI with `DAGSTER_HOME={dagster_home()} dagster dev` and browse the asset "
         "`regime_bests` (tables and charts) and the `grid_batch` runs."
     )
-    if final.status != QueueStatus.COMPLETED:
-        raise typer.Exit(1)
+    if final.status != QueueStatus.COMPLETED or final.failed_models:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from forex_pipeline.cli.results import DatabaseUnavailable, console, errors, read_session
+from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, read_session
+from forex_pipeline.errors import EXIT_BAD_INPUT
 from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
 from forex_pipeline.grid.estimate import GridPlan, plan
 from forex_pipeline.grid.expand import Grid, expand_grid, load_grid_spec
@@ -28,13 +29,13 @@ def grid_commands() -> None:
 
 
 def load_grid_or_exit(path: Path) -> tuple[GridSpec, Grid]:
-    """The validated and expanded grid of a YAML file; prints every problem and exits 1 if it is invalid."""
+    """The validated and expanded grid of a YAML file; prints every problem and exits 2 if it is invalid."""
     try:
         spec = load_grid_spec(path)
         return spec, expand_grid(spec)
     except GridSpecError as exc:
         errors().print(str(exc), style="red", markup=False, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise typer.Exit(code=EXIT_BAD_INPUT) from exc
 
 
 def plan_with_database(grid: Grid, use_database: bool = True) -> tuple[GridPlan, str]:

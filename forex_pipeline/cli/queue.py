@@ -7,15 +7,14 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from forex_pipeline.cli.common import console, fail
+from forex_pipeline.errors import EXIT_FAILED
 from forex_pipeline.keys import QueueStatus
 
 app = typer.Typer(no_args_is_help=True, help="Training queues: status, pause, resume, cancel, checkpoints.")
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
 
 
 def _context():  # noqa: ANN202
@@ -33,9 +32,6 @@ def figures_of(queue) -> dict:  # noqa: ANN001 - QueueRecord
     return progress(queue)
 
 
-def _fail(message: str) -> None:
-    errors.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 @app.command("list")
@@ -51,7 +47,7 @@ def list_queues() -> None:
     for q in queues:
         d = figures_of(q)
         table.add_row(str(d["id"]), d["name"], d["status"], f"{d['completed']}/{d['total']}", str(d["failed"]), str(d["kept"]), str(d["deleted"]), f"{d['elapsed_seconds']:.0f}")
-    console.print(table)
+    console().print(table)
 
 
 def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
@@ -61,7 +57,7 @@ def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
     with session_scope(engine) as session:
         queue = training_queue.get_queue(session, queue_id)
     if queue is None:
-        _fail(f"no training queue with id {queue_id}")
+        fail(f"no training queue with id {queue_id}")
     return queue
 
 
@@ -74,10 +70,10 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
     detect_interrupted(engine, settings)
     queue = _get(engine, queue_id)
     if not watch:
-        console.print_json(json.dumps(figures_of(queue)))
+        console().print_json(json.dumps(figures_of(queue)))
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=console()) as bar:
         task = bar.add_task(queue.name, total=queue.total_models)
         while True:
             queue = _get(engine, queue_id)
@@ -86,7 +82,7 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
             if queue.status != QueueStatus.RUNNING and queue.status != QueueStatus.PENDING:
                 break
             time.sleep(1.0)
-    console.print_json(json.dumps(figures_of(queue)))
+    console().print_json(json.dumps(figures_of(queue)))
 
 
 def _request(queue_id: int, action: str) -> None:
@@ -98,9 +94,9 @@ def _request(queue_id: int, action: str) -> None:
     try:
         record = getattr(lifecycle, action)(engine, queue_id)
     except lifecycle.QueueError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_FAILED)
     requested = record.pause_requested if action == "pause" else record.cancel_requested
-    console.print(f"queue {queue_id}: {f'{action} requested' if requested else record.status}")
+    console().print(f"queue {queue_id}: {f'{action} requested' if requested else record.status}")
 
 
 @app.command()
@@ -125,7 +121,7 @@ def resume(queue_id: int, detach: bool = typer.Option(False, help="let the Dagst
     try:
         resume_queue(engine, queue_id, settings)
     except QueueError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_FAILED)
     run_queue_command(queue_id, detach=detach)
 
 
@@ -136,12 +132,17 @@ def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="le
 
     if detach:
         start_detached(queue_id)
-        console.print(f"queue {queue_id} handed to the Dagster daemon (run `dagster dev`); watch with `forex-pipeline queue status {queue_id} --watch`")
+        console().print(f"queue {queue_id} handed to the Dagster daemon (run `dagster dev`); watch with `forex-pipeline queue status {queue_id} --watch`")
         return
-    final = run_in_foreground(queue_id, console)
-    console.print_json(json.dumps(figures_of(final)))
+    final = run_in_foreground(queue_id, console())
+    console().print_json(json.dumps(figures_of(final)))
     if final.status == QueueStatus.FAILED:
-        raise typer.Exit(1)
+        fail(f"queue {queue_id} failed: {final.error_message}", EXIT_FAILED)
+    if final.failed_models:
+        fail(f"queue {queue_id} {final.status}, {final.failed_models} of {final.total_models} configurations failed "
+             f"(`forex-pipeline history --status failed` shows why; `forex-pipeline queue resume {queue_id}` retries them)", EXIT_FAILED)
+    if final.status == QueueStatus.PAUSED and final.error_message:
+        fail(f"queue {queue_id} {final.error_message}", EXIT_FAILED)
 
 
 @app.command("export")
@@ -154,23 +155,16 @@ def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", hel
     _get(engine, queue_id)
     data = export_checkpoint(engine, queue_id)
     atomic_write_text(output, json.dumps(data, indent=2))
-    console.print(f"wrote {output}")
+    console().print(f"wrote {output}")
 
 
 @app.command("import")
 def import_(path: Path) -> None:
     """Recreate a queue from a checkpoint JSON (as paused; `queue resume` continues it)."""
-    from forex_pipeline.settings import get_settings
-    from forex_pipeline.queue.checkpoint import import_checkpoint
-    from forex_pipeline.queue.lifecycle import QueueError
+    from forex_pipeline.queue.checkpoint import import_checkpoint, read_checkpoint, validate_checkpoint
 
-    _, engine = _context()
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        _fail(f"checkpoint {path}: {exc}")
-    try:
-        queue_id = import_checkpoint(engine, data, get_settings().artifacts_dir)
-    except (QueueError, ValueError) as exc:
-        _fail(f"checkpoint {path}: {exc}")
-    console.print(f"imported as queue {queue_id} (paused); continue with `forex-pipeline queue resume {queue_id}`")
+    data = read_checkpoint(path)
+    validate_checkpoint(data, f"checkpoint {path}")  # refused before the database is even opened
+    settings, engine = _context()
+    queue_id = import_checkpoint(engine, data, settings.artifacts_dir, source=f"checkpoint {path}")
+    console().print(f"imported as queue {queue_id} (paused); continue with `forex-pipeline queue resume {queue_id}`")

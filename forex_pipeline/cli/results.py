@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from forex_pipeline.errors import EXIT_FAILED
+from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, fail, read_session
 from forex_pipeline.io import atomic_write_text
 
 IS_ROOT_COMMANDS = True
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
 EXPORT_PAGE_SIZE = 1000
-# Width of tables written to a pipe or file, where no terminal says how wide to be.
-PIPE_WIDTH = 200
 BESTS_TABLE: tuple[tuple[str, str], ...] = (
     ("regime", "regime"),
     ("rank", "rank"),
@@ -51,52 +46,17 @@ HISTORY_TABLE: tuple[tuple[str, str], ...] = (
 
 
 
-def console() -> Console:
-    """Standard output console, sized when used; piped output is PIPE_WIDTH wide unless COLUMNS says otherwise."""
-    out = Console()
-    if not out.is_terminal and "COLUMNS" not in os.environ:
-        out = Console(width=PIPE_WIDTH)
-    return out
 
 
-def errors() -> Console:
-    return Console(stderr=True, soft_wrap=True)
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The project database does not exist or has no schema yet; the message says what to run."""
 
 
 # ---------------------------------------------------------------- database access
 
 
-@contextmanager
-def read_session(url: str | None = None) -> Iterator[Session]:
-    """A read session on an existing project database (never creates one); DatabaseUnavailable otherwise."""
-    from forex_pipeline.settings import get_settings
-    from forex_pipeline.store.db import describe_url, make_engine, parse_url, sqlite_path
-
-    url = url or get_settings().database_url
-    parsed = parse_url(url)
-    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
-    if path is not None and not path.exists():
-        raise DatabaseUnavailable(f"no project database at {path}; run `forex-pipeline db upgrade` first")
-    engine = make_engine(url)
-    try:
-        with Session(engine) as session:
-            yield session
-    except SQLAlchemyError as exc:
-        first = str(exc).splitlines()[0]
-        raise DatabaseUnavailable(
-            f"cannot read the project database {describe_url(url)}: {first} (run `forex-pipeline db upgrade`?)"
-        ) from exc
-    finally:
-        engine.dispose()
 
 
-def _fail(message: str) -> typer.Exit:
-    errors().print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
 
 
 # ---------------------------------------------------------------- formatting
@@ -220,7 +180,7 @@ def bests(
         with read_session() as session:
             frame = current_bests(session)
     except DatabaseUnavailable as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc), EXIT_FAILED)
     if regime is not None:
         frame = frame[frame["regime"] == regime]
     frame = frame.reset_index(drop=True)
@@ -270,7 +230,7 @@ def history(
                 frame, total = result.rows, result.total
                 footer = f"page {result.page} of {result.pages} ({total} matching run(s), {page_size} per page)"
     except DatabaseUnavailable as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc), EXIT_FAILED)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     emit(frame, fmt, output, lambda: render_table(frame, HISTORY_TABLE, "Training history"), footer)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from forex_pipeline.errors import InputError
 from forex_pipeline.data.schema import BAR_COLUMNS, INDEX_NAME, PRICE_COLUMNS
 from forex_pipeline.data.timestamps import TimestampParser, timestamp_parser
 from forex_pipeline.settings import ValidationSettings
@@ -27,7 +28,7 @@ ROW_RULES: tuple[str, ...] = ("timestamp", "nan", "non_positive", "high_low", "d
 TIMESTAMP_ALIASES: tuple[str, ...] = ("timestamp", "time", "datetime", "date")
 
 
-class BarValidationError(ValueError):
+class BarValidationError(InputError):
     """A raw bar table broke a rule whose policy is `reject`; the message names file, row, value and rule."""
 
     def __init__(self, source: str, rule: str, row: int | None, value: str, detail: str, count: int = 1) -> None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from forex_pipeline.features.spec import FeatureSetSpec
@@ -29,6 +28,7 @@ from forex_pipeline.grid.spec import (
     unique,
 )
 from forex_pipeline.hashing import config_hash
+from forex_pipeline.yaml_input import YamlInputError, load_yaml
 from forex_pipeline.models.spec import MODEL_TYPES, ModelConfiguration, ModelSpec, model_config_hash
 
 
@@ -53,14 +53,10 @@ def load_grid_spec(path: str | Path) -> GridSpec:
     """Read and validate a grid YAML file; every problem is reported at once with the file name."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise GridSpecError([f"file {path} does not exist or is not a file"], source)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GridSpecError([f"file {path} cannot be read: {exc}"], source) from exc
-    except yaml.YAMLError as exc:
-        raise GridSpecError([f"file {path} is not valid YAML: {exc}"], source) from exc
+        raw = load_yaml(path, what="grid file")
+    except YamlInputError as exc:
+        raise GridSpecError([str(exc)], source) from None
     return parse_grid_spec(raw, source=source)
 
 

@@ -31,8 +31,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from forex_pipeline.errors import InputError
 
-class GridSpecError(ValueError):
+
+class GridSpecError(InputError):
     """The grid spec is invalid; `problems` lists every problem found, each naming its field path."""
 
     def __init__(self, problems: Sequence[str], source: str = "<dict>") -> None:

@@ -18,13 +18,14 @@ from forex_pipeline.data.resample import find_gaps, resample_bars
 from forex_pipeline.data.sources import load_raw_bars
 from forex_pipeline.data.timeframes import timeframe_minutes
 from forex_pipeline.data.validation import validate_bars
+from forex_pipeline.errors import InputError
 from forex_pipeline.features.build import build_feature_matrix, load_feature_matrix, save_feature_matrix, select_window
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.settings import Settings
 
 
-class BarsInvalidError(ValueError):
+class BarsInvalidError(InputError):
     """A stored bar file breaks a validation rule; the message names the file and the rule."""
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from forex_pipeline.features.splits import split_rows
 from forex_pipeline.pipeline.artifacts import ensure_feature_matrix
 from forex_pipeline.pipeline.keep_or_delete import RecordResult, record_failure, record_outcome
+from forex_pipeline.errors import DiskFullError, is_disk_full
 from forex_pipeline.keys import RunStatus
 from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.settings import Settings
@@ -100,6 +101,8 @@ def run_configuration(
         output = run_inference_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
         backtest_seconds = time.perf_counter() - t1
     except Exception as exc:  # a failing model is recorded with its error and skipped, never fatal to the grid
+        if is_disk_full(exc):
+            _release_for_disk(engine, configuration, exc)
         error = f"{type(exc).__name__}: {exc}"
         with session_scope(engine) as session:
             record_failure(
@@ -111,18 +114,23 @@ def run_configuration(
             )
         return ConfigurationOutcome(config_hash, key, RunStatus.FAILED, error=error, timings=timings)
 
-    record = record_outcome(
-        engine,
-        settings=settings,
-        configuration=configuration,
-        model_file=info,
-        backtests=output.frame,
-        metrics=getattr(model, "metrics", {}),
-        training_seconds=training_seconds,
-        backtest_seconds=backtest_seconds,
-        queue_id=queue_id,
-        dagster_run_id=dagster_run_id,
-    )
+    try:
+        record = record_outcome(
+            engine,
+            settings=settings,
+            configuration=configuration,
+            model_file=info,
+            backtests=output.frame,
+            metrics=getattr(model, "metrics", {}),
+            training_seconds=training_seconds,
+            backtest_seconds=backtest_seconds,
+            queue_id=queue_id,
+            dagster_run_id=dagster_run_id,
+        )
+    except Exception as exc:
+        if is_disk_full(exc):
+            _release_for_disk(engine, configuration, exc)
+        raise
     timings.update(training=training_seconds, backtest=backtest_seconds)
     return ConfigurationOutcome(
         config_hash,
@@ -135,3 +143,15 @@ def run_configuration(
         record=record,
         timings=timings,
     )
+
+
+def _release_for_disk(engine: Engine, configuration: ModelConfiguration, exc: BaseException) -> None:
+    """A full disk is nobody's failure: hand the configuration back (pending) and raise DiskFullError."""
+    try:
+        with session_scope(engine) as session:
+            training_runs.release_run(session, configuration.model_config_hash)
+    except Exception:  # the database itself may be full; the queue's resume releases the claim then
+        pass
+    raise DiskFullError(
+        f"no space left while working on {configuration.partition_key}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    ) from exc

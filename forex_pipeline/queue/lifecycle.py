@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from forex_pipeline.errors import InputError, OperationError
 from forex_pipeline.grid.expand import expand_grid, grid_hash, parse_grid_spec
 from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.grid.spec import GridSpec
@@ -30,7 +31,10 @@ from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.spec_files import write_spec
 
 
-class QueueError(RuntimeError):
+QUEUE_NAME_MAX = 255
+
+
+class QueueError(OperationError):
     """A queue operation is not possible in the queue's current state; the message says why."""
 
 
@@ -53,9 +57,26 @@ def configurations_by_key(grid_spec: dict[str, Any], keys: list[str]) -> list[Mo
     return [index[k] for k in keys]
 
 
-def submit_grid(engine: Engine, grid: GridSpec | dict[str, Any], artifacts_dir: Path, *, name: str | None = None) -> int:
-    """Validate and expand a grid, store its specs, create a pending queue row; returns the queue id."""
+def validate_queue_name(name: str) -> str:
+    """A queue name: 1 to QUEUE_NAME_MAX printable characters (it is shown everywhere and stored in a column)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("queue name is empty")
+    if len(name) > QUEUE_NAME_MAX:
+        raise InputError(f"queue name is {len(name)} characters long; at most {QUEUE_NAME_MAX} are allowed")
+    if not name.isprintable():
+        raise InputError(f"queue name {name[:40]!r} holds control characters")
+    return name
+
+
+def submit_grid(
+    engine: Engine, grid: GridSpec | dict[str, Any], artifacts_dir: Path, *, name: str | None = None, paused: bool = False
+) -> int:
+    """Validate and expand a grid, store its specs, create a pending (or paused) queue row; returns its id.
+
+    Everything that can be refused is checked before the first spec file is written.
+    """
     spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
+    name = validate_queue_name(name or spec.name)
     expanded = expand_grid(spec)
     for feature_set in expanded.feature_sets:
         write_spec(artifacts_dir, feature_set)
@@ -64,13 +85,11 @@ def submit_grid(engine: Engine, grid: GridSpec | dict[str, Any], artifacts_dir: 
     with session_scope(engine) as session:
         regime_definitions.seed_regime_definitions(session)
         queue = training_queue.create_queue(
-            session,
-            name or spec.name,
-            spec.model_dump(mode="json"),
-            grid_hash(spec),
-            len(expanded.configurations),
+            session, name, spec.model_dump(mode="json"), grid_hash(expanded), len(expanded.configurations)
         )
         recount(session, queue.id)
+        if paused:
+            training_queue.set_queue_status(session, queue.id, QueueStatus.PAUSED)
     return queue.id
 
 
@@ -82,6 +101,12 @@ def pending_configurations(engine: Engine, queue_id: int) -> list[ModelConfigura
         done = training_runs.find_completed_hashes(session, [c.model_config_hash for c in configurations])
         failed = {r.model_config_hash for r in training_runs.runs_of_queue(session, queue_id) if r.status == RunStatus.FAILED}
     return [c for c in configurations if c.model_config_hash not in done | failed]
+
+
+def failed_count(engine: Engine, queue_id: int) -> int:
+    """How many of this queue's configurations failed (and were not trained since)."""
+    with session_scope(engine) as session:
+        return sum(r.status == RunStatus.FAILED for r in training_runs.runs_of_queue(session, queue_id))
 
 
 def _queue(session, queue_id: int) -> training_queue.QueueRecord:  # noqa: ANN001 - Session
@@ -123,13 +148,19 @@ def detect_interrupted(engine: Engine, settings: Settings) -> list[int]:
 
 
 def start(engine: Engine, queue_id: int) -> training_queue.QueueRecord:
-    """pending/paused/interrupted -> running, recording this process as the worker."""
+    """pending/paused/interrupted/failed -> running, recording this process as the worker.
+
+    Claims left by a worker that stopped (a crash, a full disk, a terminated run) are released first,
+    so every way a queue stops gives its models back.
+    """
     with session_scope(engine) as session:
         queue = _queue(session, queue_id)
         if queue.status in FINISHED_QUEUE_STATUSES:
             raise QueueError(f"queue {queue_id} is {queue.status}; submit the grid again to rerun it")
         if queue.status == QueueStatus.RUNNING and _owner_alive(queue.checkpoint) and (queue.checkpoint or {}).get("owner") != _owner():
             raise QueueError(f"queue {queue_id} is already running in another process ({(queue.checkpoint or {}).get('owner')})")
+        if queue.status != QueueStatus.RUNNING:
+            training_runs.release_claims(session, queue_id)
         training_queue.set_queue_status(session, queue_id, QueueStatus.RUNNING)
         recount(session, queue_id)
         return training_queue.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "owner": _owner()})
@@ -171,13 +202,20 @@ def cancel(engine: Engine, queue_id: int) -> training_queue.QueueRecord:
 
 
 def resume(engine: Engine, queue_id: int, settings: Settings) -> training_queue.QueueRecord:
-    """Make a paused or interrupted queue runnable again (the worker is started by the caller)."""
+    """Make a paused, interrupted or failed queue runnable again, and give its failed configurations
+    another try (the worker is started by the caller). A completed queue with failed configurations
+    resumes too: only its failures are trained again."""
     detect_interrupted(engine, settings)
     with session_scope(engine) as session:
         queue = _queue(session, queue_id)
-        if queue.status not in (QueueStatus.PAUSED, QueueStatus.INTERRUPTED, QueueStatus.PENDING, QueueStatus.FAILED):
+        if queue.status not in (QueueStatus.PAUSED, QueueStatus.INTERRUPTED, QueueStatus.PENDING, QueueStatus.FAILED, QueueStatus.COMPLETED):
             raise QueueError(f"queue {queue_id} is {queue.status}; only paused, interrupted or failed queues resume")
-        return queue
+        retried = training_runs.retry_failed(session, queue_id)
+        if queue.status == QueueStatus.COMPLETED:
+            if not retried:
+                raise QueueError(f"queue {queue_id} is completed with no failed configuration; there is nothing to resume")
+            training_queue.set_queue_status(session, queue_id, QueueStatus.PAUSED)
+        return recount(session, queue_id)
 
 
 def progress(queue: training_queue.QueueRecord) -> dict[str, Any]:
@@ -214,6 +252,8 @@ def finish_if_done(engine: Engine, queue_id: int, stopped_because: str | None) -
         queue = recount(session, queue_id)
         if queue.status != QueueStatus.RUNNING:
             return queue
+        if stopped_because in ("cancel", "pause", "error", "disk"):
+            training_runs.release_claims(session, queue_id)
         if stopped_because == "cancel":
             return training_queue.set_queue_status(session, queue_id, QueueStatus.CANCELLED)
         if stopped_because == "pause":
@@ -221,7 +261,11 @@ def finish_if_done(engine: Engine, queue_id: int, stopped_because: str | None) -
         if stopped_because == "error":
             return training_queue.set_queue_status(session, queue_id, QueueStatus.FAILED, error_message="a grid_batch Dagster run failed; see its logs, then resume")
         if not remaining:
-            return training_queue.set_queue_status(session, queue_id, QueueStatus.COMPLETED)
+            message = (
+                f"completed, {queue.failed_models} failed: `forex-pipeline queue resume {queue_id}` retries them"
+                if queue.failed_models else None
+            )
+            return training_queue.set_queue_status(session, queue_id, QueueStatus.COMPLETED, error_message=message)
         return queue
 
 

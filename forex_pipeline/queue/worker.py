@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from forex_pipeline.models.spec import ModelConfiguration
+from forex_pipeline.errors import DiskFullError
 from forex_pipeline.keys import QueueStatus, RunStatus
 from forex_pipeline.pipeline.configuration import ConfigurationOutcome, run_configuration
 from forex_pipeline.pipeline.keep_or_delete import cleanup_files
@@ -94,6 +95,16 @@ def free_disk_gb(path: Path) -> float:
     return shutil.disk_usage(path).free / 1e9
 
 
+def pause_for_disk(engine: Engine, queue_id: int, reason: str) -> None:
+    """Pause the queue with the reason; when even that cannot be written (the database is full), the
+    queue is settled later: `queue resume` releases claims and continues."""
+    try:
+        with session_scope(engine) as session:
+            training_queue.set_queue_status(session, queue_id, QueueStatus.PAUSED, error_message=f"paused: {reason}; free space, then resume")
+    except Exception:
+        pass
+
+
 def process_batch(
     engine: Engine,
     settings: Settings,
@@ -122,15 +133,19 @@ def process_batch(
                     error_message=f"paused: {free:.2f} GB free under {artifacts_dir}, below queue.min_free_disk_gb={settings.queue.min_free_disk_gb}",
                 )
             return BatchResult(tuple(outcomes), "disk")
-        outcome = run_configuration(
-            configuration,
-            settings=settings,
-            engine=engine,
-            artifacts_dir=artifacts_dir,
-            sample_dir=sample_dir,
-            queue_id=queue_id,
-            dagster_run_id=dagster_run_id,
-        )
+        try:
+            outcome = run_configuration(
+                configuration,
+                settings=settings,
+                engine=engine,
+                artifacts_dir=artifacts_dir,
+                sample_dir=sample_dir,
+                queue_id=queue_id,
+                dagster_run_id=dagster_run_id,
+            )
+        except DiskFullError as exc:
+            pause_for_disk(engine, queue_id, str(exc))
+            return BatchResult(tuple(outcomes), "disk")
         outcomes.append(outcome)
         with session_scope(engine) as session:
             training_queue.update_queue_counts(

@@ -57,7 +57,7 @@ QUEUE_TRANSITIONS: dict[str, tuple[str, ...]] = {
     QueueStatus.PAUSED: (QueueStatus.RUNNING, QueueStatus.CANCELLED),
     QueueStatus.INTERRUPTED: (QueueStatus.RUNNING, QueueStatus.PAUSED, QueueStatus.CANCELLED, QueueStatus.FAILED),
     QueueStatus.FAILED: (QueueStatus.RUNNING, QueueStatus.CANCELLED),
-    QueueStatus.COMPLETED: (),
+    QueueStatus.COMPLETED: (QueueStatus.PAUSED,),
     QueueStatus.CANCELLED: (),
 }
 QUEUE_FINISHED = (QueueStatus.COMPLETED, QueueStatus.CANCELLED, QueueStatus.FAILED)

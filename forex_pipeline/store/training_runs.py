@@ -303,3 +303,24 @@ def model_paths_on_disk(session: Session) -> list[str]:
             select(TrainingRun.model_path).where(TrainingRun.model_path.is_not(None), TrainingRun.file_deleted_at.is_(None))
         ).all()
     )
+
+
+def release_run(session: Session, model_config_hash: str) -> None:
+    """A claimed (`running`) run goes back to pending, its claim undone (the work was not its fault)."""
+    session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.model_config_hash == model_config_hash, TrainingRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.PENDING, started_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def retry_failed(session: Session, queue_id: int) -> int:
+    """This queue's failed runs go back to pending so the next worker trains them again; returns how many."""
+    result = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.queue_id == queue_id, TrainingRun.status == RunStatus.FAILED)
+        .values(status=RunStatus.PENDING)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
