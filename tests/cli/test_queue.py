@@ -40,7 +40,7 @@ def test_submit_run_status_export_import(grid_env, tmp_path):
     refused = runner.invoke(app, ["queue", "pause", queue_id])
     assert refused.exit_code == 1
     missing = runner.invoke(app, ["queue", "status", "999"])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2  # an id that names no queue is bad input
 
 
 def test_invalid_grid_lists_every_problem_and_queues_nothing(grid_env, tmp_path):
@@ -49,7 +49,7 @@ def test_invalid_grid_lists_every_problem_and_queues_nothing(grid_env, tmp_path)
     grid = tmp_path / "bad.yaml"
     grid.write_text(yaml.safe_dump(bad))
     result = runner.invoke(app, ["grid", "submit", str(grid)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "days_history" in result.output and "xgboost" in result.output
     listed = runner.invoke(app, ["queue", "list"], env={"COLUMNS": "200"})
     assert "tiny" not in listed.output

@@ -39,7 +39,7 @@ def test_import_bad_file_exits_non_zero_and_writes_nothing(isolated_storage: Pat
     path = tmp_path / "bad.csv"
     path.write_text(GOOD + "2021-03-01T07:59:00Z,1.2,1.21,1.19,1.205,7\n")
     result = runner.invoke(app, ["import", str(path), "--symbol", "EURUSD"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "row 4" in result.output and "'order'" in result.output and "bad.csv" in result.output
     assert not artifacts(isolated_storage).exists() or not any(artifacts(isolated_storage).rglob("*.parquet"))
 
@@ -52,7 +52,7 @@ def test_import_keeps_the_previous_import_when_the_new_file_is_bad(isolated_stor
     target = artifacts(isolated_storage) / "imports" / "EURUSD.parquet"
     before = target.read_bytes()
     result = runner.invoke(app, ["import", str(bad), "--symbol", "EURUSD"])
-    assert result.exit_code == 1 and "missing_columns" in result.output
+    assert result.exit_code == 2 and "missing_columns" in result.output
     assert target.read_bytes() == before
 
 

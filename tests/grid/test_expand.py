@@ -375,7 +375,7 @@ def test_plan_command_lists_every_problem_and_fails(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
     result = _plan_cli(str(path), "--no-db")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "2 problem(s)" in result.stderr
     assert "feature_sets.days_history[0]" in result.stderr and "model_specs.model_types[1]" in result.stderr
 

@@ -177,10 +177,15 @@ def test_checkpoint_export_import_round_trip(grid_env):
     exported = checkpoint.export_checkpoint(engine, queue_id)
     states = [c["state"] for c in exported["configurations"]]
     assert states.count("completed") == 1 and states.count("pending") == 5
+    with pytest.raises(checkpoint.CheckpointError, match=f"already imported as queue {queue_id}"):
+        checkpoint.import_checkpoint(engine, exported, settings.artifacts_dir)  # its queue is still open
+    lifecycle.cancel(engine, queue_id)
     imported = checkpoint.import_checkpoint(engine, exported, settings.artifacts_dir)
     assert len(lifecycle.pending_configurations(engine, imported)) == 5
+    with pytest.raises(checkpoint.CheckpointError, match=f"already imported as queue {imported}"):
+        checkpoint.import_checkpoint(engine, exported, settings.artifacts_dir)
     tampered = {**exported, "queue": {**exported["queue"], "grid_hash": "0" * 64}}
-    with pytest.raises(lifecycle.QueueError, match="grid_hash"):
+    with pytest.raises(checkpoint.CheckpointError, match="grid_hash"):
         checkpoint.import_checkpoint(engine, tampered, settings.artifacts_dir)
 
 

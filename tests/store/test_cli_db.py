@@ -43,12 +43,12 @@ def test_db_is_mounted_on_the_root_command(isolated_storage: Path) -> None:
     assert db.current(f"sqlite:///{isolated_storage / 'forex_pipeline.db'}") == "0001_initial"
 
 
-def test_db_errors_are_reported_with_exit_code_1(isolated_storage: Path) -> None:
+def test_db_errors_are_reported_with_their_exit_codes(isolated_storage: Path) -> None:
     result = runner.invoke(app, ["upgrade", "--revision", "9999_nope"])
     assert result.exit_code == 1
     assert "9999_nope" in result.output and "error:" in result.output
     result = runner.invoke(app, ["current", "--url", "mysql://u@h/d"])
-    assert result.exit_code == 1 and "neither SQLite nor PostgreSQL" in result.output
+    assert result.exit_code == 2 and "neither SQLite nor PostgreSQL" in result.output
 
 
 @pytest.mark.postgres
