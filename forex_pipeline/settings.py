@@ -8,6 +8,7 @@ FOREX_DATABASE_URL and FOREX_ARTIFACTS_DIR.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,13 @@ class ValidationSettings(_Strict):
     non_positive: ValidationPolicy = "reject"
     high_low: ValidationPolicy = "reject"
     nan: ValidationPolicy = "reject"
+    price_range: ValidationPolicy = "reject"
+    time_range: ValidationPolicy = "reject"
+    # Plausible bounds (rules price_range and time_range): every FX rate lies far inside them, while
+    # a misplaced decimal point, a unit slip or a corrupt field (1e308, 1e-300, the year 1900) does not.
+    min_price: float = Field(1e-5, gt=0)
+    max_price: float = Field(1e6, gt=0)
+    earliest_year: int = Field(1971, ge=1900, le=2100)
 
 
 class SymbolCosts(_Strict):
@@ -100,6 +108,7 @@ class QueueSettings(_Strict):
     models_per_run: int = Field(10, ge=1)
     max_concurrent_runs: int = Field(2, ge=1)
     min_free_disk_gb: float = Field(2.0, ge=0)
+    max_grid_size: int = Field(100_000, ge=1)   # model configurations one grid may hold (the spec's full grid: 49,000)
 
 
 class RecoverySettings(_Strict):
@@ -249,12 +258,20 @@ class SettingsError(InputError):
     """The settings file is missing, unreadable or invalid; the message names the file and field."""
 
 
+SYMBOL_PATTERN = re.compile(r"^(?:[A-Za-z]{3}[/_-][A-Za-z]{3}|[A-Za-z]{3,12})$")
+
+
 def normalize_symbol(symbol: str) -> str:
-    """'EUR/USD', 'eurusd' and 'EUR_USD' all name EURUSD; refuse anything that is not letters."""
-    key = symbol.replace("/", "").replace("_", "").replace("-", "").upper()
-    if not key.isalpha() or not 3 <= len(key) <= 12:
-        raise ValueError(f"symbol {symbol!r} is not a market name (letters, optionally split by '/')")
-    return key
+    """'EUR/USD', 'eurusd' and 'EUR_USD' all name EURUSD.
+
+    Only ASCII letters, either a base/quote pair with one separator or 3 to 12 letters (SYNTH, XAUUSD):
+    '/etc/passwd', Cyrillic or full-width look-alikes and 'EURUSß' are refused, never rewritten.
+    """
+    if not isinstance(symbol, str) or not symbol.isascii() or not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ValueError(
+            f"symbol {str(symbol)[:40]!r} is not a market name: ASCII letters only, e.g. EURUSD or EUR/USD"
+        )
+    return symbol.replace("/", "").replace("_", "").replace("-", "").upper()
 
 
 def dagster_home() -> Path:

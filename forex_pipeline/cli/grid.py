@@ -12,7 +12,7 @@ from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, read
 from forex_pipeline.errors import EXIT_BAD_INPUT
 from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
 from forex_pipeline.grid.estimate import GridPlan, plan
-from forex_pipeline.grid.expand import Grid, expand_grid, load_grid_spec
+from forex_pipeline.grid.expand import Grid, data_problems, expand_grid, load_grid_spec
 from forex_pipeline.grid.spec import GridSpec, GridSpecError
 from forex_pipeline.models.spec import ModelSpec
 
@@ -30,9 +30,17 @@ def grid_commands() -> None:
 
 def load_grid_or_exit(path: Path) -> tuple[GridSpec, Grid]:
     """The validated and expanded grid of a YAML file; prints every problem and exits 2 if it is invalid."""
+    from forex_pipeline.data.sources import default_sample_dir
+    from forex_pipeline.settings import get_settings
+
     try:
         spec = load_grid_spec(path)
-        return spec, expand_grid(spec)
+        grid = expand_grid(spec)
+        settings = get_settings()
+        problems = data_problems(grid, settings, settings.artifacts_dir, default_sample_dir())
+        if problems:
+            raise GridSpecError(problems, str(path))
+        return spec, grid
     except GridSpecError as exc:
         errors().print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(code=EXIT_BAD_INPUT) from exc

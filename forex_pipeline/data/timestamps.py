@@ -33,7 +33,16 @@ def _localize(naive: pd.DatetimeIndex, source_tz: str) -> pd.DatetimeIndex:
 
 
 def _to_ns(parsed: pd.Series) -> pd.Series:
-    return parsed.astype("datetime64[ns, UTC]" if isinstance(parsed.dtype, pd.DatetimeTZDtype) else "datetime64[ns]")
+    """Nanosecond precision; a time outside what nanoseconds can hold (years before 1677 or after
+    2262) becomes NaT, so validation reports it on its row instead of pandas raising for the file."""
+    target = "datetime64[ns, UTC]" if isinstance(parsed.dtype, pd.DatetimeTZDtype) else "datetime64[ns]"
+    try:
+        return parsed.astype(target)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        lo, hi = pd.Timestamp.min.as_unit("s"), pd.Timestamp.max.as_unit("s")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            lo, hi = lo.tz_localize("UTC"), hi.tz_localize("UTC")
+        return parsed.where((parsed > lo) & (parsed < hi)).astype(target)
 
 
 def _parse_strings(text: pd.Series, source_tz: str) -> pd.DatetimeIndex:

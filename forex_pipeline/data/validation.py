@@ -1,12 +1,13 @@
 """Validate a raw bar table against named rules before it becomes a bar frame.
 
 Rule names match the keys of settings `data.validation` (ValidationSettings): missing_columns,
-timestamp, duplicates, order, non_positive, high_low, nan. Each rule's policy is `reject` (raise
+timestamp, duplicates, order, non_positive, high_low, nan, price_range, time_range. Each rule's policy is `reject` (raise
 BarValidationError naming the file, the first offending data row, its value and the rule; nothing is
 returned, so nothing gets written) or `drop` (the offending rows are dropped and counted in the report).
 
 Rules run in this order, each on the rows that survived the ones before it, so every dropped row is
-counted under exactly one rule: timestamp, nan, non_positive, high_low, duplicates, order.
+counted under exactly one rule: timestamp, time_range, nan, non_positive, price_range, high_low,
+duplicates, order. price_range and time_range use the plausible bounds in ValidationSettings.
 `order` with `drop` keeps a row only if it is later than every kept row before it.
 """
 
@@ -23,8 +24,10 @@ from forex_pipeline.data.schema import BAR_COLUMNS, INDEX_NAME, PRICE_COLUMNS
 from forex_pipeline.data.timestamps import TimestampParser, timestamp_parser
 from forex_pipeline.settings import ValidationSettings
 
-RULES: tuple[str, ...] = ("missing_columns", "timestamp", "duplicates", "order", "non_positive", "high_low", "nan")
-ROW_RULES: tuple[str, ...] = ("timestamp", "nan", "non_positive", "high_low", "duplicates", "order")
+RULES: tuple[str, ...] = (
+    "missing_columns", "timestamp", "duplicates", "order", "non_positive", "high_low", "nan", "price_range", "time_range",
+)
+ROW_RULES: tuple[str, ...] = ("timestamp", "time_range", "nan", "non_positive", "price_range", "high_low", "duplicates", "order")
 TIMESTAMP_ALIASES: tuple[str, ...] = ("timestamp", "time", "datetime", "date")
 
 
@@ -67,6 +70,10 @@ def canonical_columns(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     for column in raw.columns:
         lowered.setdefault(str(column).strip().lower(), []).append(str(column))
     found = [str(c) for c in raw.columns]
+    for column in found:  # pandas renames a repeated CSV header `close` to `close.1`
+        base, dot, suffix = column.rpartition(".")
+        if dot and suffix.isdigit() and base.strip().lower() in lowered:
+            raise BarValidationError(source, "missing_columns", None, f"found {found}", f"column {base!r} appears more than once")
     for name, originals in lowered.items():
         if len(originals) > 1:
             raise BarValidationError(source, "missing_columns", None, f"found {found}", f"column {name!r} appears {len(originals)} times")
@@ -147,6 +154,14 @@ def validate_bars(
         "timestamp", nat, lambda i: ("timestamp is unparseable or not a valid time", _show(table["timestamp"].iloc[i]))
     )
 
+    earliest = pd.Timestamp(year=policy.earliest_year, month=1, day=1, tz="UTC").value
+    latest = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)).value
+    checker.apply(
+        "time_range",
+        ~nat & ((ts < earliest) | (ts > latest)),
+        lambda i: (f"timestamp outside {policy.earliest_year}-01-01 .. today", _stamp(table, stamps, i)),
+    )
+
     values = {c: _numeric(table[c]) for c in PRICE_COLUMNS}
     values["volume"] = _numeric(table["volume"]) if "volume" in table.columns else np.zeros(n)
     nan_bad = np.zeros(n, dtype=bool)
@@ -162,6 +177,15 @@ def validate_bars(
     non_positive |= values["volume"] < 0
     checker.apply(
         "non_positive", non_positive, lambda i: ("price <= 0 or volume < 0", _format_row(table, i, BAR_COLUMNS))
+    )
+
+    out_of_range = np.zeros(n, dtype=bool)
+    for column in PRICE_COLUMNS:
+        out_of_range |= (values[column] < policy.min_price) | (values[column] > policy.max_price)
+    checker.apply(
+        "price_range",
+        out_of_range,
+        lambda i: (f"price outside the plausible {policy.min_price:g} .. {policy.max_price:g}", _format_row(table, i, PRICE_COLUMNS)),
     )
 
     o, h, lo, c = (values[k] for k in PRICE_COLUMNS)

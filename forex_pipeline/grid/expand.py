@@ -12,12 +12,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.grid.spec import (
+    configuration_count,
     FeatureSetAxes,
     GridSpec,
     GridSpecError,
@@ -29,6 +30,9 @@ from forex_pipeline.grid.spec import (
 )
 from forex_pipeline.hashing import config_hash
 from forex_pipeline.yaml_input import YamlInputError, load_yaml
+
+if TYPE_CHECKING:
+    from forex_pipeline.settings import Settings
 from forex_pipeline.models.spec import MODEL_TYPES, ModelConfiguration, ModelSpec, model_config_hash
 
 
@@ -60,8 +64,12 @@ def load_grid_spec(path: str | Path) -> GridSpec:
     return parse_grid_spec(raw, source=source)
 
 
-def parse_grid_spec(raw: Any, source: str = "<dict>") -> GridSpec:
-    """Validate a grid spec dict (YAML or Dagster launchpad config) and check every spec it expands to."""
+def parse_grid_spec(raw: Any, source: str = "<dict>", *, max_size: int | None = None) -> GridSpec:
+    """Validate a grid spec dict (YAML or Dagster launchpad config) and check every spec it expands to.
+
+    The size is checked from the axes before anything is expanded, so a grid of 10^8 configurations
+    is refused at once (limit: `max_size`, default settings.queue.max_grid_size).
+    """
     if not isinstance(raw, Mapping):
         raise GridSpecError([f"a grid spec must be a mapping with name, feature_sets, model_specs; got {type(raw).__name__}"], source)
     problems: list[str] = []
@@ -72,6 +80,14 @@ def parse_grid_spec(raw: Any, source: str = "<dict>") -> GridSpec:
         problems.extend(pydantic_problems(exc))
     fs_axes = grid.feature_sets if grid else _section_or_none(FeatureSetAxes, raw.get("feature_sets"))
     ms_axes = grid.model_specs if grid else _section_or_none(ModelAxes, raw.get("model_specs"))
+    if fs_axes is not None and ms_axes is not None:
+        size, limit = configuration_count(fs_axes, ms_axes), _max_grid_size(max_size)
+        if size > limit:
+            raise GridSpecError(
+                [f"<grid>: {size:,} model configurations, more than queue.max_grid_size = {limit:,}; split the grid "
+                 "or raise the limit in settings"],
+                source,
+            )
     if fs_axes is not None:
         problems.extend(_build_feature_sets(fs_axes)[1])
     if ms_axes is not None:
@@ -79,6 +95,34 @@ def parse_grid_spec(raw: Any, source: str = "<dict>") -> GridSpec:
     if problems or grid is None:
         raise GridSpecError(unique(problems) or ["grid spec is invalid"], source)
     return grid
+
+
+def _max_grid_size(explicit: int | None) -> int:
+    if explicit is not None:
+        return explicit
+    from forex_pipeline.settings import get_settings
+
+    return get_settings().queue.max_grid_size
+
+
+def data_problems(grid: Grid, settings: Settings, artifacts_dir: Path, sample_dir: Path | None) -> list[str]:
+    """What the data and settings cannot give the grid, found at plan time rather than at training time:
+    a symbol without costs in settings (data.symbols), or without any source of bars."""
+    from forex_pipeline.data.sources import resolve_source
+
+    problems = []
+    for i, symbol in enumerate(grid.spec.feature_sets.symbols):
+        key = symbol
+        try:
+            settings.data.costs_for(key)
+        except (KeyError, ValueError) as exc:
+            problems.append(f"feature_sets.symbols[{i}]: {exc.args[0] if exc.args else exc}")
+            continue
+        try:
+            resolve_source(key, artifacts_dir, sample_dir)
+        except (FileNotFoundError, ValueError) as exc:
+            problems.append(f"feature_sets.symbols[{i}]: {exc}")
+    return problems
 
 
 def _section_or_none(model: type[BaseModel], raw: Any) -> Any:

@@ -26,12 +26,26 @@ Every problem of an invalid spec is reported at once, each with its field path (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from forex_pipeline.errors import InputError
+
+
+EARLIEST_AS_OF = datetime(1971, 1, 1, tzinfo=timezone.utc)
+
+
+def configuration_count(feature_sets: FeatureSetAxes, model_specs: ModelAxes) -> int:
+    """How many model configurations the axes multiply to (before deduplication), without expanding them."""
+    n_feature_sets = (
+        len(feature_sets.symbols) * len(feature_sets.base_timeframes) * len(feature_sets.days_history)
+        * len(feature_sets.indicator_timeframes) * len(feature_sets.additional_features) * len(feature_sets.preprocessing)
+    )
+    encoders = sum(1 if encoder == "none" else len(model_specs.encoder_dims) for encoder in model_specs.encoders)
+    per_type = sum(len(model_specs.hyperparameters.get(t, [{}])) for t in model_specs.model_types)
+    return n_feature_sets * encoders * len(model_specs.horizons) * per_type
 
 
 class GridSpecError(InputError):
@@ -53,11 +67,21 @@ class FeatureSetAxes(_Strict):
 
     symbols: list[str] = Field(min_length=1)
     base_timeframes: list[str] = Field(min_length=1)
-    days_history: list[int] = Field(min_length=1)
+    days_history: list[StrictInt] = Field(min_length=1)
     as_of: datetime
     indicator_timeframes: list[dict[str, list[str]]] = Field(default_factory=lambda: [{}], min_length=1)
     additional_features: list[list[str]] = Field(default_factory=lambda: [[]], min_length=1)
     preprocessing: list[dict[str, Any]] = Field(default_factory=lambda: [{}], min_length=1)
+
+    @field_validator("as_of")
+    @classmethod
+    def _plausible_as_of(cls, value: datetime) -> datetime:
+        """as_of ends the data window: FX bars exist from 1971 (floating rates) to now."""
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        latest = datetime.now(timezone.utc) + timedelta(days=1)
+        if not EARLIEST_AS_OF <= aware <= latest:
+            raise ValueError(f"{value.isoformat()} is outside {EARLIEST_AS_OF.date()} .. today: no bars can end there")
+        return value
 
 
 class ModelAxes(_Strict):
@@ -65,8 +89,8 @@ class ModelAxes(_Strict):
 
     model_types: list[str] = Field(min_length=1)
     encoders: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
-    encoder_dims: list[int] = Field(default_factory=lambda: [8], min_length=1)
-    horizons: list[int] = Field(min_length=1)
+    encoder_dims: list[StrictInt] = Field(default_factory=lambda: [8], min_length=1)
+    horizons: list[StrictInt] = Field(min_length=1)
     hyperparameters: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
 
     @field_validator("hyperparameters")
