@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,8 +25,14 @@ import pandas as pd
 import pyarrow as pa
 
 from forex_pipeline.data.timeframes import TIMEFRAME_MINUTES
-from forex_pipeline.data.timestamps import HISTDATA_TZ, check_time_zone, histdata_parser, timestamp_parser
+from forex_pipeline.data.timestamps import (
+    HISTDATA_TZ,
+    check_time_zone,
+    histdata_parser,
+    timestamp_parser,
+)
 from forex_pipeline.data.validation import ValidationReport, validate_bars
+from forex_pipeline.errors import InputError
 from forex_pipeline.settings import ValidationSettings
 
 FileFormat = Literal["auto", "ohlcv", "histdata"]
@@ -92,6 +99,10 @@ def read_raw_table(path: Path, kind: Literal["ohlcv", "histdata"]) -> pd.DataFra
     return raw
 
 
+class BarFileError(InputError, FileNotFoundError):
+    """A bar file is missing, not a regular file, or cannot be read; the message names it."""
+
+
 def load_bars(
     path: Path | str,
     *,
@@ -101,8 +112,12 @@ def load_bars(
 ) -> LoadResult:
     """Read, validate and convert one bar file to a UTC bar frame (see the module doc for formats)."""
     path = Path(path)
+    if path.is_dir():
+        raise BarFileError(f"bar file {path} is a directory, not a file")
+    if not path.exists():
+        raise BarFileError(f"bar file {path} does not exist")
     if not path.is_file():
-        raise FileNotFoundError(f"bar file {path} does not exist")
+        raise BarFileError(f"bar file {path} is not a regular file (a device, pipe or socket)")
     if format not in ("auto", "ohlcv", "histdata"):
         raise ValueError(f"format {format!r} is not one of auto, ohlcv, histdata")
     if source_tz is not None:
@@ -111,8 +126,10 @@ def load_bars(
     try:
         kind = sniff_format(path) if format == "auto" else format
         raw = read_raw_table(path, kind)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, pa.ArrowException, OSError) as exc:
-        raise ValueError(f"{path}: cannot be read as a bar file (format {kind}): {exc}") from exc
+    except (EOFError, zlib.error) as exc:  # a truncated or corrupt gzip (click would print only "Aborted.")
+        raise BarFileError(f"{path}: the compressed file is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, pa.ArrowException, OSError, ValueError) as exc:
+        raise BarFileError(f"{path}: cannot be read as a bar file (format {kind}): {' '.join(str(exc).split())[:300]}") from None
     parser = histdata_parser(source_tz or HISTDATA_TZ) if kind == "histdata" else timestamp_parser(source_tz or "UTC")
     bars, report = validate_bars(raw, source=str(path), parse_timestamps=parser, validation=validation)
     return LoadResult(bars=bars, report=report)
