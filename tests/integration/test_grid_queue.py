@@ -209,3 +209,39 @@ def test_low_disk_space_pauses_the_queue_before_training(grid_env, monkeypatch):
     assert final.status == "paused"
     assert "min_free_disk_gb" in final.error_message and "GB free" in final.error_message
     assert _runs(engine) == {}
+
+
+def test_a_queue_with_failures_says_so_and_resume_retries_only_them(grid_env, monkeypatch):
+    import forex_pipeline.models.registry as registry
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    original = registry.train_model
+    broken = {"on": True}
+
+    def flaky(matrix, spec, context):  # noqa: ANN001, ANN202 - elasticnet breaks until it is "fixed"
+        if broken["on"] and spec.model_type == "elasticnet":
+            raise RuntimeError("elasticnet solver crashed")
+        return original(matrix, spec, context)
+
+    monkeypatch.setattr(registry, "train_model", flaky)
+
+    def plain(qid, batch):  # noqa: ANN001, ANN202
+        return worker.process_batch(engine, settings, qid, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None)
+
+    final = worker.run_queue(engine, settings, queue_id, plain, artifacts_dir=settings.artifacts_dir)
+    assert final.status == "completed" and final.failed_models == 3 and final.completed_models == 3
+    assert final.error_message.startswith("completed, 3 failed") and f"queue resume {queue_id}" in final.error_message
+    trained = {h for h, r in _runs(engine).items() if r.status == "completed"}
+
+    broken["on"] = False
+    resumed = lifecycle.resume(engine, queue_id, settings)
+    assert resumed.status == "paused" and resumed.failed_models == 0
+    assert len(lifecycle.pending_configurations(engine, queue_id)) == 3  # only the failures come back
+    final = worker.run_queue(engine, settings, queue_id, plain, artifacts_dir=settings.artifacts_dir)
+    assert final.status == "completed" and final.failed_models == 0 and final.completed_models == 6
+    assert not final.error_message
+    assert trained <= {h for h, r in _runs(engine).items() if r.status == "completed"}
+    with pytest.raises(lifecycle.QueueError, match="nothing to resume"):
+        lifecycle.resume(engine, queue_id, settings)
