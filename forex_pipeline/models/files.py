@@ -9,6 +9,7 @@ fsynced, then renamed over the target, so readers see either the old file or the
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -96,6 +97,25 @@ def verify(path: Path, expected_sha256: str, expected_bytes: int | None = None) 
             f"model file {path} is corrupt or was modified: sha256 {actual} does not match the recorded "
             f"{expected_sha256} ({size} bytes on disk)"
         )
+
+
+QUARANTINE_SUBDIR = "quarantine"
+
+
+def quarantine(path: Path, artifacts_dir: Path) -> Path | None:
+    """Move a model file that failed its checksum aside (artifacts/quarantine/<relative path>), so it is
+    never loaded again but stays for inspection; returns the new place (None when it was missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        relative = path.resolve().relative_to(Path(artifacts_dir).resolve() / MODELS_SUBDIR)
+    except ValueError:
+        relative = Path(path.name)
+    target = Path(artifacts_dir) / QUARANTINE_SUBDIR / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return target
 
 
 def delete_model_file(path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from forex_pipeline.store.regime_definitions import active_regimes
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import history, regime_best_models, training_runs
 from forex_pipeline.store.db import get_engine, session_scope
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
     from forex_pipeline.backtest.run import config_equity
     from forex_pipeline.features.build import load_feature_matrix
     from forex_pipeline.features.splits import split_rows
+    from forex_pipeline.models.files import ModelFileError, quarantine
     from forex_pipeline.models.registry import load_model
     from forex_pipeline.store.spec_files import read_spec
 
@@ -60,7 +64,15 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
         feature_set = read_spec(artifacts_dir, "feature_set", fs_key)
         with session_scope(get_engine(settings.database_url)) as session:
             run = training_runs.get_training_run(session, int(row["training_run_id"]))
-        model = load_model(Path(row["model_path"]), spec, run.model_sha256)
+        try:
+            model = load_model(Path(row["model_path"]), spec, run.model_sha256)
+        except ModelFileError as exc:
+            moved = quarantine(Path(row["model_path"]), artifacts_dir)
+            message = f"{exc}; moved to {moved}" if moved else str(exc)
+            with session_scope(get_engine(settings.database_url)) as session:
+                training_runs.quarantine_run(session, run.id, message)
+            logger.warning("model file quarantined: %s", message)
+            continue
         matrix = load_feature_matrix(matrix_path)
         test = split_rows(matrix.n_rows, spec.horizon, settings.training.train_fraction, settings.training.validation_fraction).test
         config = InferenceConfig(

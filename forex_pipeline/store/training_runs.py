@@ -305,6 +305,18 @@ def model_paths_on_disk(session: Session) -> list[str]:
     )
 
 
+def quarantine_run(session: Session, training_run_id: int, message: str) -> TrainingRunRecord:
+    """A run whose model file failed its checksum: no longer kept, file gone (quarantined), status
+    failed with the reason, so `queue resume` (or a new grid) trains the configuration again."""
+    row = session.get(TrainingRun, training_run_id, populate_existing=True)
+    if row is None:
+        raise LookupError(f"no training run with id {training_run_id}")
+    row.status, row.kept, row.error_message = RunStatus.FAILED, False, message[:8000]
+    row.file_deleted_at = row.file_deleted_at or utcnow()
+    session.flush()
+    return record_of(TrainingRunRecord, row)
+
+
 def release_run(session: Session, model_config_hash: str) -> None:
     """A claimed (`running`) run goes back to pending, its claim undone (the work was not its fault)."""
     session.execute(

@@ -245,3 +245,26 @@ def test_a_queue_with_failures_says_so_and_resume_retries_only_them(grid_env, mo
     assert trained <= {h for h, r in _runs(engine).items() if r.status == "completed"}
     with pytest.raises(lifecycle.QueueError, match="nothing to resume"):
         lifecycle.resume(engine, queue_id, settings)
+
+
+def test_a_tampered_model_file_is_quarantined_and_its_configuration_can_be_retrained(grid_env):
+    from forex_pipeline.reporting.dashboard import build_dashboard
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    with dg.instance_for_test() as instance:
+        _run(instance, queue_id)
+    kept = [r for r in _runs(engine).values() if r.kept and r.model_path]
+    assert kept
+    victim = kept[0]
+    Path(victim.model_path).write_bytes(b"not the model that was trained")
+    dashboard = build_dashboard(settings.database_url, settings, settings.artifacts_dir)  # no exception
+    assert dashboard.n_models >= 1
+    after = _runs(engine)[victim.model_config_hash]
+    assert after.status == "failed" and not after.kept and after.file_deleted_at is not None
+    assert "sha256" in after.error_message and "quarantine" in after.error_message
+    assert not Path(victim.model_path).exists()
+    assert list((settings.artifacts_dir / "quarantine").rglob("*"))
+    lifecycle.resume(engine, queue_id, settings)
+    assert [c.model_config_hash for c in lifecycle.pending_configurations(engine, queue_id)] == [victim.model_config_hash]

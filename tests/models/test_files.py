@@ -138,3 +138,15 @@ def test_recent_files_are_not_orphans_within_min_age(tmp_path):
 def test_no_model_store_yet_means_no_orphans(tmp_path):
     assert find_orphans(tmp_path / "empty", []) == []
     assert remove_orphans(tmp_path / "empty", []) == []
+
+
+def test_quarantine_moves_a_bad_file_aside_keeping_its_place_in_the_tree(tmp_path: Path) -> None:
+    from forex_pipeline.models.files import quarantine
+
+    path = model_file_path(tmp_path, "EURUSD-1h-d365-aaaa", "rf-none-h5-bbbb", ".joblib")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"tampered")
+    moved = quarantine(path, tmp_path)
+    assert not path.exists() and moved == tmp_path / "quarantine" / "EURUSD-1h-d365-aaaa" / "rf-none-h5-bbbb.joblib"
+    assert moved.read_bytes() == b"tampered"
+    assert quarantine(path, tmp_path) is None  # already gone
