@@ -128,15 +128,18 @@ def test_drop_policy_drops_each_bad_row_and_counts_it(tmp_path: Path) -> None:
         "2020-01-06T00:01:00Z,1.2,1.3,1.1,1.2,1",
         "2020-01-06T00:00:30Z,1.2,1.3,1.1,1.2,1",
         "2020-01-06T00:05:00Z,1.1000,1.1030,1.0980,1.1020,12",
+        "1900-01-06T00:06:00Z,1.1,1.2,1.0,1.1,1",
+        "2020-01-06T00:07:00Z,1e308,1e308,1e308,1e308,1",
     ]
     path = write_csv(tmp_path / "mixed.csv", rows)
     result = load_bars(path, validation=ALL_DROP)
     report = result.report
-    assert report.rows_in == 9 and report.rows_out == 3
+    assert report.rows_in == 11 and report.rows_out == 3
     assert report.dropped == {
         "missing_columns": 0, "timestamp": 1, "duplicates": 1, "order": 1, "non_positive": 1, "high_low": 1, "nan": 1,
+        "price_range": 1, "time_range": 1,
     }
-    assert report.total_dropped == 6
+    assert report.total_dropped == 8
     assert set(report.dropped) == set(RULES)
     expected_times = pd.DatetimeIndex(["2020-01-06 00:00", "2020-01-06 00:01", "2020-01-06 00:05"], tz="UTC")
     assert result.bars.index.equals(expected_times)
