@@ -19,7 +19,8 @@ GOOD = [
     "2020-01-06T00:01:00Z,1.1005,1.1012,1.1001,1.1008,11",
 ]
 ALL_DROP = ValidationSettings(
-    timestamp="drop", duplicates="drop", order="drop", non_positive="drop", high_low="drop", nan="drop"
+    timestamp="drop", duplicates="drop", order="drop", non_positive="drop", high_low="drop", nan="drop",
+    price_range="drop", time_range="drop",
 )
 
 # rule -> (bad data row inserted as data row 3, text expected in the message)
