@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from forex_pipeline.data.bar_store import import_path, imports_dir, read_bars, regimes_path, write_bars, write_regimes
-from forex_pipeline.data.loaders import infer_timeframe
-from forex_pipeline.data.sources import import_bar_file
 from forex_pipeline.cli.common import console, fail
-from forex_pipeline.data.synthetic import generate_synthetic_bars
-from forex_pipeline.data.validation import BarValidationError
-from forex_pipeline.settings import get_settings, normalize_symbol
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(no_args_is_help=True, help="Market data: import, synthesise and list bars.")
 
 
 def _symbol(value: str) -> str:
+    from forex_pipeline.settings import normalize_symbol
+
     try:
         return normalize_symbol(value)
     except ValueError as exc:
@@ -27,6 +26,8 @@ def _symbol(value: str) -> str:
 
 
 def _timeframe_or_unknown(bars: pd.DataFrame) -> str:
+    from forex_pipeline.data.loaders import infer_timeframe
+
     try:
         return infer_timeframe(bars)
     except ValueError:
@@ -43,6 +44,10 @@ def import_file(
     ),
 ) -> None:
     """Validate a bar file and store it as the symbol's imported bars (nothing is written on failure)."""
+    from forex_pipeline.data.sources import import_bar_file
+    from forex_pipeline.data.validation import BarValidationError
+    from forex_pipeline.settings import get_settings
+
     key = _symbol(symbol)
     if file_format not in ("auto", "ohlcv", "histdata"):
         raise typer.BadParameter(f"--format {file_format!r} is not one of auto, ohlcv, histdata")
@@ -70,6 +75,13 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="random seed (same seed, same bars)"),
 ) -> None:
     """Write regime-switching synthetic M1 bars as an import, with their ground-truth regime labels."""
+    from forex_pipeline.data.bar_store import import_path
+    from forex_pipeline.data.bar_store import regimes_path
+    from forex_pipeline.data.bar_store import write_bars
+    from forex_pipeline.data.bar_store import write_regimes
+    from forex_pipeline.data.synthetic import generate_synthetic_bars
+    from forex_pipeline.settings import get_settings
+
     key = _symbol(symbol)
     settings = get_settings()
     synthetic = generate_synthetic_bars(days, seed, symbol=key)
@@ -83,6 +95,11 @@ def synth(
 @app.command("list")
 def list_imports() -> None:
     """Show imported symbols with their row count, first and last bar, and timeframe."""
+    from forex_pipeline.data.bar_store import imports_dir
+    from forex_pipeline.data.bar_store import read_bars
+    from forex_pipeline.data.bar_store import regimes_path
+    from forex_pipeline.settings import get_settings
+
     folder = imports_dir(get_settings().artifacts_dir)
     files = sorted(p for p in folder.glob("*.parquet") if not p.name.endswith(".regimes.parquet")) if folder.is_dir() else []
     if not files:

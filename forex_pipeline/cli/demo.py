@@ -11,10 +11,9 @@ from forex_pipeline.errors import EXIT_FAILED
 from forex_pipeline.keys import QueueStatus
 from rich.console import Console
 
-from forex_pipeline.settings import PROJECT_ROOT
 
 IS_ROOT_COMMANDS = True
-DEFAULT_GRID = PROJECT_ROOT / "examples" / "grids" / "demo.yaml"
+DEFAULT_GRID = Path(__file__).resolve().parents[2] / "examples" / "grids" / "demo.yaml"
 console = Console(soft_wrap=True)
 
 

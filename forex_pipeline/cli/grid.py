@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, read_session
 from forex_pipeline.errors import EXIT_BAD_INPUT
-from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
-from forex_pipeline.grid.estimate import GridPlan, plan
-from forex_pipeline.grid.expand import Grid, data_problems, expand_grid, load_grid_spec
-from forex_pipeline.grid.spec import GridSpec, GridSpecError
-from forex_pipeline.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
+    from forex_pipeline.grid.estimate import GridPlan
+    from forex_pipeline.grid.expand import Grid
+    from forex_pipeline.grid.spec import GridSpec
+    from forex_pipeline.models.spec import ModelSpec
 
 app = typer.Typer(no_args_is_help=True, help="Grids of model configurations (feature sets x model specs).")
-DEFAULT_PREPROCESSING = Preprocessing()
 
 
 @app.callback()
@@ -30,6 +31,11 @@ def grid_commands() -> None:
 
 def load_grid_or_exit(path: Path) -> tuple[GridSpec, Grid]:
     """The validated and expanded grid of a YAML file; prints every problem and exits 2 if it is invalid."""
+    from forex_pipeline.grid.expand import data_problems
+    from forex_pipeline.grid.expand import expand_grid
+    from forex_pipeline.grid.expand import load_grid_spec
+    from forex_pipeline.grid.spec import GridSpecError
+
     from forex_pipeline.data.sources import default_sample_dir
     from forex_pipeline.settings import get_settings
 
@@ -48,6 +54,8 @@ def load_grid_or_exit(path: Path) -> tuple[GridSpec, Grid]:
 
 def plan_with_database(grid: Grid, use_database: bool = True) -> tuple[GridPlan, str]:
     """The plan, with trained configurations and past run times from the project DB when it is readable."""
+    from forex_pipeline.grid.estimate import plan
+
     if not use_database:
         return plan(grid), "project database not consulted (--no-db)"
     try:
@@ -73,11 +81,8 @@ def format_duration(seconds: float) -> str:
 
 
 def _preprocessing_label(preprocessing: Preprocessing) -> str:
-    changed = {
-        name: value
-        for name, value in preprocessing.model_dump().items()
-        if value != getattr(DEFAULT_PREPROCESSING, name)
-    }
+    default = type(preprocessing)()
+    changed = {name: value for name, value in preprocessing.model_dump().items() if value != getattr(default, name)}
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
 
 
