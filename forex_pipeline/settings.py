@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "training_pipeline.yaml"
@@ -141,6 +150,15 @@ class Bound(_Strict):
         if self.percentile and any(v is not None and not 0 <= v <= 1 for v in (self.min, self.max)):
             raise ValueError("percentile bounds are ranks in [0, 1] (75th percentile = 0.75)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """Leave out the flags at their defaults, so a {min, max} rule is stored as it always was."""
+        data = handler(self)
+        for key, default in (("min_inclusive", True), ("max_inclusive", True), ("percentile", False)):
+            if data.get(key) == default:
+                data.pop(key)
+        return data
 
 
 def _rules_from_text(rules: object) -> object:

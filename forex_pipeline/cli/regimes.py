@@ -335,6 +335,6 @@ def test_rules(
             path = folder / f"{symbol.replace('/', '')}_{tf}_{regimes.detector}.png"
             regime_timeline_chart(bars.index[segment], bars["close"].to_numpy()[segment], labels[segment], path, f"{symbol} {tf} regimes ({regimes.detector})")
             console().print(f"timeline chart: {path}")
-    for fine, coarse in zip(usable, usable[1:]):
+    for fine, coarse in zip(usable, usable[1:], strict=False):
         agreement = timeframe_agreement(evaluated[coarse], evaluated[fine])
         console().print(f"timeframe agreement: {agreement:.1%} of {coarse} bars carry the majority label of their {fine} bars")
