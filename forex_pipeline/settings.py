@@ -214,7 +214,7 @@ class RegimeSettings(_Strict):
     trend_step_hours: float = Field(4.0, gt=0)              # ... measured in steps of this (at least one bar)
     volatility_hours: float = Field(12.0, gt=0)             # realised volatility span
     percentile_hours: float = Field(1000.0, gt=0)           # trailing history "Nth percentile" ranks against
-    deseasonalize: bool = True                              # divide returns by their causal intraday profile
+    deseasonalize: bool = True                              # divide returns by their intraday volatility profile (needs timestamps)
     hmm: HmmSettings = HmmSettings()
     min_trades: int = Field(10, ge=0)
     definitions: dict[str, RegimeDefinition] = {}
