@@ -86,7 +86,10 @@ def main() -> None:
     print(f"model_prediction_seconds={time.perf_counter() - started:.3f}", flush=True)
 
     close = matrix.close[test_rows]
-    labels = label_regimes(matrix.close, settings.regimes)[test_rows]
+    labels = label_regimes(
+        matrix.close, settings.regimes, timeframe=matrix.base_timeframe,
+        train_end=int(matrix.n_rows * settings.training.train_fraction), timestamps=matrix.timestamps,
+    )[test_rows]
     regimes = encode_regimes(labels, (*settings.regimes.definitions, "unclassified"))
     costs = settings.data.costs_for("EURUSD")
     year = bars_per_year("1m")

@@ -63,7 +63,10 @@ def main() -> None:
     print(f"train_seconds={mean_train:.2f} (each: {', '.join(f'{s:.2f}' for s in train_seconds)})", flush=True)
 
     splits = split_rows(matrix.n_rows, model_spec.horizon, settings.training.train_fraction, settings.training.validation_fraction)
-    labels = label_regimes(matrix.close, settings.regimes)
+    labels = label_regimes(
+        matrix.close, settings.regimes, timeframe=matrix.base_timeframe,
+        train_end=int(matrix.n_rows * settings.training.train_fraction), timestamps=matrix.timestamps,
+    )
     run_inference_backtests(model, matrix, splits.test, labels, settings, "EURUSD")   # numba warm-up
     started = time.perf_counter()
     output = run_inference_backtests(model, matrix, splits.test, labels, settings, "EURUSD")

@@ -13,7 +13,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from forex_pipeline.errors import InputError
 from forex_pipeline.keys import REGIME_SENTINELS
@@ -21,7 +30,8 @@ from forex_pipeline.yaml_input import YamlInputError, load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "training_pipeline.yaml"
-REGIME_FEATURES = ("trend_strength", "volatility_percentile", "return_sign")
+# Rule features (forex_pipeline/regimes/rules.py); "returns" and "volatility" are the specification's names.
+REGIME_FEATURES = ("trend_strength", "returns", "volatility", "volatility_percentile", "return_sign")
 
 
 class _Strict(BaseModel):
@@ -130,8 +140,18 @@ class PerformanceSettings(_Strict):
 
 
 class Bound(_Strict):
+    """One rule: the feature lies in [min, max] (each side optional, inclusive unless said otherwise).
+
+    With `percentile`, min and max are percentile ranks in [0, 1] of the feature among its own
+    values over the last `regimes.percentile_hours` (the specification's "> 75th percentile").
+    The text form ("> 0.7", "< 50th percentile", "> 0.2 and <= 0.6") parses into this model.
+    """
+
     min: float | None = None
     max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    percentile: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> "Bound":
@@ -139,12 +159,37 @@ class Bound(_Strict):
             raise ValueError("a rule bound needs min, max or both")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"rule bound min {self.min} is greater than max {self.max}")
+        if self.percentile and any(v is not None and not 0 <= v <= 1 for v in (self.min, self.max)):
+            raise ValueError("percentile bounds are ranks in [0, 1] (75th percentile = 0.75)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """Leave out the flags at their defaults, so a {min, max} rule is stored as it always was."""
+        data = handler(self)
+        for key, default in (("min_inclusive", True), ("max_inclusive", True), ("percentile", False)):
+            if data.get(key) == default:
+                data.pop(key)
+        return data
+
+
+def _rules_from_text(rules: object) -> object:
+    """Turn rule texts ("> 0.7") into bound dicts; mappings pass through for pydantic to check."""
+    from forex_pipeline.rule_syntax import parse_rule_text
+
+    if not isinstance(rules, dict):
+        return rules
+    return {feature: parse_rule_text(feature, rule) if isinstance(rule, str) else rule for feature, rule in rules.items()}
 
 
 class RegimeDefinition(_Strict):
     description: str = ""
     rules: dict[str, Bound]
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _parse_text(cls, rules: object) -> object:
+        return _rules_from_text(rules)
 
     @field_validator("rules")
     @classmethod
@@ -157,12 +202,47 @@ class RegimeDefinition(_Strict):
         return rules
 
 
+class HmmSettings(_Strict):
+    """The causal Gaussian HMM detector (forex_pipeline/regimes/hmm.py)."""
+
+    expected_regime_hours: float = Field(120.0, gt=0)      # fixed sticky transitions: switch hazard = bar / this
+    min_trend_drift: float = Field(0.25, gt=0)             # |drift| per hour in hourly sigmas that makes a state a trend
+    prior_hours: float = Field(120.0, ge=0)                # weight of each state's starting point (MAP-EM), in hours of bars
+    max_iterations: int = Field(200, ge=1)
+    min_train_hours: float = Field(240.0, gt=0)            # the training segment must cover this much trading time
+
+
+# Renamed when windows became spans of time: old bar-count keys get a message saying what replaced them.
+_RENAMED_REGIME_KEYS = {
+    "trend_window": "trend_hours",
+    "volatility_window": "volatility_hours",
+    "volatility_rank_window": "percentile_hours",
+}
+
+
 class RegimeSettings(_Strict):
-    trend_window: int = Field(40, ge=2)
-    volatility_window: int = Field(12, ge=2)
-    volatility_rank_window: int = Field(1000, ge=10)
+    detector: Literal["rules", "hmm"] = "hmm"
+    trend_hours: float = Field(48.0, gt=0)                  # trend_strength: efficiency ratios over this and half
+    trend_step_hours: float = Field(4.0, gt=0)              # ... measured in steps of this (at least one bar)
+    volatility_hours: float = Field(12.0, gt=0)             # realised volatility span
+    percentile_hours: float = Field(1000.0, gt=0)           # trailing history "Nth percentile" ranks against
+    deseasonalize: bool = True                              # divide returns by their intraday volatility profile (needs timestamps)
+    hmm: HmmSettings = HmmSettings()
     min_trades: int = Field(10, ge=0)
     definitions: dict[str, RegimeDefinition] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bar_windows_are_gone(cls, raw: object) -> object:
+        if isinstance(raw, dict):
+            old = sorted(set(raw) & set(_RENAMED_REGIME_KEYS))
+            if old:
+                hints = ", ".join(f"{key} -> {_RENAMED_REGIME_KEYS[key]}" for key in old)
+                raise ValueError(
+                    f"regime windows are spans of time in hours now, not bar counts: replace {hints} "
+                    "(e.g. trend_window: 40 on 1h bars is trend_hours: 40; on 15m bars it was 10 hours)"
+                )
+        return raw
 
     @field_validator("definitions")
     @classmethod

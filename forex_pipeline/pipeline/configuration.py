@@ -97,7 +97,9 @@ def run_configuration(
         )
         with session_scope(engine) as session:
             regimes = active_regimes(session, settings)
-        labels = label_regimes(matrix.close, regimes)
+        labels = label_regimes(
+            matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(splits.validation[0]), timestamps=matrix.timestamps
+        )
         output = run_inference_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
         backtest_seconds = time.perf_counter() - t1
     except Exception as exc:  # a failing model is recorded with its error and skipped, never fatal to the grid

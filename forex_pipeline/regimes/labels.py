@@ -1,127 +1,91 @@
-"""Per-bar regime labels from the rules in settings.regimes; every feature is causal.
+"""Per-bar regime labels: the one entry point (`label_regimes`) and the tools to audit labels.
 
-Features of bar t (from closes up to and including t; NaN while their window is incomplete):
-- trend_strength: the mean of two efficiency ratios, over w = `trend_window` bars and over its
-  last w // 2 bars, in [0, 1]: 1 for a straight line, near 0 for noise. ER over k bars =
-  |log(c_t / c_{t-k})| / sum of |1-bar log returns| over the same bars. Chosen over the R^2 of a
-  linear fit because it is O(n), needs no fit and is bounded by design; the two scales were
-  measured on the synthetic regimes: the half window reacts faster to a trend's start and end,
-  the full window keeps noise out (1h: 85.4% vs 84.3% for the best single window).
-- volatility_percentile: realised volatility sqrt(mean r^2) over `volatility_window` bars, ranked
-  (pandas pct rank, ties averaged) among its own values over the last `volatility_rank_window`
-  bars, t included; needs at least `volatility_window` values of history to rank against.
-- return_sign: sign of log(c_t / c_{t-k}) over the last k = `trend_window` // 2 bars: -1, 0 or 1
-  (the recent direction, so a reversal is seen as soon as the short ratio sees it).
+Two detectors, chosen by `regimes.detector`:
+- `rules` (rules.py): causal features over spans of time and the YAML/database rules, first
+  match wins, `unclassified` when none matches.
+- `hmm` (hmm.py, the default): a Gaussian HMM of deseasonalised bar returns, fitted on the training
+  segment only and filtered forward; it names the four built-in regimes (HMM_REGIMES).
+  Custom regimes stay rules: every definition that is not one of HMM_REGIMES (the database rows
+  of `regimes add`, or extra YAML entries) is matched first, in definition order, and the HMM
+  labels the bars no rule regime claimed. A built-in regime that is disabled is never emitted
+  (its bars are `unclassified`); with the HMM the YAML rules of the built-ins are not used.
 
-Rules are data: a regime matches when every feature named in its rules lies within [min, max]
-(both inclusive, NaN never matches); the first matching regime in definition order wins; bars
-matching none are `unclassified`. A custom regime is a YAML entry, no code.
-
-Accuracy against the synthetic generator's ground truth (M1 labels -> majority per base bar, bars
-with defined features, `unclassified` counted wrong), YAML defaults (windows 40/20, 12, 1000;
-thresholds 0.25 and 0.4), 365 days, seeds 11-14: 1h 84.3-86.2% (spec: > 85%); 15m 67-71% and 4h
-53-60%, because windows count base bars and the generator's regimes last 3-7 days: on 15m bars
-the same windows see a quarter of the time (trend_window 100 with threshold 0.15 reaches ~83%).
-Errors sit at regime switches (about 98% correct 30 bars after a switch at 1h).
+Measured on both synthetic generators (benchmarks/bench_regimes.py; docs/regimes.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from forex_pipeline.settings import REGIME_FEATURES, RegimeDefinition, RegimeSettings
+from forex_pipeline.regimes.hmm import HMM_REGIMES, hmm_regime_probabilities
+from forex_pipeline.regimes.rules import (  # noqa: F401  (re-exported: the labeller's public surface)
+    REGIME_UNCLASSIFIED,
+    apply_rules,
+    checked_close,
+    rule_features,
+    rule_labels,
+    span_bars,
+)
 
-UNCLASSIFIED = "unclassified"
+if TYPE_CHECKING:
+    import pandas as pd
 
-
-def _log_close(close: np.ndarray) -> np.ndarray:
-    close = np.asarray(close, dtype=np.float64)
-    if close.ndim != 1:
-        raise ValueError(f"close must be 1-d, got shape {close.shape}")
-    if not (np.isfinite(close).all() and (close > 0).all()):
-        raise ValueError("close prices must be finite and positive")
-    return np.log(close)
-
-
-def _window_sum(values: np.ndarray, window: int) -> np.ndarray:
-    """Sum of values[t - window + 1 .. t]; NaN for t < window - 1."""
-    csum = np.concatenate([[0.0], np.cumsum(values)])
-    out = np.full(values.shape, np.nan)
-    out[window - 1 :] = csum[window:] - csum[:-window]
-    return out
+    from forex_pipeline.settings import RegimeSettings
 
 
-def _efficiency_ratio(log_close: np.ndarray, abs_returns: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(|net move| / path length, net move) over the last `window` bars; NaN before `window` bars of history."""
-    n = log_close.size
-    move = np.full(n, np.nan)
-    move[window:] = log_close[window:] - log_close[:-window]
-    path = np.full(n, np.nan)
-    path[window:] = _window_sum(abs_returns, window)[window:]
-    ratio = np.divide(np.abs(move), path, out=np.zeros(n), where=path > 0)
-    ratio[np.isnan(move)] = np.nan
-    return np.clip(ratio, 0.0, 1.0), move
+def label_regimes(
+    close: np.ndarray,
+    settings: RegimeSettings,
+    *,
+    timeframe: str,
+    train_end: int | None = None,
+    timestamps: pd.DatetimeIndex | None = None,
+) -> np.ndarray:
+    """Regime name per bar of `close` (base bars of `timeframe`) under `settings` (a RegimeSettings).
 
-
-def regime_features(close: np.ndarray, settings: RegimeSettings) -> pd.DataFrame:
-    """The three rule features per bar (columns REGIME_FEATURES)."""
-    log_close = _log_close(close)
-    n = log_close.size
-    r = np.concatenate([[0.0], np.diff(log_close)])
-    w = settings.trend_window
-    long_ratio, _ = _efficiency_ratio(log_close, np.abs(r), w)
-    short_ratio, short_move = _efficiency_ratio(log_close, np.abs(r), max(1, w // 2))
-    trend = 0.5 * (long_ratio + short_ratio)
-    sign = np.sign(short_move)
-    sign[np.isnan(long_ratio)] = np.nan
-    vw = settings.volatility_window
-    mean_sq = np.full(n, np.nan)
-    mean_sq[vw:] = _window_sum(r * r, vw)[vw:] / vw
-    volatility = pd.Series(np.sqrt(mean_sq))
-    percentile = volatility.rolling(settings.volatility_rank_window, min_periods=vw).rank(pct=True)
-    return pd.DataFrame(
-        {"trend_strength": trend, "volatility_percentile": percentile.to_numpy(), "return_sign": sign},
-        columns=list(REGIME_FEATURES),
+    train_end: bars [0, train_end) are the training segment the HMM is fitted on (the pipeline's
+    `len(splits.train)`); None fits it on every bar (fine for a chart, in-sample for scoring).
+    timestamps: bar open times (UTC); they let both detectors divide out the intraday volatility
+    profile. The label of bar t >= train_end depends on bars up to t only.
+    """
+    if not settings.definitions:
+        raise ValueError("settings.regimes.definitions is empty: no regime can be labelled")
+    close = checked_close(close)
+    if settings.detector == "rules":
+        return rule_labels(close, settings, settings.definitions, timeframe=timeframe, timestamps=timestamps)
+    probabilities, _ = hmm_regime_probabilities(
+        close, settings.hmm, timeframe=timeframe, train_end=train_end, timestamps=timestamps
     )
-
-
-def apply_rules(features: pd.DataFrame, definitions: Mapping[str, RegimeDefinition]) -> np.ndarray:
-    """Regime name per row: the first definition whose every rule holds, else 'unclassified'."""
-    labels = np.full(len(features), UNCLASSIFIED, dtype=object)
-    unassigned = np.ones(len(features), dtype=bool)
-    for name, definition in definitions.items():
-        match = unassigned.copy()
-        for feature, bound in definition.rules.items():
-            if feature not in features.columns:
-                raise ValueError(f"regime {name!r} has a rule on {feature!r}, which is not a regime feature")
-            values = features[feature].to_numpy(dtype=np.float64)
-            ok = ~np.isnan(values)
-            if bound.min is not None:
-                ok &= values >= bound.min
-            if bound.max is not None:
-                ok &= values <= bound.max
-            match &= ok
-        labels[match] = name
-        unassigned &= ~match
+    labels = hmm_labels_from_probabilities(probabilities, [name for name in HMM_REGIMES if name in settings.definitions])
+    rule_regimes = {name: d for name, d in settings.definitions.items() if name not in HMM_REGIMES}
+    if rule_regimes:
+        ruled = rule_labels(close, settings, rule_regimes, timeframe=timeframe, timestamps=timestamps)
+        claimed = ruled != REGIME_UNCLASSIFIED
+        labels[claimed] = ruled[claimed]
     return labels
 
 
-def label_regimes(close: np.ndarray, settings: RegimeSettings) -> np.ndarray:
-    """Regime name per bar of `close` under settings.regimes (definitions, windows)."""
-    if not settings.definitions:
-        raise ValueError("settings.regimes.definitions is empty: no regime can be labelled")
-    return apply_rules(regime_features(close, settings), settings.definitions)
+def hmm_labels_from_probabilities(probabilities: np.ndarray, allowed: list[str]) -> np.ndarray:
+    """Most probable of HMM_REGIMES per bar; 'unclassified' where it is not in `allowed` or unknown (NaN)."""
+    labels = np.full(probabilities.shape[0], REGIME_UNCLASSIFIED, dtype=object)
+    known = np.isfinite(probabilities).all(axis=1)
+    best = np.asarray(HMM_REGIMES, dtype=object)[np.argmax(np.nan_to_num(probabilities, nan=-1.0), axis=1)]
+    keep = known & np.isin(best, np.asarray(allowed, dtype=object))
+    labels[keep] = best[keep]
+    return labels
 
 
 def majority_labels(fine_labels: pd.Series, bar_timestamps: pd.DatetimeIndex) -> np.ndarray:
     """Per coarse bar, the most frequent fine label among fine bars opened in [bar open, next bar open).
 
-    Used to turn the synthetic generator's M1 ground truth into one label per base bar; bars with
-    no fine label get None. Ties go to the alphabetically first label (deterministic).
+    Turns the synthetic generators' M1 ground truth into one label per base bar, and 1h labels into
+    a label per 4h bar for the cross-timeframe agreement. Bars with no fine label get None. Ties go
+    to the alphabetically first label (deterministic).
     """
+    import pandas as pd
+
     if not isinstance(fine_labels.index, pd.DatetimeIndex) or not isinstance(bar_timestamps, pd.DatetimeIndex):
         raise TypeError("majority_labels needs DatetimeIndex-ed fine labels and bar timestamps")
     fine_ns = fine_labels.index.as_unit("ns").asi8
@@ -137,7 +101,7 @@ def majority_labels(fine_labels: pd.Series, bar_timestamps: pd.DatetimeIndex) ->
 
 def regime_accuracy(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Share of bars where the predicted label equals the true one ('unclassified' counts as wrong),
-    over bars with a true label (and `valid`, e.g. once the rule features are defined)."""
+    over bars with a true label (and `valid`, e.g. the test segment)."""
     predicted = np.asarray(predicted, dtype=object)
     truth = np.asarray(truth, dtype=object)
     if predicted.shape != truth.shape:
@@ -148,3 +112,27 @@ def regime_accuracy(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray 
     if not mask.any():
         raise ValueError("no bar has both a true label and a valid prediction")
     return float((predicted[mask] == truth[mask]).mean())
+
+
+def confusion_matrix(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> pd.DataFrame:
+    """Bar counts, true regime (rows) x predicted regime (columns), over bars with a true label (and `valid`)."""
+    import pandas as pd
+
+    predicted = np.asarray(predicted, dtype=object)
+    truth = np.asarray(truth, dtype=object)
+    mask = np.array([t is not None for t in truth], dtype=bool)
+    if valid is not None:
+        mask &= np.asarray(valid, dtype=bool)
+    return pd.crosstab(
+        pd.Series(truth[mask], name="true"), pd.Series(predicted[mask], name="predicted"), dropna=False
+    )
+
+
+def timeframe_agreement(coarse_labels: pd.Series, fine_labels: pd.Series) -> float:
+    """Share of coarse bars whose label equals the majority label of the finer bars inside them
+    (e.g. 4h labels against the majority of their 1h labels); bars without fine labels are skipped."""
+    majority = majority_labels(fine_labels, coarse_labels.index)
+    has = np.array([m is not None for m in majority], dtype=bool)
+    if not has.any():
+        raise ValueError("no coarse bar contains a fine bar")
+    return float((coarse_labels.to_numpy(dtype=object)[has] == majority[has]).mean())

@@ -40,7 +40,7 @@ def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path
     matrix = load_feature_matrix(matrix_path)
     with session_scope(get_engine(settings.database_url)) as session:
         regimes = active_regimes(session, settings)
-    labels = np.asarray(label_regimes(matrix.close, regimes))
+    labels = np.asarray(label_regimes(matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(matrix.n_rows * settings.training.train_fraction), timestamps=matrix.timestamps))
     return charts.regime_timeline_chart(matrix.timestamps, matrix.close, labels, path, f"Regimes of {fs_key}")
 
 
