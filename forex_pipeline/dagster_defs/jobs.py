@@ -8,7 +8,7 @@ the UI shows exactly what is done, whichever way it was run.
 
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -81,36 +81,6 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
 @dg.job(executor_def=dg.in_process_executor, tags={KIND_TAG: "grid_batch"})
 def grid_batch():
     run_grid_batch()
-
-
-class SubmitGridConfig(dg.Config):
-    grid: dict[str, Any]  # the grid spec, same schema as a grid YAML file (examples/grids/)
-    name: str | None = None
-
-
-@dg.op(description="Validate and queue a grid, register its partitions, hand it to the queue sensor.")
-def submit_grid_op(context: dg.OpExecutionContext, config: SubmitGridConfig, storage: ForexStorage) -> int:
-    from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
-    from forex_pipeline.grid.spec import GridSpecError
-    from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.queue.lifecycle import hand_to_daemon, submit_grid
-
-    try:
-        grid = expand_grid(parse_grid_spec(config.grid, source="launchpad config"))
-    except GridSpecError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    upgrade(storage.db_url)
-    engine = get_engine(storage.db_url)
-    queue_id = submit_grid(engine, config.grid, storage.artifacts, name=config.name)
-    register_partitions(context.instance, grid.configurations)
-    hand_to_daemon(engine, queue_id)
-    context.log.info(f"queue {queue_id} ({grid.size} configurations) handed to training_queue_sensor")
-    return queue_id
-
-
-@dg.job(description="Submit a grid from the launchpad (the same schema as a grid YAML file).")
-def submit_grid_job():
-    submit_grid_op()
 
 
 def register_partitions(instance: dg.DagsterInstance, configurations: "list[ModelConfiguration]") -> None:

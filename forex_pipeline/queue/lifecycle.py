@@ -180,6 +180,19 @@ def resume(engine: Engine, queue_id: int, settings: Settings) -> training_queue.
         return queue
 
 
+def retry_failed(engine: Engine, queue_id: int, artifacts_dir: Path) -> int:
+    """Queue the grid of a stopped queue again, so its failed configurations train once more; returns
+    the new queue's id. Only what has no completed run is trained: completed models are found by hash."""
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        failed = sum(r.status == RunStatus.FAILED for r in training_runs.runs_of_queue(session, queue_id))
+    if queue.status == QueueStatus.RUNNING:
+        raise QueueError(f"queue {queue_id} is running; retry its failed configurations once it has stopped")
+    if failed == 0:
+        raise QueueError(f"queue {queue_id} has no failed configurations to retry")
+    return submit_grid(engine, queue.grid_spec, artifacts_dir, name=f"{queue.name} (retry of {queue_id})")
+
+
 def progress(queue: training_queue.QueueRecord) -> dict[str, Any]:
     """Progress figures of a queue: done, kept, deleted, elapsed and an estimate of the time left."""
     done = queue.completed_models + queue.failed_models
