@@ -6,9 +6,18 @@ from forex_pipeline.dagster_defs.metadata import chart_metadata, table_metadata
 from forex_pipeline.dagster_defs.resources import ForexStorage
 
 
+FRESH_CHECK = "reflects_latest_outcomes"
+
+
 @dg.asset(
     group_name="model_grid",
     deps=["inference_backtests"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            FRESH_CHECK, asset="regime_bests",
+            description="no model outcome recorded since this table was built (a WARN means stale: a refresh is on its way)",
+        )
+    ],
     description="Best (model, inference configuration) per regime, improvement, deflated Sharpe, charts.",
 )
 def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
@@ -23,4 +32,12 @@ def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg
     }
     for name, path in dashboard.charts.items():
         metadata.update(chart_metadata(name, path))
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[dg.AssetCheckResult(check_name=FRESH_CHECK, passed=True, metadata={"models_in_bests": dashboard.n_models})],
+    )
+
+
+regime_bests_job = dg.define_asset_job(
+    "refresh_regime_bests", selection=[regime_bests.key], description="Rebuild regime_bests (launched by regime_bests_refresh_sensor)."
+)
