@@ -57,7 +57,9 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
             for start in range(0, min(free_slots, -(-len(pending) // size)) * size, size):
                 keys = [c.partition_key for c in pending[start : start + size]]
                 yield dg.RunRequest(
-                    run_key=f"queue-{queue.id}-{config_hash(keys)[:16]}-{queue.completed_models + queue.failed_models}",
+                    # the runs already started make a resumed queue's batch a new key (a batch that was
+                    # paused before training anything would otherwise be skipped as "already requested")
+                    run_key=f"queue-{queue.id}-{config_hash(keys)[:16]}-{queue.completed_models + queue.failed_models}-{len(queue.dagster_run_ids)}",
                     run_config=batch_run_config(queue.id, keys),
                     tags={QUEUE_TAG: str(queue.id)},
                 )
