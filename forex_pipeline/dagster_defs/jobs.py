@@ -8,11 +8,11 @@ the UI shows exactly what is done, whichever way it was run.
 
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from forex_pipeline.dagster_defs.assets.model_configs import outcome_metadata
+from forex_pipeline.dagster_defs.batch_events import BatchReporter
 from forex_pipeline.dagster_defs.partitions import chunks
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.dagster_defs.tags import BATCH_OP, KIND_TAG, QUEUE_TAG, batch_run_config
@@ -28,89 +28,69 @@ class GridBatchConfig(dg.Config):
     partition_keys: list[str]  # "feature_set_key|model_spec_key"
 
 
+class ConfigurationsFailed(dg.Failure):
+    """Some configurations of the batch failed: the run fails (red), its summary rides in the metadata."""
+
+
 @dg.op(name=BATCH_OP, description="Train, backtest and record each configuration of the batch, honouring pause/cancel.")
 def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, storage: ForexStorage) -> dict:
-    from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.store import training_queue
-    from forex_pipeline.queue.lifecycle import configurations_by_key, progress
+    """Work the batch; configurations that failed fail the run (after the rest of the batch has run),
+    and a terminated run pauses its queue instead of leaving it claimed and running."""
+    from forex_pipeline.queue.lifecycle import configurations_by_key, pause_for_terminated_run, progress
     from forex_pipeline.queue.worker import process_batch
+    from forex_pipeline.store import training_queue, training_runs
+    from forex_pipeline.store.db import get_engine, session_scope
 
     engine = get_engine(storage.db_url)
     with session_scope(engine) as session:
         training_queue.add_queue_dagster_run(session, config.queue_id, context.run_id)
-    with session_scope(engine) as session:
         grid_spec = training_queue.get_queue(session, config.queue_id).grid_spec
     batch = configurations_by_key(grid_spec, config.partition_keys)  # completed ones are skipped by their claim
+    reporter = BatchReporter(context, config.queue_id, len(batch))
 
-    def report(outcome, configuration) -> None:  # noqa: ANN001
+    def figures() -> dict:
         with session_scope(engine) as session:
-            figures = progress(training_queue.get_queue(session, config.queue_id))
-        eta = "-" if figures["remaining_seconds"] is None else f"{figures['remaining_seconds']:.0f}s"
-        context.log.info(
-            f"queue {config.queue_id}: {figures['completed'] + figures['failed']}/{figures['total']} done, "
-            f"kept {figures['kept']}, deleted {figures['deleted']}, failed {figures['failed']}, "
-            f"elapsed {figures['elapsed_seconds']:.0f}s, remaining ~{eta}"
-        )
-        if outcome.status == RunStatus.FAILED:
-            context.log.warning(f"{outcome.partition_key} failed: {outcome.error}")
-            return
-        metadata = outcome_metadata(outcome)
-        context.log_event(dg.AssetMaterialization("features", partition=configuration.feature_set_key))
-        for asset in ("trained_model", "inference_backtests"):
-            context.log_event(dg.AssetMaterialization(asset, partition=configuration.partition_key, metadata=metadata))
+            return progress(training_queue.get_queue(session, config.queue_id))
 
-    result = process_batch(
-        engine,
-        storage.settings,
-        config.queue_id,
-        batch,
-        artifacts_dir=storage.artifacts,
-        sample_dir=storage.sample_dir,
-        dagster_run_id=context.run_id,
-        on_outcome=report,
-    )
+    def on_start(index: int, configuration: "ModelConfiguration") -> None:
+        reporter.started_model(index, configuration, figures())
+
+    def on_outcome(outcome, configuration) -> None:  # noqa: ANN001
+        deleted_ids = outcome.record.deleted_run_ids if outcome.record is not None else ()
+        with session_scope(engine) as session:
+            deleted = [training_runs.get_training_run(session, run_id) for run_id in deleted_ids]
+            queue = training_queue.get_queue(session, config.queue_id)
+        reporter.finished_model(outcome, configuration, progress(queue), [run for run in deleted if run is not None])
+        reporter.streak_check(queue.consecutive_failures, storage.settings.queue.max_consecutive_failures, outcome.error)
+
+    try:
+        result = process_batch(
+            engine, storage.settings, config.queue_id, batch,
+            artifacts_dir=storage.artifacts, sample_dir=storage.sample_dir, dagster_run_id=context.run_id,
+            on_outcome=on_outcome, on_start=on_start, on_disk_pause=reporter.disk_warning,
+        )
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+        queue = pause_for_terminated_run(engine, config.queue_id, context.run_id)
+        context.log.warning(f"run terminated: queue {config.queue_id} {queue.error_message or queue.status}")
+        raise
     statuses = [o.status for o in result.outcomes]
-    return {
+    summary = {
         "completed": statuses.count(RunStatus.COMPLETED),
         "skipped": statuses.count("skipped"),
         "failed": statuses.count(RunStatus.FAILED),
         "stopped_because": result.stopped_because,
     }
+    if reporter.failed:
+        raise ConfigurationsFailed(
+            description=f"{len(reporter.failed)} of {len(result.outcomes)} configurations failed:\n" + "\n".join(reporter.failed),
+            metadata={**{k: v for k, v in summary.items() if v is not None}, "stopped_because": result.stopped_because or "-"},
+        )
+    return summary
 
 
 @dg.job(executor_def=dg.in_process_executor, tags={KIND_TAG: "grid_batch"})
 def grid_batch():
     run_grid_batch()
-
-
-class SubmitGridConfig(dg.Config):
-    grid: dict[str, Any]  # the grid spec, same schema as a grid YAML file (examples/grids/)
-    name: str | None = None
-
-
-@dg.op(description="Validate and queue a grid, register its partitions, hand it to the queue sensor.")
-def submit_grid_op(context: dg.OpExecutionContext, config: SubmitGridConfig, storage: ForexStorage) -> int:
-    from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
-    from forex_pipeline.grid.spec import GridSpecError
-    from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.queue.lifecycle import hand_to_daemon, submit_grid
-
-    try:
-        grid = expand_grid(parse_grid_spec(config.grid, source="launchpad config"))
-    except GridSpecError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    upgrade(storage.db_url)
-    engine = get_engine(storage.db_url)
-    queue_id = submit_grid(engine, config.grid, storage.artifacts, name=config.name)
-    register_partitions(context.instance, grid.configurations)
-    hand_to_daemon(engine, queue_id)
-    context.log.info(f"queue {queue_id} ({grid.size} configurations) handed to training_queue_sensor")
-    return queue_id
-
-
-@dg.job(description="Submit a grid from the launchpad (the same schema as a grid YAML file).")
-def submit_grid_job():
-    submit_grid_op()
 
 
 def register_partitions(instance: dg.DagsterInstance, configurations: "list[ModelConfiguration]") -> None:
@@ -147,9 +127,20 @@ def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations: "
             instance.report_run_canceled(run, message="queue cancelled: the worker stopped in the middle of this batch")
         raise
     if not result.success:
-        return BatchResult((), "error")
+        return BatchResult((), failed_batch_stop_reason(result))
     summary = result.output_for_node(BATCH_OP)
     return BatchResult((), summary["stopped_because"])
+
+
+def failed_batch_stop_reason(result: dg.ExecuteInProcessResult) -> str | None:
+    """Why a failed batch run stopped: its own reason when only configurations failed (the queue goes on),
+    "error" when the run itself broke (the queue fails and waits for a resume)."""
+    failure = result.failure_data_for_node(BATCH_OP)
+    metadata = failure.user_failure_data.metadata if failure is not None and failure.user_failure_data is not None else {}
+    if "stopped_because" not in metadata:
+        return "error"
+    reason = metadata["stopped_because"].value
+    return None if reason == "-" else str(reason)
 
 
 def _celery_executor() -> dg.ExecutorDefinition:

@@ -12,7 +12,10 @@ from forex_pipeline.dagster_defs.tags import QUEUE_TAG, batch_keys, batch_run_co
 from forex_pipeline.hashing import config_hash
 from forex_pipeline.keys import QueueStatus
 
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,  # a run being terminated still holds its batch: launching more now would race the pause
+]
 
 
 def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
@@ -47,11 +50,16 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
             busy = {key for record in in_flight for key in batch_keys(record.dagster_run.run_config)}
             free_slots = settings.queue.max_concurrent_runs - len(in_flight)
             pending = [c for c in pending_configurations(engine, queue.id) if c.partition_key not in busy]
+            if not pending and not in_flight:  # the last batch may have failed (a configuration failed): settle here
+                settle_and_notify(engine, settings, queue.id)
+                continue
             size = settings.queue.models_per_run
             for start in range(0, min(free_slots, -(-len(pending) // size)) * size, size):
                 keys = [c.partition_key for c in pending[start : start + size]]
                 yield dg.RunRequest(
-                    run_key=f"queue-{queue.id}-{config_hash(keys)[:16]}-{queue.completed_models + queue.failed_models}",
+                    # the runs already started make a resumed queue's batch a new key (a batch that was
+                    # paused before training anything would otherwise be skipped as "already requested")
+                    run_key=f"queue-{queue.id}-{config_hash(keys)[:16]}-{queue.completed_models + queue.failed_models}-{len(queue.dagster_run_ids)}",
                     run_config=batch_run_config(queue.id, keys),
                     tags={QUEUE_TAG: str(queue.id)},
                 )
@@ -92,3 +100,50 @@ def queue_failure_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
         )
 
     return queue_failure_sensor
+
+
+def batch_terminated_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
+    """A run of `job` was terminated (Terminate in the UI): pause its queue and release the run's claims.
+
+    The batch op does the same when it sees the interrupt; this covers a run terminated before its op
+    started or killed too hard to run its handler."""
+
+    @dg.run_status_sensor(
+        name="batch_terminated_sensor",
+        run_status=dg.DagsterRunStatus.CANCELED,
+        monitored_jobs=[job],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=5,
+    )
+    def batch_terminated_sensor(context: dg.RunStatusSensorContext, storage: ForexStorage):
+        from forex_pipeline.queue.lifecycle import pause_for_terminated_run
+        from forex_pipeline.store.db import get_engine
+
+        queue_id = queue_of(context.dagster_run.tags)
+        if queue_id is not None:
+            queue = pause_for_terminated_run(get_engine(storage.db_url), queue_id, context.dagster_run.run_id)
+            context.log.info(f"queue {queue_id}: {queue.status} ({queue.error_message or '-'})")
+
+    return batch_terminated_sensor
+
+
+def regime_bests_refresh_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
+    """Refresh `regime_bests` (launch `job`) once new model outcomes are recorded and no refresh is in flight.
+
+    The cursor is the storage id of the latest `inference_backtests` materialization already shown, so
+    each batch of outcomes is followed by one refresh, whoever ran it (UI, sensor, CLI)."""
+
+    @dg.sensor(name="regime_bests_refresh_sensor", job=job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+    def regime_bests_refresh_sensor(context: dg.SensorEvaluationContext):
+        latest = context.instance.fetch_materializations(dg.AssetKey("inference_backtests"), limit=1).records
+        if not latest:
+            return dg.SkipReason("no model outcome recorded yet")
+        storage_id = latest[0].storage_id
+        if context.cursor and int(context.cursor) >= storage_id:
+            return dg.SkipReason("regime_bests already reflects the latest outcome")
+        if context.instance.get_run_records(dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT), limit=1):
+            return dg.SkipReason("a regime_bests refresh is in flight")
+        context.update_cursor(str(storage_id))
+        return dg.RunRequest(run_key=f"regime-bests-{storage_id}")
+
+    return regime_bests_refresh_sensor

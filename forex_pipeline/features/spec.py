@@ -117,3 +117,11 @@ class FeatureSetSpec(BaseModel):
     def partition_key(self) -> str:
         """Readable plus a short hash, e.g. EURUSD-1h-d365-a1b2c3d4."""
         return f"{self.symbol}-{self.base_timeframe}-d{self.days_history}-{short_hash(self.canonical())}"
+
+    @property
+    def label(self) -> str:
+        """What a person reads, without a hash: `EURUSD 1h 365d`, plus the indicators and extras when there are any."""
+        parts = [self.symbol, self.base_timeframe, f"{self.days_history}d"]
+        parts.extend(f"{name}:{','.join(timeframes)}" for name, timeframes in self.indicator_timeframes.items())
+        parts.extend(self.additional_features)
+        return " ".join(parts)

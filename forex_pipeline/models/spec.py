@@ -70,6 +70,16 @@ class ModelSpec(BaseModel):
         """Readable plus a short hash, e.g. rf-pca-h5-d4e5f6a7."""
         return f"{self.model_type}-{self.encoder}-h{self.horizon}-{short_hash(self.canonical())}"
 
+    @property
+    def label(self) -> str:
+        """What a person reads, without a hash: `rf h5 max_depth=4 n_estimators=50` (`rf pca/8 h5` with an encoder)."""
+        parts = [self.model_type]
+        if self.encoder != "none":
+            parts.append(f"{self.encoder}/{self.encoder_dim}")
+        parts.append(f"h{self.horizon}")
+        parts.extend(f"{name}={value}" for name, value in self.hyperparameters.items())
+        return " ".join(parts)
+
 
 def model_config_hash(feature_set_hash: str, model_spec_hash: str) -> str:
     """The hash of one model configuration (a feature set paired with a model spec)."""
@@ -105,6 +115,11 @@ class ModelConfiguration:
     def partition_key(self) -> str:
         """The Dagster multi-partition key string, e.g. EURUSD-1h-d365-a1b2c3d4|rf-pca-h5-d4e5f6a7."""
         return multi_partition_key_string(self.feature_set_key, self.model_spec_key)
+
+    @property
+    def label(self) -> str:
+        """The readable name of the configuration, e.g. `EURUSD 1h 365d | rf h5 max_depth=4 n_estimators=50`."""
+        return f"{self.feature_set.label} | {self.model_spec.label}"
 
     @property
     def partition_keys(self) -> dict[str, str]:

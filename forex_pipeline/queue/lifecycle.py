@@ -218,6 +218,54 @@ def resume(engine: Engine, queue_id: int, settings: Settings) -> training_queue.
         return recount(session, queue_id)
 
 
+def retry_failed(engine: Engine, queue_id: int, artifacts_dir: Path) -> int:
+    """Queue the grid of a stopped queue again, so its failed configurations train once more; returns
+    the new queue's id. Only what has no completed run is trained: completed models are found by hash."""
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        failed = sum(r.status == RunStatus.FAILED for r in training_runs.runs_of_queue(session, queue_id))
+    if queue.status == QueueStatus.RUNNING:
+        raise QueueError(f"queue {queue_id} is running; retry its failed configurations once it has stopped")
+    if failed == 0:
+        raise QueueError(f"queue {queue_id} has no failed configurations to retry")
+    return submit_grid(engine, queue.grid_spec, artifacts_dir, name=f"{queue.name} (retry of {queue_id})")
+
+
+def pause_for_terminated_run(engine: Engine, queue_id: int, dagster_run_id: str) -> training_queue.QueueRecord:
+    """A Dagster run of the queue was terminated (from the UI): treat it as a pause, not a crash.
+
+    The run's claims go back to pending (its model in flight trains again on resume), and a running
+    queue is asked to pause with a message saying why, so the queue sensor launches nothing more and
+    settles it `paused` once no other run is in flight. Idempotent: the op and the run-status sensor
+    both call it.
+    """
+    message = (
+        f"paused: Dagster run {dagster_run_id[:8]} was terminated; resume the queue (resume_queue job or "
+        f"`forex-pipeline queue resume {queue_id}`) to continue with what is missing"
+    )
+    with session_scope(engine) as session:
+        training_runs.release_claims(session, queue_id, dagster_run_id)
+        queue = _queue(session, queue_id)
+        if queue.status != QueueStatus.RUNNING or queue.cancel_requested:
+            return queue
+        training_queue.request_pause(session, queue_id)
+        return training_queue.set_queue_status(session, queue_id, QueueStatus.RUNNING, error_message=message)
+
+
+def status_line(queue: training_queue.QueueRecord) -> str:
+    """How a queue reads to a person: `completed, 2 failed`, `running 5/6`, `paused: <why>`."""
+    done = queue.completed_models + queue.failed_models
+    failed = f", {queue.failed_models} failed" if queue.failed_models else ""
+    if queue.status == QueueStatus.RUNNING:
+        requested = " (pause requested)" if queue.pause_requested else " (cancel requested)" if queue.cancel_requested else ""
+        return f"running {done}/{queue.total_models}{failed}{requested}"
+    if queue.status in (QueueStatus.PAUSED, QueueStatus.FAILED, QueueStatus.INTERRUPTED) and queue.error_message:
+        return f"{queue.status} {done}/{queue.total_models}{failed}: {queue.error_message}"
+    if queue.status == QueueStatus.COMPLETED:
+        return f"completed{failed}"
+    return f"{queue.status} {done}/{queue.total_models}{failed}"
+
+
 def progress(queue: training_queue.QueueRecord) -> dict[str, Any]:
     """Progress figures of a queue: done, kept, deleted, elapsed and an estimate of the time left."""
     done = queue.completed_models + queue.failed_models
@@ -231,6 +279,7 @@ def progress(queue: training_queue.QueueRecord) -> dict[str, Any]:
         "completed": queue.completed_models, "failed": queue.failed_models, "kept": queue.kept_models,
         "deleted": queue.deleted_models, "elapsed_seconds": round(elapsed, 1),
         "remaining_seconds": None if eta is None else round(eta, 1), "message": queue.error_message or "",
+        "summary": status_line(queue),
     }
 
 

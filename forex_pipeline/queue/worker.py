@@ -115,8 +115,14 @@ def process_batch(
     sample_dir: Path | None,
     dagster_run_id: str | None = None,
     on_outcome: Callable[[ConfigurationOutcome, ModelConfiguration], None] | None = None,
+    on_start: Callable[[int, ModelConfiguration], None] | None = None,
+    on_disk_pause: Callable[[str], None] | None = None,
 ) -> BatchResult:
-    """Run configurations one by one, honouring pause/cancel flags, failure streaks and free disk."""
+    """Run configurations one by one, honouring pause/cancel flags, failure streaks and free disk.
+
+    `on_start(index, configuration)` is called as each configuration starts (the model in flight),
+    `on_outcome` when it has been recorded, `on_disk_pause(message)` when low disk space pauses the
+    queue: the Dagster shell turns them into live progress and asset events."""
     outcomes: list[ConfigurationOutcome] = []
     for configuration in configurations:
         with session_scope(engine) as session:
@@ -127,12 +133,14 @@ def process_batch(
             return BatchResult(tuple(outcomes), "pause")
         free = free_disk_gb(artifacts_dir)
         if free < settings.queue.min_free_disk_gb:
+            message = f"paused: {free:.2f} GB free under {artifacts_dir}, below queue.min_free_disk_gb={settings.queue.min_free_disk_gb}"
             with session_scope(engine) as session:
-                training_queue.set_queue_status(
-                    session, queue_id, QueueStatus.PAUSED,
-                    error_message=f"paused: {free:.2f} GB free under {artifacts_dir}, below queue.min_free_disk_gb={settings.queue.min_free_disk_gb}",
-                )
+                training_queue.set_queue_status(session, queue_id, QueueStatus.PAUSED, error_message=message)
+            if on_disk_pause is not None:
+                on_disk_pause(message)
             return BatchResult(tuple(outcomes), "disk")
+        if on_start is not None:
+            on_start(len(outcomes), configuration)
         try:
             outcome = run_configuration(
                 configuration,
@@ -145,6 +153,8 @@ def process_batch(
             )
         except DiskFullError as exc:
             pause_for_disk(engine, queue_id, str(exc))
+            if on_disk_pause is not None:
+                on_disk_pause(f"paused: {exc}")
             return BatchResult(tuple(outcomes), "disk")
         outcomes.append(outcome)
         with session_scope(engine) as session:

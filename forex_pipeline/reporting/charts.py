@@ -1,4 +1,4 @@
-"""The regime-bests dashboard: Markdown tables and PNG charts, from plain DataFrames.
+"""The regime-bests dashboard charts (PNG) and labels, from plain DataFrames (tables are in reporting.tables).
 
 Used by the `regime_bests` asset (shown in the Dagster UI) and by the CLI; no Dagster here.
 """
@@ -22,46 +22,12 @@ REGIME_COLOURS = {
 }
 
 
-def inference_config_label(row: pd.Series) -> str:
+def inference_config_label(row: "pd.Series | dict") -> str:
+    """`direct/mean c>=0.6 lb=20`: prediction method, ensemble method, confidence threshold, lookback."""
     return (
         f"{row['prediction_method']}/{row['ensemble_method']}"
         f" c>={row['confidence_threshold']:g} lb={int(row['lookback_window'])}"
     )
-
-
-def _fmt(value: object, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
-
-
-def bests_markdown(bests: pd.DataFrame, regimes: list[str]) -> str:
-    """One Markdown table per regime: model, inference config, score, improvement, trades, DSR, date."""
-    if bests.empty:
-        return "_No regime bests yet: no model has met the minimum trade count in any regime._"
-    parts = []
-    for regime in regimes:
-        rows = bests[bests["regime"] == regime].sort_values("rank")
-        parts.append(f"### {regime}\n")
-        if rows.empty:
-            parts.append("_no eligible model yet_\n")
-            continue
-        n_trials = int(rows["n_trials"].max())
-        parts.append(f"{n_trials} inference configurations tried in this regime.\n")
-        parts.append("| rank | model | inference config | Sharpe | improvement | trades | deflated Sharpe | date |")
-        parts.append("|---:|---|---|---:|---:|---:|---:|---|")
-        for _, row in rows.iterrows():
-            parts.append(
-                f"| {int(row['rank'])} | `{row['partition_key']}` | {inference_config_label(row)} | {_fmt(row['score'])}"
-                f" | {_fmt(row['improvement'])} | {int(row['trade_count'])} | {_fmt(row['deflated_sharpe'])}"
-                f" | {_fmt(pd.Timestamp(row['updated_at']))} |"
-            )
-        parts.append("")
-    return "\n".join(parts)
 
 
 def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib Figure

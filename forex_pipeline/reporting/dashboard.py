@@ -11,6 +11,7 @@ import pandas as pd
 
 from forex_pipeline.keys import split_multi_partition_key
 from forex_pipeline.reporting import charts
+from forex_pipeline.reporting.tables import Table, bests_table, model_label
 from forex_pipeline.store.regime_definitions import active_regimes
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import history, regime_best_models, training_runs
@@ -21,7 +22,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Dashboard:
-    markdown: str
+    """What the regime_bests asset shows: the bests as a typed table, how many models they hold, one PNG per chart."""
+
+    table: Table
     n_models: int
     charts: dict[str, Path] = field(default_factory=dict)
 
@@ -78,26 +81,27 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
         config = InferenceConfig(
             row["prediction_method"], row["ensemble_method"], float(row["confidence_threshold"]), int(row["lookback_window"])
         )
-        curves[f"{row['regime']}: {ms_key}"] = config_equity(model, matrix, test, config, settings, feature_set.symbol)
+        curves[f"{row['regime']}: {model_label(artifacts_dir, str(row['partition_key']))}"] = config_equity(model, matrix, test, config, settings, feature_set.symbol)
     return curves
 
 
-def _pivot(rows: pd.DataFrame) -> pd.DataFrame:
-    """Model x regime table of best Sharpe (empty stays empty)."""
+def _pivot(rows: pd.DataFrame, artifacts_dir: Path) -> pd.DataFrame:
+    """Model x regime table of best Sharpe, models by their readable names (empty stays empty)."""
     if rows.empty:
         return rows
-    return rows.pivot(index="model", columns="regime", values="sharpe").astype(float)
+    labelled = rows.assign(model=[model_label(artifacts_dir, str(key)) for key in rows["model"]])
+    return labelled.pivot_table(index="model", columns="regime", values="sharpe", aggfunc="max").astype(float)
 
 
 def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Dashboard:
-    """Markdown tables per regime plus heatmap, risk/return, equity and timeline charts under artifacts/dashboard."""
+    """The bests table plus heatmap, risk/return, equity and timeline charts under artifacts/dashboard."""
     engine = get_engine(db_url)
     out = Path(artifacts_dir) / "dashboard"
     with session_scope(engine) as session:
         regimes = list(active_regimes(session, settings).definitions)
         bests = regime_best_models.current_bests(session)
         run_ids = sorted({int(r) for r in bests["training_run_id"]}) if not bests.empty else []
-        heat = _pivot(history.best_sharpe_by_model_and_regime(session, run_ids, settings.regimes.min_trades)) if run_ids else pd.DataFrame()
+        heat = _pivot(history.best_sharpe_by_model_and_regime(session, run_ids, settings.regimes.min_trades), Path(artifacts_dir)) if run_ids else pd.DataFrame()
         points = history.best_backtest_per_run(session)
     paths: dict[str, Path] = {}
     if not heat.empty:
@@ -110,4 +114,4 @@ def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Das
     timeline = regime_timeline(bests, settings, Path(artifacts_dir), out / "regime_timeline.png")
     if timeline is not None:
         paths["regime_timeline"] = timeline
-    return Dashboard(charts.bests_markdown(bests, regimes), len(run_ids), paths)
+    return Dashboard(bests_table(bests, regimes, Path(artifacts_dir)), len(run_ids), paths)

@@ -266,11 +266,15 @@ def claim_training_run(
     return result.rowcount == 1, run
 
 
-def release_claims(session: Session, queue_id: int) -> int:
-    """Training runs of this queue left `running` by a stopped worker go back to pending; returns how many."""
+def release_claims(session: Session, queue_id: int, dagster_run_id: str | None = None) -> int:
+    """Training runs of this queue left `running` by a stopped worker go back to pending; returns how many.
+    With `dagster_run_id`, only the claims of that Dagster run (other runs of the queue keep theirs)."""
+    conditions = [TrainingRun.queue_id == queue_id, TrainingRun.status == RunStatus.RUNNING]
+    if dagster_run_id is not None:
+        conditions.append(TrainingRun.dagster_run_id == dagster_run_id)
     result = session.execute(
         update(TrainingRun)
-        .where(TrainingRun.queue_id == queue_id, TrainingRun.status == RunStatus.RUNNING)
+        .where(*conditions)
         .values(status=RunStatus.PENDING)
         .execution_options(synchronize_session=False)
     )

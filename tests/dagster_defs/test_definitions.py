@@ -10,7 +10,7 @@ from forex_pipeline.dagster_defs.definitions import defs
 
 def test_definitions_hold_the_asset_graph():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert keys == {"raw_bars", "bars", "features", "trained_model", "inference_backtests", "regime_bests"}
+    assert keys == {"raw_bars", "bars", "features", "trained_model", "inference_backtests", "regime_bests", "training_progress"}
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("raw_bars") in graph.get(dg.AssetKey("bars")).parent_keys
     assert dg.AssetKey("features") in graph.get(dg.AssetKey("trained_model")).parent_keys

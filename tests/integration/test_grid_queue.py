@@ -78,10 +78,15 @@ def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
     from forex_pipeline.reporting.dashboard import build_dashboard
 
     dashboard = build_dashboard(settings.database_url, settings, settings.artifacts_dir)
-    for regime in settings.regimes.definitions:
-        assert f"### {regime}" in dashboard.markdown
-    for partition_key in bests["partition_key"]:
-        assert partition_key in dashboard.markdown
+    records = dashboard.table.records
+    assert [(r["regime"], r["rank"], r["partition_key"]) for r in records] == sorted(
+        zip(bests["regime"], bests["rank"], bests["partition_key"]),
+        key=lambda t: (list(settings.regimes.definitions).index(t[0]) if t[0] in settings.regimes.definitions else 99, t[0], t[1]),
+    )
+    for record in records:  # readable names, the hash in its own column
+        fs_label, ms_label = record["model"].split(" | ")
+        assert fs_label.startswith("SYNTH ") and record["config_hash"] not in record["model"]
+        assert record["partition_key"].split("|")[0] not in record["model"]
     assert set(dashboard.charts) == {"model_regime_heatmap", "risk_vs_return", "equity_of_bests", "regime_timeline"}
     assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in dashboard.charts.values())
 

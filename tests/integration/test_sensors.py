@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from forex_pipeline.queue import lifecycle
 
@@ -88,19 +89,15 @@ def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
     with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def("submit_grid_job").execute_in_process(
-            run_config={"ops": {"submit_grid_op": {"config": {"grid": TINY_GRID, "name": "from-ui"}}}}, instance=instance
-        )
+        result = defs.resolve_job_def("submit_grid_job").execute_in_process(run_config={**TINY_GRID, "name": "from-ui"}, instance=instance)
         queue_id = result.output_for_node("submit_grid_op")
         assert set(instance.get_dynamic_partitions("model_spec")) == {
             c.model_spec.partition_key for c in lifecycle.configurations_of(TINY_GRID)
         }
-        bad = defs.resolve_job_def("submit_grid_job").execute_in_process(
-            run_config={"ops": {"submit_grid_op": {"config": {"grid": {**TINY_GRID, "name": ""}}}}},
-            instance=instance,
-            raise_on_error=False,
-        )
-        assert not bad.success
+        with pytest.raises(dg.DagsterConfigMappingFunctionError) as refused:  # refused before any run exists
+            defs.resolve_job_def("submit_grid_job").execute_in_process(run_config={**TINY_GRID, "name": ""}, instance=instance)
+        assert "name: String should have at least 1 character" in str(refused.value.__cause__)
+        assert len(instance.get_run_records(dg.RunsFilter(job_name="submit_grid_job"))) == 1
     with session_scope(engine) as session:
         queue = training_queue.get_queue(session, queue_id)
         assert len(training_queue.list_queues(session)) == 1  # the invalid grid created nothing

@@ -9,6 +9,7 @@ to be reloaded from disk between them (DESIGN.md section 4: orchestration cost i
 import dagster as dg
 
 from forex_pipeline.keys import RunStatus
+from forex_pipeline.dagster_defs.batch_events import outcome_metadata
 from forex_pipeline.dagster_defs.partitions import feature_set_partitions, model_config_partitions
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION
@@ -27,21 +28,6 @@ def feature_metadata(matrix, path) -> dict:  # noqa: ANN001 - FeatureMatrix, Pat
         "dropped_features": dg.MetadataValue.json(matrix.metadata.get("dropped_features", {})),
         "path": dg.MetadataValue.path(str(path)),
     }
-
-
-def outcome_metadata(outcome) -> dict:  # noqa: ANN001 - ConfigurationOutcome
-    metadata = {
-        "status": str(outcome.status),
-        "model_config_hash": outcome.model_config_hash,
-        "training_seconds": round(outcome.training_seconds, 3),
-        "backtest_seconds": round(outcome.backtest_seconds, 3),
-        "model_bytes": outcome.model_bytes,
-        "kept": outcome.kept,
-    }
-    if outcome.record is not None:
-        metadata["best_regimes"] = ", ".join(outcome.record.regimes_in_top) or "-"
-        metadata["best_sharpe"] = outcome.record.best_sharpe if outcome.record.best_sharpe is not None else float("nan")
-    return metadata
 
 
 @dg.asset(
@@ -98,6 +84,6 @@ def trained_model_and_backtests(context: dg.AssetExecutionContext, storage: Fore
     )
     if outcome.status == RunStatus.FAILED:
         raise dg.Failure(description=f"{outcome.partition_key}: {outcome.error}")
-    metadata = outcome_metadata(outcome)
+    metadata = outcome_metadata(outcome, ModelConfiguration.of(feature_set, model_spec).label)
     yield dg.MaterializeResult(asset_key="trained_model", metadata=metadata)
     yield dg.MaterializeResult(asset_key="inference_backtests", metadata=metadata)

@@ -1,33 +1,43 @@
-"""`regime_bests`: the best models per regime as Markdown tables and charts in the Dagster UI."""
-
-
-import base64
-from pathlib import Path
+"""`regime_bests`: the best models per regime as a typed table, and one metadata entry per chart."""
 
 import dagster as dg
 
+from forex_pipeline.dagster_defs.metadata import chart_metadata, table_metadata
 from forex_pipeline.dagster_defs.resources import ForexStorage
 
 
-def _image(path: Path) -> dg.MetadataValue:
-    encoded = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{encoded})")
+FRESH_CHECK = "reflects_latest_outcomes"
 
 
 @dg.asset(
     group_name="model_grid",
     deps=["inference_backtests"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            FRESH_CHECK, asset="regime_bests",
+            description="no model outcome recorded since this table was built (a WARN means stale: a refresh is on its way)",
+        )
+    ],
     description="Best (model, inference configuration) per regime, improvement, deflated Sharpe, charts.",
 )
 def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
     from forex_pipeline.reporting.dashboard import build_dashboard
 
     dashboard = build_dashboard(storage.db_url, storage.settings, storage.artifacts)
+    regimes_with_bests = sorted({str(r["regime"]) for r in dashboard.table.records})
     metadata: dict[str, dg.MetadataValue] = {
-        "bests": dg.MetadataValue.md(dashboard.markdown),
+        "bests": table_metadata(dashboard.table),
         "models_in_bests": dg.MetadataValue.int(dashboard.n_models),
+        "regimes_with_bests": dg.MetadataValue.text(", ".join(regimes_with_bests) or "none yet"),
     }
     for name, path in dashboard.charts.items():
-        metadata[name] = _image(path)
-        metadata[f"{name}_path"] = dg.MetadataValue.path(str(path))
-    return dg.MaterializeResult(metadata=metadata)
+        metadata.update(chart_metadata(name, path))
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[dg.AssetCheckResult(check_name=FRESH_CHECK, passed=True, metadata={"models_in_bests": dashboard.n_models})],
+    )
+
+
+regime_bests_job = dg.define_asset_job(
+    "refresh_regime_bests", selection=[regime_bests.key], description="Rebuild regime_bests (launched by regime_bests_refresh_sensor)."
+)
