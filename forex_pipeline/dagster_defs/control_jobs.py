@@ -226,14 +226,14 @@ def export_checkpoint_op(context: dg.OpExecutionContext, config: ExportCheckpoin
 
 @dg.op(description="Recreate a queue from a checkpoint JSON, paused (resume_queue continues it).")
 def import_checkpoint_op(context: dg.OpExecutionContext, config: CheckpointFile, storage: ForexStorage) -> int:
-    from forex_pipeline.queue.checkpoint import import_checkpoint
-    from forex_pipeline.queue.lifecycle import QueueError
+    from forex_pipeline.errors import InputError, OperationError
+    from forex_pipeline.queue.checkpoint import import_checkpoint, read_checkpoint
 
+    source = f"checkpoint {config.path}"
     try:
-        data = json.loads(Path(config.path).read_text())
-        queue_id = import_checkpoint(_engine(storage), data, storage.artifacts)
-    except (OSError, json.JSONDecodeError, QueueError, ValueError) as exc:
-        raise dg.Failure(description=f"checkpoint {config.path}: {exc}") from exc
+        queue_id = import_checkpoint(_engine(storage), read_checkpoint(Path(config.path)), storage.artifacts, source=source)
+    except (InputError, OperationError) as exc:
+        raise dg.Failure(description=str(exc)) from None
     context.log.info(f"imported as queue {queue_id} (paused); continue with resume_queue")
     return queue_id
 
