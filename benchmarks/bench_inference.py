@@ -31,7 +31,7 @@ import pandas as pd
 
 from forex_pipeline.backtest.confidence import rolling_size_rank
 from forex_pipeline.backtest.ensembles import combine, member_agreement
-from forex_pipeline.backtest.inference_grid import expand_grid
+from forex_pipeline.backtest.inference_grid import inference_configs
 from forex_pipeline.backtest.metrics import metrics_from_stats
 from forex_pipeline.backtest.run import backtest_member_predictions, encode_regimes
 from forex_pipeline.backtest.simulator import equity_curve, simulate_grid
@@ -116,7 +116,7 @@ def main() -> None:
     ours_from_members()
     ours_seconds, _ = best_of(3, ours)
     from_members_seconds, frame = best_of(3, ours_from_members)
-    print(f"configurations={len(expand_grid(grid))} regimes={len(regimes.names)} rows={len(frame)}")
+    print(f"configurations={len(inference_configs(grid))} regimes={len(regimes.names)} rows={len(frame)}")
     print(f"ours_seconds={ours_seconds:.3f}", flush=True)
     print(f"ours_from_members_seconds={from_members_seconds:.3f}", flush=True)
     threads = numba.get_num_threads()

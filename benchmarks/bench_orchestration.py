@@ -36,18 +36,18 @@ def storage_env(home: Path) -> dict[str, str]:
 PLAIN_LOOP = """
 import sys, time
 started = time.perf_counter()
-from forex_pipeline.grid import expand_grid, load_grid_spec
+from forex_pipeline.grid.expand import expand_grid, load_grid_spec
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store.db import get_engine, upgrade
 from forex_pipeline.data.sources import default_sample_dir
-from forex_pipeline.two_phase import run_configuration
+from forex_pipeline.pipeline.configuration import run_configuration
 
 settings = get_settings()
 upgrade(settings.database_url)
 engine = get_engine(settings.database_url)
 grid = expand_grid(load_grid_spec(sys.argv[1]))
 statuses = [
-    run_configuration(c.feature_set, c.model_spec, settings=settings, engine=engine,
+    run_configuration(c, settings=settings, engine=engine,
                       artifacts_dir=settings.artifacts_dir, sample_dir=default_sample_dir()).status
     for c in grid.configurations
 ]

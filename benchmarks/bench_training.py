@@ -30,7 +30,7 @@ from forex_pipeline.features.spec import FeatureSetSpec  # noqa: E402
 from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model  # noqa: E402
 from forex_pipeline.models.spec import ModelSpec  # noqa: E402
 from forex_pipeline.settings import Settings, get_settings  # noqa: E402
-from forex_pipeline.store.model_files import model_file_path  # noqa: E402
+from forex_pipeline.models.files import model_file_path  # noqa: E402
 from tests.conftest import fx_data_dir  # noqa: E402
 
 # model type -> hyperparameters of the benchmarked spec (empty: the family's defaults).

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from forex_pipeline.backtest.inference_grid import expand_grid
+from forex_pipeline.backtest.inference_grid import inference_configs
 from forex_pipeline.backtest.run import run_inference_backtests
 from forex_pipeline.data.loaders import load_bars
 from forex_pipeline.data.resample import resample_bars
@@ -68,7 +68,7 @@ def main() -> None:
     started = time.perf_counter()
     output = run_inference_backtests(model, matrix, splits.test, labels, settings, "EURUSD")
     inference = time.perf_counter() - started
-    n_configs = len(expand_grid(settings.inference_grid))
+    n_configs = len(inference_configs(settings.inference_grid))
     retrain_all = mean_train * n_configs
     print(f"test_rows={splits.test.size} configurations={n_configs} backtest_rows={len(output.frame)}")
     print(f"inference_seconds={inference:.3f} (prediction {output.prediction_seconds:.3f}, "

@@ -15,6 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forex_pipeline.keys import REGIME_SENTINELS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "training_pipeline.yaml"
 REGIME_FEATURES = ("trend_strength", "volatility_percentile", "return_sign")
@@ -165,7 +167,7 @@ class RegimeSettings(_Strict):
     @classmethod
     def _names(cls, definitions: dict[str, RegimeDefinition]) -> dict[str, RegimeDefinition]:
         for name in definitions:
-            if name in ("all", "unclassified") or not name.replace("_", "").isalnum():
+            if name in REGIME_SENTINELS or not name.replace("_", "").isalnum():
                 raise ValueError(f"regime name {name!r} is reserved or not an identifier")
         return definitions
 

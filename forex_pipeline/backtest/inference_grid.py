@@ -55,7 +55,7 @@ class InferenceConfig:
         return (self.prediction_method, self.ensemble_method, self.lookback_window)
 
 
-def expand_grid(grid: InferenceGridSettings) -> list[InferenceConfig]:
+def inference_configs(grid: InferenceGridSettings) -> list[InferenceConfig]:
     """All configurations of the grid, ordered method, ensemble, lookback, threshold (series-major)."""
     return [
         InferenceConfig(method, ensemble, threshold, lookback)

@@ -24,17 +24,16 @@ from forex_pipeline.backtest.columns import (
 )
 from forex_pipeline.backtest.confidence import rolling_size_rank
 from forex_pipeline.backtest.ensembles import combine, member_agreement
-from forex_pipeline.backtest.inference_grid import InferenceConfig, expand_grid
+from forex_pipeline.backtest.inference_grid import InferenceConfig, inference_configs
 from forex_pipeline.backtest.metrics import metrics_from_stats, trust_from_stats
 from forex_pipeline.backtest.segments import Segment, evaluation_segments, whole_test
 from forex_pipeline.backtest.simulator import simulate_grid
 from forex_pipeline.data.timeframes import bars_per_year
 from forex_pipeline.features.matrix import FeatureMatrix
+from forex_pipeline.keys import REGIME_ALL, REGIME_UNCLASSIFIED
 from forex_pipeline.models.base import Combiners, TrainedModel
 from forex_pipeline.settings import InferenceGridSettings, Settings, SymbolCosts
 
-ALL_REGIME = "all"
-UNCLASSIFIED = "unclassified"
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,8 @@ def encode_regimes(labels: np.ndarray, preferred_order: tuple[str, ...] = ()) ->
     if any(not isinstance(x, str) or not x for x in labels):
         raise ValueError("regime labels must be non-empty strings (use 'unclassified' for bars matching no rule)")
     present = set(labels.tolist())
-    if ALL_REGIME in present:
-        raise ValueError(f"{ALL_REGIME!r} is reserved for the whole test segment and cannot label a bar")
+    if REGIME_ALL in present:
+        raise ValueError(f"{REGIME_ALL!r} is reserved for the whole test segment and cannot label a bar")
     names = tuple(n for n in preferred_order if n in present) + tuple(sorted(present - set(preferred_order)))
     lookup = {name: i for i, name in enumerate(names)}
     return RegimeCodes(np.fromiter((lookup[x] for x in labels), dtype=np.int64, count=labels.size), names)
@@ -143,7 +142,7 @@ def backtest_member_predictions(
 ) -> pd.DataFrame:
     """The evaluation frame (EVALUATION_COLUMNS) from member predictions (K, n_warmup + n_test) per
     prediction method: one row per (configuration, segment, regime); default one segment `test`."""
-    configs = expand_grid(grid)
+    configs = inference_configs(grid)
     thresholds = np.asarray(grid.confidence_thresholds, dtype=np.float64)
     n_test = close.shape[0]
     segments = whole_test(n_test) if segments is None else tuple(segments)
@@ -153,7 +152,7 @@ def backtest_member_predictions(
         for fc, conf in _series(members, combiners, n_warmup, n_test, grid, max_matrix_bytes)
     ]
     stats = np.concatenate(blocks, axis=0).reshape(len(configs), len(segments), n_regimes + 1, -1)
-    return _frame(configs, stats, tuple(s.name for s in segments), (*regimes.names, ALL_REGIME), annualisation)
+    return _frame(configs, stats, tuple(s.name for s in segments), (*regimes.names, REGIME_ALL), annualisation)
 
 
 def _frame(
@@ -228,7 +227,7 @@ def run_baseline_backtests(
     labels and segments as the inference grid (labels per close or per test row)."""
     close = np.asarray(close, dtype=np.float64)
     test_rows = _check_rows(test_rows, close.shape[0])
-    regimes = encode_regimes(_test_labels(regime_labels, test_rows, close.shape[0]), (*settings.regimes.definitions, UNCLASSIFIED))
+    regimes = encode_regimes(_test_labels(regime_labels, test_rows, close.shape[0]), (*settings.regimes.definitions, REGIME_UNCLASSIFIED))
     n_test = test_rows.size
     segments = whole_test(n_test) if segments is None else tuple(segments)
     forecasts = baseline_forecasts(close, test_rows, settings.regimes.trend_window)
@@ -236,7 +235,7 @@ def run_baseline_backtests(
         forecasts, np.ones_like(forecasts), np.array([0.0]), close[test_rows], horizon,
         settings.data.costs_for(symbol), regimes.codes, len(regimes.names), segments,
     )[:, 0]                                                               # (4, segments, G + 1, N_STATS)
-    regime_names = (*regimes.names, ALL_REGIME)
+    regime_names = (*regimes.names, REGIME_ALL)
     order = [len(regime_names) - 1, *range(len(regime_names) - 1)]
     stats = stats[:, :, order, :]
     n_seg, n_reg = stats.shape[1:3]
@@ -299,7 +298,7 @@ def run_noise_backtests(
     labels = np.asarray(regime_labels, dtype=object)
     if labels.shape != (n_test,):
         raise ValueError(f"regime_labels must hold one label per test close ({n_test}), got shape {labels.shape}")
-    regimes = encode_regimes(labels, (*settings.regimes.definitions, UNCLASSIFIED))
+    regimes = encode_regimes(labels, (*settings.regimes.definitions, REGIME_UNCLASSIFIED))
     evaluation = settings.evaluation
     n_models = evaluation.noise_models if n_models is None else int(n_models)
     rng = np.random.default_rng(evaluation.noise_seed if seed is None else seed)
@@ -314,7 +313,7 @@ def run_noise_backtests(
     min_trades = settings.regimes.min_trades
     costs = settings.data.costs_for(symbol)
     n_regimes = len(regimes.names)
-    regime_names = (*regimes.names, ALL_REGIME)
+    regime_names = (*regimes.names, REGIME_ALL)
     records = []
     for model in range(n_models):
         members = noise_members(rng, members_k, n_warmup + n_test, tuple(grid.prediction_methods), max(4.0 * horizon, 20.0))
@@ -387,7 +386,7 @@ def _evaluate(
     costs = settings.data.costs_for(symbol)
     regimes = encode_regimes(
         _test_labels(regime_labels, test_rows, matrix.n_rows),
-        (*settings.regimes.definitions, UNCLASSIFIED),
+        (*settings.regimes.definitions, REGIME_UNCLASSIFIED),
     )
     grid = settings.inference_grid
     n_warmup = int(min(max(grid.lookback_windows), test_rows[0]))

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import typer
+
+from forex_pipeline.keys import QueueStatus
 from rich.console import Console
 
 from forex_pipeline.settings import PROJECT_ROOT
@@ -19,10 +21,11 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
     """Train the demo grid through Dagster, backtest every inference configuration, print the bests."""
     from forex_pipeline.cli.results import bests as print_bests
     from forex_pipeline.cli.runner import run_in_foreground
-    from forex_pipeline.grid import GridSpecError, load_grid_spec
+    from forex_pipeline.grid.expand import load_grid_spec
+    from forex_pipeline.grid.spec import GridSpecError
     from forex_pipeline.settings import dagster_home, get_settings
     from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.training_queue import submit_grid
+    from forex_pipeline.queue.lifecycle import submit_grid
 
     started = time.perf_counter()
     settings = get_settings()
@@ -45,7 +48,7 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
         f"\nOpen the Dagster UI with `DAGSTER_HOME={dagster_home()} dagster dev` and browse the asset "
         "`regime_bests` (tables and charts) and the `grid_batch` runs."
     )
-    if final.status != "completed":
+    if final.status != QueueStatus.COMPLETED:
         raise typer.Exit(1)
 
 

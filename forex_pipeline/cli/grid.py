@@ -10,7 +10,9 @@ from rich.table import Table
 
 from forex_pipeline.cli.results import DatabaseUnavailable, console, errors, read_session
 from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
-from forex_pipeline.grid import Grid, GridPlan, GridSpec, GridSpecError, expand_grid, load_grid_spec, plan
+from forex_pipeline.grid.estimate import GridPlan, plan
+from forex_pipeline.grid.expand import Grid, expand_grid, load_grid_spec
+from forex_pipeline.grid.spec import GridSpec, GridSpecError
 from forex_pipeline.models.spec import ModelSpec
 
 app = typer.Typer(no_args_is_help=True, help="Grids of model configurations (feature sets x model specs).")
@@ -158,7 +160,7 @@ def submit_command(
     from forex_pipeline.cli.queue import run_queue_command
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store.db import get_engine, upgrade
-    from forex_pipeline.training_queue import submit_grid
+    from forex_pipeline.queue.lifecycle import submit_grid
 
     spec, _ = load_grid_or_exit(grid_file)
     settings = get_settings()

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from forex_pipeline.keys import QueueStatus
+
 app = typer.Typer(no_args_is_help=True, help="Training queues: status, pause, resume, cancel, checkpoints.")
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -26,7 +28,7 @@ def _context():  # noqa: ANN202
 
 
 def figures_of(queue) -> dict:  # noqa: ANN001 - QueueRecord
-    from forex_pipeline.training_queue import progress
+    from forex_pipeline.queue.lifecycle import progress
 
     return progress(queue)
 
@@ -39,12 +41,12 @@ def _fail(message: str) -> None:
 @app.command("list")
 def list_queues() -> None:
     """Every queue with its status and counts."""
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import training_queue
     from forex_pipeline.store.db import session_scope
 
     _, engine = _context()
     with session_scope(engine) as session:
-        queues = repository.list_queues(session)
+        queues = training_queue.list_queues(session)
     table = Table("id", "name", "status", "done/total", "failed", "kept", "deleted", "elapsed s")
     for q in queues:
         d = figures_of(q)
@@ -53,11 +55,11 @@ def list_queues() -> None:
 
 
 def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import training_queue
     from forex_pipeline.store.db import session_scope
 
     with session_scope(engine) as session:
-        queue = repository.get_queue(session, queue_id)
+        queue = training_queue.get_queue(session, queue_id)
     if queue is None:
         _fail(f"no training queue with id {queue_id}")
     return queue
@@ -66,7 +68,7 @@ def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
 @app.command()
 def status(queue_id: int, watch: bool = typer.Option(False, help="follow progress until the queue stops")) -> None:
     """Progress of one queue (a progress bar with --watch)."""
-    from forex_pipeline.training_queue import detect_interrupted
+    from forex_pipeline.queue.lifecycle import detect_interrupted
 
     settings, engine = _context()
     detect_interrupted(engine, settings)
@@ -81,7 +83,7 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
             queue = _get(engine, queue_id)
             d = figures_of(queue)
             bar.update(task, completed=d["completed"] + d["failed"], description=f"{queue.name} [{queue.status}] kept {d['kept']}")
-            if queue.status != "running" and queue.status != "pending":
+            if queue.status != QueueStatus.RUNNING and queue.status != QueueStatus.PENDING:
                 break
             time.sleep(1.0)
     console.print_json(json.dumps(figures_of(queue)))
@@ -89,13 +91,13 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
 
 def _request(queue_id: int, action: str) -> None:
     """Ask a queue to pause or cancel; a finished queue is refused with a clear error."""
-    from forex_pipeline import training_queue
+    from forex_pipeline.queue import lifecycle
 
     _, engine = _context()
     _get(engine, queue_id)
     try:
-        record = getattr(training_queue, action)(engine, queue_id)
-    except training_queue.QueueError as exc:
+        record = getattr(lifecycle, action)(engine, queue_id)
+    except lifecycle.QueueError as exc:
         _fail(str(exc))
     requested = record.pause_requested if action == "pause" else record.cancel_requested
     console.print(f"queue {queue_id}: {f'{action} requested' if requested else record.status}")
@@ -116,7 +118,7 @@ def cancel(queue_id: int) -> None:
 @app.command()
 def resume(queue_id: int, detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it")) -> None:
     """Continue a paused or interrupted queue with what is missing."""
-    from forex_pipeline.training_queue import QueueError, resume as resume_queue
+    from forex_pipeline.queue.lifecycle import QueueError, resume as resume_queue
 
     settings, engine = _context()
     _get(engine, queue_id)
@@ -138,26 +140,20 @@ def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="le
         return
     final = run_in_foreground(queue_id, console)
     console.print_json(json.dumps(figures_of(final)))
-    if final.status == "failed":
+    if final.status == QueueStatus.FAILED:
         raise typer.Exit(1)
 
 
 @app.command("export")
 def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", help="JSON file to write")) -> None:
     """Write the queue's checkpoint (grid, counts, state of every configuration) as JSON."""
-    import os
-    import tempfile
-
-    from forex_pipeline.training_queue import export_checkpoint
+    from forex_pipeline.io import atomic_write_text
+    from forex_pipeline.queue.checkpoint import export_checkpoint
 
     _, engine = _context()
     _get(engine, queue_id)
     data = export_checkpoint(engine, queue_id)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, output)
+    atomic_write_text(output, json.dumps(data, indent=2))
     console.print(f"wrote {output}")
 
 
@@ -165,7 +161,8 @@ def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", hel
 def import_(path: Path) -> None:
     """Recreate a queue from a checkpoint JSON (as paused; `queue resume` continues it)."""
     from forex_pipeline.settings import get_settings
-    from forex_pipeline.training_queue import QueueError, import_checkpoint
+    from forex_pipeline.queue.checkpoint import import_checkpoint
+    from forex_pipeline.queue.lifecycle import QueueError
 
     _, engine = _context()
     try:

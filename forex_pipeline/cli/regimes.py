@@ -20,14 +20,14 @@ def _fail(message: str) -> None:
 
 def _engine_and_settings():  # noqa: ANN202
     from forex_pipeline.settings import get_settings
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import regime_definitions
     from forex_pipeline.store.db import get_engine, session_scope, upgrade
 
     settings = get_settings()
     upgrade(settings.database_url)
     engine = get_engine(settings.database_url)
     with session_scope(engine) as session:
-        repository.seed_regime_definitions(session, settings)
+        regime_definitions.seed_regime_definitions(session, settings)
     return engine, settings
 
 
@@ -56,13 +56,13 @@ def describe_rules(rules: dict[str, dict[str, float]]) -> str:
 @app.command("list")
 def list_regimes() -> None:
     """Every regime with its rules, origin and whether it is scored."""
-    from forex_pipeline.regime_catalog import active_regimes
-    from forex_pipeline.store import repository
+    from forex_pipeline.store.regime_definitions import active_regimes
+    from forex_pipeline.store import regime_definitions
     from forex_pipeline.store.db import session_scope
 
     engine, settings = _engine_and_settings()
     with session_scope(engine) as session:
-        rows = repository.list_regime_definitions(session)
+        rows = regime_definitions.list_regime_definitions(session)
         active = active_regimes(session, settings).definitions
     table = Table("regime", "origin", "scored", "rules", "description")
     for row in rows:
@@ -78,27 +78,27 @@ def add(
     description: str = typer.Option("", help="what the regime means"),
 ) -> None:
     """Add a custom regime (rules are data: no code). It is scored from the next model recorded on."""
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import regime_definitions
     from forex_pipeline.store.db import session_scope
 
     engine, _ = _engine_and_settings()
     rules = dict(parse_rule(r) for r in rule)
     try:
         with session_scope(engine) as session:
-            repository.add_regime_definition(session, name, rules, description=description)
+            regime_definitions.add_regime_definition(session, name, rules, description=description)
     except ValueError as exc:
         _fail(str(exc))
     console().print(f"regime {name} added")
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import regime_definitions
     from forex_pipeline.store.db import session_scope
 
     engine, _ = _engine_and_settings()
     try:
         with session_scope(engine) as session:
-            repository.set_regime_enabled(session, name, enabled)
+            regime_definitions.set_regime_enabled(session, name, enabled)
     except LookupError as exc:
         _fail(str(exc))
     console().print(f"regime {name} {'enabled' if enabled else 'disabled'}")
@@ -127,7 +127,7 @@ def test_rules(
 
     from forex_pipeline.data.resample import resample_bars
     from forex_pipeline.data.sources import default_sample_dir, load_raw_bars
-    from forex_pipeline.regime_catalog import active_regimes
+    from forex_pipeline.store.regime_definitions import active_regimes
     from forex_pipeline.regimes.labels import label_regimes, majority_labels, regime_accuracy, regime_features
     from forex_pipeline.store.db import session_scope
 

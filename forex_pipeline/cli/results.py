@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,6 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+
+from forex_pipeline.io import atomic_write_text
 
 IS_ROOT_COMMANDS = True
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
@@ -165,18 +166,6 @@ def serialise(frame: pd.DataFrame, fmt: str) -> str:
     raise ValueError(f"format {fmt!r} is not csv or json")
 
 
-def write_atomic_text(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_format(fmt: str, output: Path | None) -> str:
@@ -199,7 +188,7 @@ def emit(frame: pd.DataFrame, fmt: str, output: Path | None, table: Callable[[],
     if output is None:
         typer.echo(text, nl=False)
         return
-    write_atomic_text(output, text)
+    atomic_write_text(output.expanduser(), text)
     errors().print(f"wrote {len(frame)} row(s) to {output}", highlight=False)
 
 
@@ -223,8 +212,8 @@ def bests(
     output: Path | None = typer.Option(None, "--output", help="write csv/json to this file instead of stdout"),
 ) -> None:
     """Current best models per regime: rank, model, inference config, score, improvement, trades, deflated Sharpe."""
-    from forex_pipeline.reports import inference_config_label
-    from forex_pipeline.store.repository import current_bests
+    from forex_pipeline.reporting.charts import inference_config_label
+    from forex_pipeline.store.regime_best_models import current_bests
 
     fmt = _check_format(fmt, output)
     try:
@@ -260,7 +249,7 @@ def history(
     output: Path | None = typer.Option(None, "--output", help="write csv/json to this file instead of stdout"),
 ) -> None:
     """Training history with filters, sorting and paging; export as CSV or JSON."""
-    from forex_pipeline.store.repository import HistoryFilter, query_history
+    from forex_pipeline.store.history import HistoryFilter, query_history
 
     fmt = _check_format(fmt, output)
     field = sort or "created_at"

@@ -28,17 +28,18 @@ def dagster_instance():  # noqa: ANN201
 
 def run_in_foreground(queue_id: int, console: Console):  # noqa: ANN201 - QueueRecord
     """Work the queue to its end here; each batch is a Dagster run recorded in the instance."""
-    from forex_pipeline.jobs import execute_batch, register_partitions
+    from forex_pipeline.dagster_defs.jobs import execute_batch, register_partitions
     from forex_pipeline.settings import get_settings
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import training_queue
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.training_queue import configurations_of, run_queue
+    from forex_pipeline.queue.lifecycle import configurations_of
+    from forex_pipeline.queue.worker import run_queue
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
     instance = dagster_instance()
     with session_scope(engine) as session:
-        queue = repository.get_queue(session, queue_id)
+        queue = training_queue.get_queue(session, queue_id)
     register_partitions(instance, configurations_of(queue.grid_spec))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
@@ -69,8 +70,8 @@ def _materialize_regime_bests(instance) -> None:  # noqa: ANN001
     """Refresh the `regime_bests` asset (tables and charts in the UI) after a queue stops."""
     import dagster as dg
 
-    from forex_pipeline.assets.regime_bests import regime_bests
-    from forex_pipeline.resources import ForexStorage
+    from forex_pipeline.dagster_defs.assets.regime_bests import regime_bests
+    from forex_pipeline.dagster_defs.resources import ForexStorage
 
     dg.materialize(
         [regime_bests],
@@ -83,15 +84,15 @@ def _materialize_regime_bests(instance) -> None:  # noqa: ANN001
 
 def start_detached(queue_id: int) -> None:
     """Register the queue's partitions and hand it to the daemon's `training_queue_sensor`."""
-    from forex_pipeline.jobs import register_partitions
+    from forex_pipeline.dagster_defs.jobs import register_partitions
     from forex_pipeline.settings import get_settings
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import training_queue
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.training_queue import configurations_of, hand_to_daemon
+    from forex_pipeline.queue.lifecycle import configurations_of, hand_to_daemon
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
     with session_scope(engine) as session:
-        queue = repository.get_queue(session, queue_id)
+        queue = training_queue.get_queue(session, queue_id)
     register_partitions(dagster_instance(), configurations_of(queue.grid_spec))
     hand_to_daemon(engine, queue_id)

@@ -9,14 +9,13 @@ Layout (symbols normalised, so `EUR/USD` is stored as EURUSD and never becomes a
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
 from forex_pipeline.data.schema import BAR_COLUMNS, INDEX_NAME, assert_bar_frame
 from forex_pipeline.data.timeframes import validate_timeframe
+from forex_pipeline.io import atomic_write
 from forex_pipeline.settings import normalize_symbol
 
 REGIME_COLUMN = "regime"
@@ -48,15 +47,7 @@ def bars_path(artifacts_dir: Path | str, symbol: str, timeframe: str) -> Path:
 
 def write_frame_atomic(frame: pd.DataFrame, path: Path | str) -> Path:
     """Write `frame` as Parquet to a temporary name beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        frame.to_parquet(temporary, engine="pyarrow", index=True)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda temp: frame.to_parquet(temp, engine="pyarrow", index=True))
 
 
 def write_bars(bars: pd.DataFrame, path: Path | str) -> Path:

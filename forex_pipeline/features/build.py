@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from forex_pipeline.features.indicators import compute_indicators, day_boundary_
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.features.preprocessing import preprocess
 from forex_pipeline.features.spec import FeatureSetSpec
+from forex_pipeline.io import atomic_write
 
 MIN_SPAN_SHARE = 0.5
 MIN_ROWS_AFTER_WARMUP = 50
@@ -210,14 +209,7 @@ def save_feature_matrix(fm: FeatureMatrix, path: Path | str) -> Path:
     table = pa.table(columns)
     header = json.dumps(_header(fm), sort_keys=True, allow_nan=True).encode()
     table = table.replace_schema_metadata({PARQUET_METADATA_KEY: header})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda temp: pq.write_table(table, temp))
 
 
 def load_feature_matrix(path: Path | str) -> FeatureMatrix:

@@ -24,7 +24,7 @@ from forex_pipeline.models.lazy_import import import_listed
 from forex_pipeline.models.spec import ModelSpec
 from forex_pipeline.models.training import check_ar_lags, check_horizon
 from forex_pipeline.settings import Settings
-from forex_pipeline.store.model_files import ModelFileInfo, verify, write_atomic
+from forex_pipeline.models.files import ModelFileInfo, verify, write_atomic
 
 __all__ = [
     "FAMILY_MODULES", "ModelSpecError", "TrainingContext", "family_module", "file_suffix",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.hashing import config_hash, short_hash
+from forex_pipeline.keys import multi_partition_key, multi_partition_key_string
 
 MODEL_TYPES: tuple[str, ...] = (
     "ridge",
@@ -71,3 +74,38 @@ class ModelSpec(BaseModel):
 def model_config_hash(feature_set_hash: str, model_spec_hash: str) -> str:
     """The hash of one model configuration (a feature set paired with a model spec)."""
     return config_hash({"feature_set": feature_set_hash, "model_spec": model_spec_hash})
+
+
+@dataclass(frozen=True)
+class ModelConfiguration:
+    """One feature set paired with one model spec, with its keys and hashes computed once.
+
+    It travels whole from the grid to the queue, the pipeline and the store, so no caller derives
+    a key or hash again.
+    """
+
+    feature_set: FeatureSetSpec
+    model_spec: ModelSpec
+    feature_set_key: str
+    model_spec_key: str
+    feature_set_hash: str
+    model_spec_hash: str
+    model_config_hash: str
+
+    @classmethod
+    def of(cls, feature_set: FeatureSetSpec, model_spec: ModelSpec) -> ModelConfiguration:
+        """The configuration of a (feature set, model spec) pair."""
+        fs_hash, ms_hash = feature_set.hash, model_spec.hash
+        return cls(
+            feature_set, model_spec, feature_set.partition_key, model_spec.partition_key, fs_hash, ms_hash,
+            model_config_hash(fs_hash, ms_hash),
+        )
+
+    @property
+    def partition_key(self) -> str:
+        """The Dagster multi-partition key string, e.g. EURUSD-1h-d365-a1b2c3d4|rf-pca-h5-d4e5f6a7."""
+        return multi_partition_key_string(self.feature_set_key, self.model_spec_key)
+
+    @property
+    def partition_keys(self) -> dict[str, str]:
+        return multi_partition_key(self.feature_set_key, self.model_spec_key)

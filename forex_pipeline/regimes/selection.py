@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 from forex_pipeline.data.timeframes import bars_per_year as timeframe_bars_per_year
+from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.regimes.deflated_sharpe import deflated_sharpe
 from forex_pipeline.regimes.significance import TrialMoments, deflate
 
-ALL_REGIME = "all"
 BEST_COLUMNS: tuple[str, ...] = (
     "regime",
     "rank",
@@ -184,7 +184,7 @@ def select_regime_bests(
     candidates, holdout = split_segments(candidates, selection_segment, holdout_segment)
     if regimes is None:
         found = set(candidates["regime"]) | set(standing["regime"])
-        regimes = sorted(found - {ALL_REGIME})
+        regimes = sorted(found - {REGIME_ALL})
     regimes = list(dict.fromkeys(regimes))
     new_models = set(candidates["model_config_hash"])
     per_model = model_bests(candidates, min_trades)

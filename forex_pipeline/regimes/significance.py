@@ -32,10 +32,9 @@ import numpy as np
 import pandas as pd
 
 from forex_pipeline.backtest.segments import SELECTION
+from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.regimes.deflated_sharpe import EULER_GAMMA, deflated_sharpe
 from forex_pipeline.settings import SignificanceSettings
-
-ALL_REGIME = "all"
 
 
 # --------------------------------------------------------------------------------------------- DSR
@@ -83,7 +82,7 @@ def regime_trials(rows: pd.DataFrame, segment: str = SELECTION) -> dict[str, Tri
     segment column counts all its rows). Rows need regime and sharpe_per_bar."""
     if "segment" in rows.columns:
         rows = rows[rows["segment"] == segment]
-    rows = rows[rows["regime"] != ALL_REGIME]
+    rows = rows[rows["regime"] != REGIME_ALL]
     return {str(regime): trial_moments(group["sharpe_per_bar"]) for regime, group in rows.groupby("regime", sort=True)}
 
 
@@ -201,7 +200,7 @@ def regime_pbo(rows: pd.DataFrame, segment: str = SELECTION) -> dict[str, float]
     if "segment" in rows.columns:
         rows = rows[rows["segment"] == segment]
     out: dict[str, float] = {}
-    for regime, group in rows[rows["regime"] != ALL_REGIME].groupby("regime", sort=True):
+    for regime, group in rows[rows["regime"] != REGIME_ALL].groupby("regime", sort=True):
         out[str(regime)] = cscv_pbo(*blocks_of(group)).pbo if len(group) >= 2 else float("nan")
     return out
 

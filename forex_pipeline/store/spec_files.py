@@ -8,14 +8,13 @@ the key carries the spec's hash, so a file that disagrees with its key is refuse
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.hashing import canonical_json
+from forex_pipeline.io import atomic_write_text
 from forex_pipeline.models.spec import ModelSpec
-from forex_pipeline.store.model_files import safe_key
+from forex_pipeline.models.files import safe_key
 
 KINDS = {"feature_set": FeatureSetSpec, "model_spec": ModelSpec}
 
@@ -32,12 +31,7 @@ def write_spec(artifacts_dir: Path, spec: FeatureSetSpec | ModelSpec) -> Path:
     path = spec_path(artifacts_dir, kind, spec.partition_key)
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(canonical_json(spec.model_dump(mode="json")))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, canonical_json(spec.model_dump(mode="json")))
 
 
 def read_spec(artifacts_dir: Path, kind: str, key: str) -> FeatureSetSpec | ModelSpec:

@@ -28,11 +28,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from forex_pipeline.backtest.columns import NULLABLE_METRICS, RESULT_COLUMNS
+from forex_pipeline.keys import QueueStatus, RunStatus
 
-RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed")
-QUEUE_STATUSES: tuple[str, ...] = ("pending", "running", "paused", "cancelled", "completed", "failed", "interrupted")
-REGIME_ALL = "all"
-REGIME_UNCLASSIFIED = "unclassified"
+RUN_STATUSES: tuple[str, ...] = tuple(RunStatus)
+QUEUE_STATUSES: tuple[str, ...] = tuple(QueueStatus)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -145,7 +144,7 @@ class TrainingQueue(Base):
     name: Mapped[str] = mapped_column(String(255))
     grid_spec: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     grid_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=str(QueueStatus.PENDING))
     total_models: Mapped[int] = mapped_column(Integer, default=0)
     completed_models: Mapped[int] = mapped_column(Integer, default=0)
     failed_models: Mapped[int] = mapped_column(Integer, default=0)
@@ -188,7 +187,7 @@ class TrainingRun(Base):
     model_type: Mapped[str] = mapped_column(String(32))
     encoder: Mapped[str] = mapped_column(String(32))
     horizon: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=str(RunStatus.PENDING))
     training_seconds: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
     backtest_seconds: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forex_pipeline.backtest.inference_grid import expand_grid
+from forex_pipeline.backtest.inference_grid import inference_configs
 from forex_pipeline.backtest.run import config_equity, run_inference_backtests
 from forex_pipeline.settings import load_settings
 from tests.backtest.test_run import TEST, FakeModel, make_matrix
@@ -17,7 +17,7 @@ def test_equity_curve_ends_at_the_backtest_total_return(index):
     model, matrix = FakeModel(), make_matrix(3)
     labels = np.full(matrix.n_rows, "unclassified", dtype=object)
     frame = run_inference_backtests(model, matrix, TEST, labels, settings, "EURUSD").frame
-    config = expand_grid(settings.inference_grid)[index]
+    config = inference_configs(settings.inference_grid)[index]
     row = frame[(frame["inference_config_hash"] == config.hash) & (frame["regime"] == "all")].iloc[0]
     equity = config_equity(model, matrix, TEST, config, settings, "EURUSD")
     assert len(equity) == len(TEST)

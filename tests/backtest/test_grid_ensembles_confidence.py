@@ -12,7 +12,7 @@ from forex_pipeline.backtest.confidence import confidence, rolling_size_rank
 from forex_pipeline.backtest.ensembles import combine, member_agreement
 from forex_pipeline.backtest.inference_grid import (
     InferenceConfig,
-    expand_grid,
+    inference_configs,
     series_keys,
 )
 from forex_pipeline.models.base import Combiners
@@ -23,7 +23,7 @@ MEMBERS = np.array([[1.0, -2.0, 0.0], [3.0, 2.0, -1.0], [-1.0, 4.0, -2.0]])
 
 
 def test_default_grid_has_135_unique_configurations_and_27_series() -> None:
-    configs = expand_grid(InferenceGridSettings())
+    configs = inference_configs(InferenceGridSettings())
     assert len(configs) == 135
     assert len({c.hash for c in configs}) == 135
     assert len(series_keys(configs)) == 27
@@ -33,7 +33,7 @@ def test_grid_of_any_size() -> None:
     grid = InferenceGridSettings(
         prediction_methods=["direct"], ensemble_methods=["mean", "stacking"], confidence_thresholds=[0.0, 0.5], lookback_windows=[10]
     )
-    configs = expand_grid(grid)
+    configs = inference_configs(grid)
     assert [(c.ensemble_method, c.confidence_threshold) for c in configs] == [
         ("mean", 0.0), ("mean", 0.5), ("stacking", 0.0), ("stacking", 0.5)
     ]

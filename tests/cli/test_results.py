@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from forex_pipeline.cli import results
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.hashing import config_hash
-from forex_pipeline.models.spec import ModelSpec
+from forex_pipeline.models.spec import ModelConfiguration, ModelSpec
 from forex_pipeline.store import db
-from forex_pipeline.store import repository as repo
+from forex_pipeline.store import inference_backtests, regime_best_models, regime_definitions, training_runs
 from forex_pipeline.store.tables import BACKTEST_COLUMNS, TrainingRun
 
 runner = CliRunner()
@@ -63,7 +63,7 @@ RUNS = {
 
 
 @pytest.fixture()
-def populated(isolated_storage: Path) -> dict[str, repo.TrainingRunRecord]:
+def populated(isolated_storage: Path) -> dict[str, training_runs.TrainingRunRecord]:
     """Three runs (two completed with backtests, one failed) and bull_trending bests: b then a."""
     url = f"sqlite:///{isolated_storage / 'forex_pipeline.db'}"
     db.upgrade(url)
@@ -71,20 +71,20 @@ def populated(isolated_storage: Path) -> dict[str, repo.TrainingRunRecord]:
     records = {}
     try:
         with db.session_scope(engine) as session:
-            repo.seed_regime_definitions(session)
+            regime_definitions.seed_regime_definitions(session)
             for name, (symbol, model_type, horizon, status, created, tests) in RUNS.items():
                 fs = FeatureSetSpec(symbol=symbol, base_timeframe="1h", days_history=365, as_of=AS_OF)
                 ms = ModelSpec(model_type=model_type, horizon=horizon)
-                run = repo.insert_training_run(session, repo.training_run_fields(fs, ms))
-                repo.mark_run_status(session, run.model_config_hash, status, training_seconds=3.0 + horizon, backtest_seconds=1.0)
+                run = training_runs.insert_training_run(session, training_runs.training_run_fields(ModelConfiguration.of(fs, ms)))
+                training_runs.mark_run_status(session, run.model_config_hash, status, training_seconds=3.0 + horizon, backtest_seconds=1.0)
                 if tests:
-                    repo.batch_insert_backtests(session, run.id, _backtests(tests))
+                    inference_backtests.batch_insert_backtests(session, run.id, _backtests(tests))
                 session.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(created_at=created))
-                records[name] = repo.get_training_run(session, run.id)
-            backtests = {name: repo.get_backtests(session, records[name].id) for name in ("a", "b")}
+                records[name] = training_runs.get_training_run(session, run.id)
+            backtests = {name: inference_backtests.get_backtests(session, records[name].id) for name in ("a", "b")}
             best_b = backtests["b"].sort_values("sharpe").iloc[-1]
             best_a = backtests["a"].sort_values("sharpe").iloc[-1]
-            repo.replace_regime_bests(session, "bull_trending", [
+            regime_best_models.replace_regime_bests(session, "bull_trending", [
                 {"rank": 1, "training_run_id": records["b"].id, "inference_backtest_id": int(best_b["id"]),
                  "inference_config_hash": best_b["inference_config_hash"], "score": 2.0, "previous_best_score": 1.6,
                  "improvement": 0.25, "trade_count": 40, "n_trials": 4, "deflated_sharpe": 0.91},
@@ -107,7 +107,7 @@ def _ids(rows: list[dict]) -> list[int]:
     return [row["id"] for row in rows]
 
 
-def test_history_filters(populated: dict[str, repo.TrainingRunRecord]) -> None:
+def test_history_filters(populated: dict[str, training_runs.TrainingRunRecord]) -> None:
     a, b, c = (populated[n].id for n in "abc")
     assert sorted(_ids(_json("history", "--status", "completed"))) == sorted([a, b])
     assert sorted(_ids(_json("history", "--model-type", "ridge"))) == sorted([a, c])
@@ -119,7 +119,7 @@ def test_history_filters(populated: dict[str, repo.TrainingRunRecord]) -> None:
     assert _ids(_json("history", "--symbol", "GBPUSD", "--status", "completed")) == []
 
 
-def test_history_sort_and_paging(populated: dict[str, repo.TrainingRunRecord]) -> None:
+def test_history_sort_and_paging(populated: dict[str, training_runs.TrainingRunRecord]) -> None:
     a, b, c = (populated[n].id for n in "abc")
     assert _ids(_json("history")) == [c, b, a]
     assert _ids(_json("history", "--sort", "created_at")) == [a, b, c]
@@ -129,7 +129,7 @@ def test_history_sort_and_paging(populated: dict[str, repo.TrainingRunRecord]) -
     assert _ids(_json("history", "--page-size", "1", "--all")) == [c, b, a]
 
 
-def test_history_json_values(populated: dict[str, repo.TrainingRunRecord]) -> None:
+def test_history_json_values(populated: dict[str, training_runs.TrainingRunRecord]) -> None:
     rows = {row["id"]: row for row in _json("history")}
     b, c = rows[populated["b"].id], rows[populated["c"].id]
     assert b["best_sharpe"] == pytest.approx(2.0) and b["best_max_drawdown"] == pytest.approx(0.20)
@@ -138,7 +138,7 @@ def test_history_json_values(populated: dict[str, repo.TrainingRunRecord]) -> No
     assert datetime.fromisoformat(b["created_at"]) == datetime(2026, 1, 5, tzinfo=timezone.utc)
 
 
-def test_history_csv_export_to_file(populated: dict[str, repo.TrainingRunRecord], tmp_path: Path) -> None:
+def test_history_csv_export_to_file(populated: dict[str, training_runs.TrainingRunRecord], tmp_path: Path) -> None:
     target = tmp_path / "out" / "history.csv"
     result = _invoke("history", "--status", "completed", "--format", "csv", "--output", str(target))
     assert result.exit_code == 0, result.output
@@ -151,14 +151,14 @@ def test_history_csv_export_to_file(populated: dict[str, repo.TrainingRunRecord]
     assert stdout_csv.equals(frame)
 
 
-def test_history_table_shows_page_footer(populated: dict[str, repo.TrainingRunRecord]) -> None:
+def test_history_table_shows_page_footer(populated: dict[str, training_runs.TrainingRunRecord]) -> None:
     result = _invoke("history", "--page-size", "2")
     assert result.exit_code == 0, result.output
     assert "page 1 of 2 (3 matching run(s), 2 per page)" in result.stdout
     assert populated["c"].partition_key.split("|")[0] in result.stdout
 
 
-def test_bests_lists_ranked_models_with_inference_config(populated: dict[str, repo.TrainingRunRecord]) -> None:
+def test_bests_lists_ranked_models_with_inference_config(populated: dict[str, training_runs.TrainingRunRecord]) -> None:
     rows = _json("bests")
     assert [(r["regime"], r["rank"], r["partition_key"]) for r in rows] == [
         ("bull_trending", 1, populated["b"].partition_key),
@@ -191,7 +191,7 @@ def test_unmigrated_database_is_a_clear_error(isolated_storage: Path) -> None:
     assert "no such table" in result.stderr and "db upgrade" in result.stderr
 
 
-def test_bad_options_are_refused(populated: dict[str, repo.TrainingRunRecord], tmp_path: Path) -> None:
+def test_bad_options_are_refused(populated: dict[str, training_runs.TrainingRunRecord], tmp_path: Path) -> None:
     bad_sort = _invoke("history", "--sort", "colour")
     assert bad_sort.exit_code == 2 and "colour" in bad_sort.stderr
     bad_date = _invoke("history", "--since", "yesterday")

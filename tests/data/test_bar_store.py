@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forex_pipeline.data import bar_store
+from forex_pipeline import io as atomic_io
 from forex_pipeline.data.bar_store import (
     bars_path,
     import_path,
@@ -59,14 +59,14 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path, smal
 
 def test_write_goes_through_a_temporary_name(tmp_path: Path, small, monkeypatch) -> None:
     renames: list[tuple[Path, Path]] = []
-    real_replace = bar_store.os.replace
+    real_replace = atomic_io.os.replace
 
     def spy(src, dst) -> None:
         renames.append((Path(src), Path(dst)))
         assert not Path(dst).exists()
         real_replace(src, dst)
 
-    monkeypatch.setattr(bar_store.os, "replace", spy)
+    monkeypatch.setattr(atomic_io.os, "replace", spy)
     target = tmp_path / "bars.parquet"
     write_bars(small.bars, target)
     assert len(renames) == 1

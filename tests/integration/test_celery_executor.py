@@ -22,9 +22,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from forex_pipeline import scale_out
-from forex_pipeline.jobs import grid_batch_celery, register_partitions
-from forex_pipeline.resources import ForexStorage
+from forex_pipeline.dagster_defs import scale_out
+from forex_pipeline.dagster_defs.jobs import grid_batch_celery, register_partitions
+from forex_pipeline.dagster_defs.resources import ForexStorage
 from tests.conftest import REPO_ROOT
 from tests.integration.test_dagster_postgres import pg_env, postgres_dagster_home
 from tests.store.conftest import postgres_database
@@ -53,7 +53,7 @@ TINY_GRID = {
 }
 
 
-# --- the helpers of forex_pipeline.scale_out (fast, no services) ---
+# --- the helpers of forex_pipeline.dagster_defs.scale_out (fast, no services) ---
 
 
 def test_broker_defaults_to_local_redis(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +130,7 @@ def celery_probe():
 
 def grid_batch_celery_job() -> dg.JobDefinition:
     """The project's grid_batch_celery as the code location defines it (resources bound)."""
-    from forex_pipeline.definitions import defs
+    from forex_pipeline.dagster_defs.definitions import defs
 
     return defs.resolve_job_def("grid_batch_celery")
 
@@ -275,9 +275,9 @@ def test_step_runs_in_the_worker_process(cluster: Cluster) -> None:
 @pytest.mark.slow
 def test_grid_batch_celery_trains_a_configuration_in_the_worker(cluster: Cluster) -> None:
     """The project's grid_batch_celery trains one queued configuration on the worker; both stores record it."""
-    from forex_pipeline.store import repository
+    from forex_pipeline.store import inference_backtests, training_queue, training_runs
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.training_queue import pending_configurations, submit_grid
+    from forex_pipeline.queue.lifecycle import pending_configurations, submit_grid
 
     engine = get_engine(cluster.project_db_url)
     queue_id = submit_grid(engine, TINY_GRID, cluster.artifacts)
@@ -294,9 +294,9 @@ def test_grid_batch_celery_trains_a_configuration_in_the_worker(cluster: Cluster
     assert _celery_hosts(cluster.instance, result.run_id) == {f"forex_test_{os.getpid()}@{socket.gethostname()}"}
 
     with session_scope(engine) as session:
-        queue = repository.get_queue(session, queue_id)
-        run = repository.get_training_run_by_hash(session, configurations[0].model_config_hash)
-        backtests = repository.get_backtests(session, run.id)
+        queue = training_queue.get_queue(session, queue_id)
+        run = training_runs.get_training_run_by_hash(session, configurations[0].model_config_hash)
+        backtests = inference_backtests.get_backtests(session, run.id)
     assert result.run_id in queue.dagster_run_ids
     assert run.status == "completed"
     assert len(backtests) > 0

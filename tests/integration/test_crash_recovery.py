@@ -143,7 +143,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, baseline, 
 
 def test_cancel_stops_a_running_worker_now_and_keeps_finished_work(tmp_path):
     from forex_pipeline.store.db import make_engine
-    from forex_pipeline.training_queue import cancel
+    from forex_pipeline.queue.lifecycle import cancel
 
     env = _env(tmp_path)
     queue_id = _submit(tmp_path, env, horizons=[1, 2, 3, 4, 5, 6, 7, 8])

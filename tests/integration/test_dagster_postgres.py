@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from forex_pipeline.assets.market_data import raw_bars
+from forex_pipeline.dagster_defs.assets.market_data import raw_bars
 from forex_pipeline.data.bar_store import raw_bars_path, read_bars
-from forex_pipeline.resources import ForexStorage
+from forex_pipeline.dagster_defs.resources import ForexStorage
 from tests.conftest import REPO_ROOT
 from tests.store.conftest import postgres_database
 

@@ -8,11 +8,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from forex_pipeline import training_queue
-from forex_pipeline.grid import expand_grid, parse_grid_spec
-from forex_pipeline.jobs import execute_batch, register_partitions
+from forex_pipeline.queue import checkpoint
+
+from forex_pipeline.queue import lifecycle
+
+from forex_pipeline.store import training_queue
+
+from forex_pipeline.queue import worker
+from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
+from forex_pipeline.dagster_defs.jobs import execute_batch, register_partitions
 from forex_pipeline.settings import get_settings
-from forex_pipeline.store import repository
+from forex_pipeline.store import regime_best_models
 from forex_pipeline.store.db import get_engine, session_scope
 from tests.support import TINY_GRID
 
@@ -23,9 +29,9 @@ def _run(instance: dg.DagsterInstance, queue_id: int):
     settings = get_settings()
     engine = get_engine(settings.database_url)
     with session_scope(engine) as session:
-        grid = repository.get_queue(session, queue_id).grid_spec
-    register_partitions(instance, training_queue.configurations_of(grid))
-    return training_queue.run_queue(
+        grid = training_queue.get_queue(session, queue_id).grid_spec
+    register_partitions(instance, lifecycle.configurations_of(grid))
+    return worker.run_queue(
         engine, settings, queue_id, lambda qid, batch: execute_batch(instance, qid, batch), artifacts_dir=settings.artifacts_dir
     )
 
@@ -42,7 +48,7 @@ def _runs(engine):
 def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
     with dg.instance_for_test() as instance:
         final = _run(instance, queue_id)
         assert final.status == "completed"
@@ -54,7 +60,7 @@ def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
 
     runs = _runs(engine)
     with session_scope(engine) as session:
-        bests = repository.current_bests(session)
+        bests = regime_best_models.current_bests(session)
     in_bests = set(bests["model_config_hash"])
     assert 1 <= len(in_bests) <= 4  # top 1 of each of 4 regimes
     for run in runs.values():
@@ -69,7 +75,7 @@ def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
     assert len(model_files) == len(in_bests)
     assert (bests.groupby("regime")["rank"].max() == 1).all()
 
-    from forex_pipeline.dashboard import build_dashboard
+    from forex_pipeline.reporting.dashboard import build_dashboard
 
     dashboard = build_dashboard(settings.database_url, settings, settings.artifacts_dir)
     for regime in settings.regimes.definitions:
@@ -84,10 +90,10 @@ def test_resubmitted_grid_is_not_retrained(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
     with dg.instance_for_test() as instance:
-        _run(instance, training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir))
+        _run(instance, lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir))
         before = {h: r.completed_at for h, r in _runs(engine).items()}
-        second = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
-        assert training_queue.pending_configurations(engine, second) == []
+        second = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+        assert lifecycle.pending_configurations(engine, second) == []
         final = _run(instance, second)
     assert final.status == "completed"
     assert {h: r.completed_at for h, r in _runs(engine).items()} == before
@@ -96,21 +102,21 @@ def test_resubmitted_grid_is_not_retrained(grid_env):
 def test_pause_finishes_the_current_model_then_resume_completes(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
     calls = []
 
     def pause_after_first(qid, batch):
-        result = training_queue.process_batch(
+        result = worker.process_batch(
             engine, settings, qid, batch[:1], artifacts_dir=settings.artifacts_dir, sample_dir=None
         )
         calls.append(len(result.outcomes))
-        training_queue.pause(engine, qid)
-        return training_queue.process_batch(engine, settings, qid, batch[1:], artifacts_dir=settings.artifacts_dir, sample_dir=None)
+        lifecycle.pause(engine, qid)
+        return worker.process_batch(engine, settings, qid, batch[1:], artifacts_dir=settings.artifacts_dir, sample_dir=None)
 
-    final = training_queue.run_queue(engine, settings, queue_id, pause_after_first, artifacts_dir=settings.artifacts_dir)
+    final = worker.run_queue(engine, settings, queue_id, pause_after_first, artifacts_dir=settings.artifacts_dir)
     assert final.status == "paused"
     assert final.completed_models == 1
-    training_queue.resume(engine, queue_id, settings)
+    lifecycle.resume(engine, queue_id, settings)
     with dg.instance_for_test() as instance:
         final = _run(instance, queue_id)
     assert final.status == "completed" and final.completed_models == 6
@@ -119,19 +125,19 @@ def test_pause_finishes_the_current_model_then_resume_completes(grid_env):
 def test_cancel_stops_now_and_keeps_finished_work(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
 
     def cancel_after_two(qid, batch):
-        result = training_queue.process_batch(engine, settings, qid, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None)
-        training_queue.cancel(engine, qid)
+        result = worker.process_batch(engine, settings, qid, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None)
+        lifecycle.cancel(engine, qid)
         return result
 
-    final = training_queue.run_queue(engine, settings, queue_id, cancel_after_two, artifacts_dir=settings.artifacts_dir)
+    final = worker.run_queue(engine, settings, queue_id, cancel_after_two, artifacts_dir=settings.artifacts_dir)
     assert final.status == "cancelled"
     assert final.completed_models == 2
     assert sum(r.status == "completed" for r in _runs(engine).values()) == 2
-    with pytest.raises(training_queue.QueueError, match="cancelled"):
-        training_queue.resume(engine, queue_id, settings)
+    with pytest.raises(lifecycle.QueueError, match="cancelled"):
+        lifecycle.resume(engine, queue_id, settings)
 
 
 def test_failing_models_are_recorded_and_a_failure_streak_pauses_the_queue(grid_env, monkeypatch):
@@ -145,7 +151,7 @@ def test_failing_models_are_recorded_and_a_failure_streak_pauses_the_queue(grid_
         "feature_sets": {**TINY_GRID["feature_sets"], "days_history": [30]},
         "model_specs": {**TINY_GRID["model_specs"], "horizons": [150, 200, 250]},
     }
-    queue_id = training_queue.submit_grid(engine, grid, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, grid, settings.artifacts_dir)
     with dg.instance_for_test() as instance:
         final = _run(instance, queue_id)
     assert final.status == "paused"
@@ -160,30 +166,30 @@ def test_failing_models_are_recorded_and_a_failure_streak_pauses_the_queue(grid_
 def test_checkpoint_export_import_round_trip(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
 
     def one_then_pause(qid, batch):
-        result = training_queue.process_batch(engine, settings, qid, batch[:1], artifacts_dir=settings.artifacts_dir, sample_dir=None)
-        training_queue.pause(engine, qid)
+        result = worker.process_batch(engine, settings, qid, batch[:1], artifacts_dir=settings.artifacts_dir, sample_dir=None)
+        lifecycle.pause(engine, qid)
         return result
 
-    training_queue.run_queue(engine, settings, queue_id, one_then_pause, artifacts_dir=settings.artifacts_dir)
-    exported = training_queue.export_checkpoint(engine, queue_id)
+    worker.run_queue(engine, settings, queue_id, one_then_pause, artifacts_dir=settings.artifacts_dir)
+    exported = checkpoint.export_checkpoint(engine, queue_id)
     states = [c["state"] for c in exported["configurations"]]
     assert states.count("completed") == 1 and states.count("pending") == 5
-    imported = training_queue.import_checkpoint(engine, exported, settings.artifacts_dir)
-    assert len(training_queue.pending_configurations(engine, imported)) == 5
+    imported = checkpoint.import_checkpoint(engine, exported, settings.artifacts_dir)
+    assert len(lifecycle.pending_configurations(engine, imported)) == 5
     tampered = {**exported, "queue": {**exported["queue"], "grid_hash": "0" * 64}}
-    with pytest.raises(training_queue.QueueError, match="grid_hash"):
-        training_queue.import_checkpoint(engine, tampered, settings.artifacts_dir)
+    with pytest.raises(lifecycle.QueueError, match="grid_hash"):
+        checkpoint.import_checkpoint(engine, tampered, settings.artifacts_dir)
 
 
 def test_grid_expansion_matches_queue_total(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
     with session_scope(engine) as session:
-        assert repository.get_queue(session, queue_id).total_models == expand_grid(parse_grid_spec(TINY_GRID)).size
+        assert training_queue.get_queue(session, queue_id).total_models == expand_grid(parse_grid_spec(TINY_GRID)).size
 
 
 def test_low_disk_space_pauses_the_queue_before_training(grid_env, monkeypatch):
@@ -192,7 +198,7 @@ def test_low_disk_space_pauses_the_queue_before_training(grid_env, monkeypatch):
     monkeypatch.setenv("FOREX_SETTINGS", str(write_test_settings(grid_env / "full.yaml", queue={"min_free_disk_gb": 1e9})))
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
     with dg.instance_for_test() as instance:
         final = _run(instance, queue_id)
     assert final.status == "paused"

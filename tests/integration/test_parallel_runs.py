@@ -13,11 +13,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from forex_pipeline import training_queue
-from forex_pipeline.jobs import execute_batch
+from forex_pipeline.queue import lifecycle, worker
+
+from forex_pipeline.dagster_defs.jobs import execute_batch
 from forex_pipeline.regimes.selection import select_regime_bests
 from forex_pipeline.settings import get_settings
-from forex_pipeline.store import repository
+from forex_pipeline.store import regime_best_models, regime_definitions
 from forex_pipeline.store.db import dispose_engines, get_engine, session_scope
 from tests.support import TINY_GRID
 
@@ -27,10 +28,10 @@ WORKER = textwrap.dedent(
     """
     import json, random, sys
     import dagster as dg
-    from forex_pipeline.definitions import defs
+    from forex_pipeline.dagster_defs.definitions import defs
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store.db import get_engine
-    from forex_pipeline.training_queue import pending_configurations
+    from forex_pipeline.queue.lifecycle import pending_configurations
 
     queue_id, seed = int(sys.argv[1]), int(sys.argv[2])
     keys = [c.partition_key for c in pending_configurations(get_engine(get_settings().database_url), queue_id)]
@@ -48,15 +49,37 @@ IDENTITY = ["regime", "rank", "model_config_hash", "inference_config_hash", "sco
 
 def _bests(engine) -> pd.DataFrame:
     with session_scope(engine) as session:
-        frame = repository.current_bests(session)
+        frame = regime_best_models.current_bests(session)
     return frame[IDENTITY].assign(score=frame["score"].round(9)).sort_values(["regime", "rank"]).reset_index(drop=True)
+
+
+def _backtests_in_regime(session, regime: str) -> pd.DataFrame:  # noqa: ANN001 - Session
+    """Every completed run's backtest rows in `regime` (the selection input), read straight from the tables."""
+    from sqlalchemy import select
+
+    from forex_pipeline.store.tables import BACKTEST_COLUMNS, BACKTEST_METRICS, InferenceBacktest, TrainingRun
+
+    columns = ["inference_backtest_id", "training_run_id", "model_config_hash", "partition_key", *BACKTEST_COLUMNS]
+    statement = (
+        select(
+            InferenceBacktest.id, InferenceBacktest.training_run_id, TrainingRun.model_config_hash, TrainingRun.partition_key,
+            *(getattr(InferenceBacktest, c) for c in BACKTEST_COLUMNS),
+        )
+        .join(TrainingRun, TrainingRun.id == InferenceBacktest.training_run_id)
+        .where(InferenceBacktest.regime == regime, TrainingRun.status == "completed")
+        .order_by(InferenceBacktest.id)
+    )
+    frame = pd.DataFrame([tuple(row) for row in session.execute(statement)], columns=columns)
+    for name in BACKTEST_METRICS:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
 
 
 def _offline_bests(engine, settings) -> pd.DataFrame:
     """Recompute the bests from every stored backtest at once, with no standing bests."""
     with session_scope(engine) as session:
-        regimes = [r.name for r in repository.list_regime_definitions(session, enabled_only=True)]
-        rows = pd.concat([repository.backtests_for_regime(session, regime) for regime in regimes], ignore_index=True)
+        regimes = [r.name for r in regime_definitions.list_regime_definitions(session, enabled_only=True)]
+        rows = pd.concat([_backtests_in_regime(session, regime) for regime in regimes], ignore_index=True)
     selection = select_regime_bests(
         rows, pd.DataFrame(), top_n=settings.file_management.keep_top_n_per_regime, min_trades=settings.regimes.min_trades, regimes=regimes
     )
@@ -84,17 +107,17 @@ def test_four_concurrent_runs_match_serial_and_offline(shared_database, tmp_path
     assert settings.database_url == shared_database
     engine = get_engine(settings.database_url)
 
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
-    training_queue.start(engine, queue_id)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    lifecycle.start(engine, queue_id)
     env = {**os.environ}
     workers = [
         subprocess.Popen([sys.executable, "-c", WORKER, str(queue_id), str(seed)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for seed in range(4)
     ]
     summaries = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err[-3000:]
+    for process in workers:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
         summaries.append(json.loads(out.strip().splitlines()[-1]))
     assert sum(s["completed"] for s in summaries) == 6, summaries  # each configuration trained exactly once
     assert sum(s["failed"] for s in summaries) == 0
@@ -112,9 +135,9 @@ def test_four_concurrent_runs_match_serial_and_offline(shared_database, tmp_path
 
     upgrade(serial_settings.database_url)
     serial_engine = get_engine(serial_settings.database_url)
-    serial_queue = training_queue.submit_grid(serial_engine, TINY_GRID, serial_settings.artifacts_dir)
+    serial_queue = lifecycle.submit_grid(serial_engine, TINY_GRID, serial_settings.artifacts_dir)
     with dg.instance_for_test() as instance:
-        final = training_queue.run_queue(
+        final = worker.run_queue(
             serial_engine, serial_settings, serial_queue, lambda q, b: execute_batch(instance, q, b), artifacts_dir=serial_settings.artifacts_dir
         )
     assert final.status == "completed"

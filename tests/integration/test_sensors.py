@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import dagster as dg
 
-from forex_pipeline import training_queue
-from forex_pipeline.resources import ForexStorage
-from forex_pipeline.sensors import QUEUE_TAG, training_queue_sensor
+from forex_pipeline.queue import lifecycle
+
+from forex_pipeline.store import training_queue
+from forex_pipeline.dagster_defs.resources import ForexStorage
+from forex_pipeline.dagster_defs.jobs import grid_batch
+from forex_pipeline.dagster_defs.sensors import training_queue_sensor_for
+from forex_pipeline.dagster_defs.tags import QUEUE_TAG
+
+training_queue_sensor = training_queue_sensor_for(grid_batch)
 from forex_pipeline.settings import get_settings
-from forex_pipeline.store import repository
 from forex_pipeline.store.db import get_engine, session_scope
 from tests.support import TINY_GRID
 
 
 def _daemon_queue(engine, artifacts) -> int:
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, artifacts)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, artifacts)
     with session_scope(engine) as session:
-        repository.set_queue_status(session, queue_id, "running")
-        repository.heartbeat(session, queue_id, checkpoint={"mode": "daemon", "owner": {}})
+        training_queue.set_queue_status(session, queue_id, "running")
+        training_queue.heartbeat(session, queue_id, checkpoint={"mode": "daemon", "owner": {}})
     return queue_id
 
 
@@ -29,7 +34,7 @@ def test_sensor_requests_the_next_batch_of_a_daemon_queue(grid_env):
         context = dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})
         requests = list(training_queue_sensor(context))
     size, slots = settings.queue.models_per_run, settings.queue.max_concurrent_runs
-    pending = [c.partition_key for c in training_queue.pending_configurations(engine, queue_id)]
+    pending = [c.partition_key for c in lifecycle.pending_configurations(engine, queue_id)]
     assert len(requests) == slots
     assert all(r.tags[QUEUE_TAG] == str(queue_id) for r in requests)
     batches = [r.run_config["ops"]["run_grid_batch"]["config"]["partition_keys"] for r in requests]
@@ -40,28 +45,28 @@ def test_sensor_requests_the_next_batch_of_a_daemon_queue(grid_env):
 def test_sensor_marks_a_dead_worker_interrupted_and_auto_resumes(grid_env):
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = training_queue.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
     with session_scope(engine) as session:
-        repository.set_queue_status(session, queue_id, "running")
-        repository.heartbeat(session, queue_id, checkpoint={"owner": {"host": __import__("socket").gethostname(), "pid": 2**22 + 12345}})
+        training_queue.set_queue_status(session, queue_id, "running")
+        training_queue.heartbeat(session, queue_id, checkpoint={"owner": {"host": __import__("socket").gethostname(), "pid": 2**22 + 12345}})
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})
         requests = list(training_queue_sensor(context))
     with session_scope(engine) as session:
-        queue = repository.get_queue(session, queue_id)
+        queue = training_queue.get_queue(session, queue_id)
     assert settings.recovery.auto_resume is True
     assert queue.status == "running" and queue.checkpoint["mode"] == "daemon"
     assert [r.tags[QUEUE_TAG] for r in requests] == [str(queue_id)] * settings.queue.max_concurrent_runs
-    assert training_queue.detect_interrupted(engine, settings) == []
+    assert lifecycle.detect_interrupted(engine, settings) == []
 
 
 def test_sensor_skips_configurations_held_by_runs_in_flight(grid_env):
-    from forex_pipeline.jobs import grid_batch
+    from forex_pipeline.dagster_defs.jobs import grid_batch
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
     queue_id = _daemon_queue(engine, settings.artifacts_dir)
-    pending = [c.partition_key for c in training_queue.pending_configurations(engine, queue_id)]
+    pending = [c.partition_key for c in lifecycle.pending_configurations(engine, queue_id)]
     held = pending[:2]
     with dg.instance_for_test() as instance:
         instance.create_run_for_job(
@@ -78,7 +83,7 @@ def test_sensor_skips_configurations_held_by_runs_in_flight(grid_env):
 
 
 def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
-    from forex_pipeline.definitions import defs
+    from forex_pipeline.dagster_defs.definitions import defs
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
@@ -88,7 +93,7 @@ def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
         )
         queue_id = result.output_for_node("submit_grid_op")
         assert set(instance.get_dynamic_partitions("model_spec")) == {
-            c.model_spec.partition_key for c in training_queue.configurations_of(TINY_GRID)
+            c.model_spec.partition_key for c in lifecycle.configurations_of(TINY_GRID)
         }
         bad = defs.resolve_job_def("submit_grid_job").execute_in_process(
             run_config={"ops": {"submit_grid_op": {"config": {"grid": {**TINY_GRID, "name": ""}}}}},
@@ -97,6 +102,6 @@ def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
         )
         assert not bad.success
     with session_scope(engine) as session:
-        queue = repository.get_queue(session, queue_id)
-        assert len(repository.list_queues(session)) == 1  # the invalid grid created nothing
+        queue = training_queue.get_queue(session, queue_id)
+        assert len(training_queue.list_queues(session)) == 1  # the invalid grid created nothing
     assert queue.name == "from-ui" and queue.status == "running" and queue.checkpoint["mode"] == "daemon"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from forex_pipeline import two_phase
-from forex_pipeline.grid import expand_grid, parse_grid_spec
+from forex_pipeline.pipeline import configuration as two_phase
+from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
 from forex_pipeline.settings import get_settings
-from forex_pipeline.store import repository
+from forex_pipeline.store import inference_backtests, training_runs
 from forex_pipeline.store.db import get_engine, session_scope
 from tests.support import TINY_GRID
 
@@ -33,7 +33,7 @@ def test_backtests_trade_only_the_test_segment_after_the_embargo(grid_env, monke
     monkeypatch.setattr(backtest_run, "run_inference_backtests", spy_backtest)
     monkeypatch.setattr(registry, "train_model", spy_train)
     outcome = two_phase.run_configuration(
-        configuration.feature_set, configuration.model_spec, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir
+        configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir
     )
     assert outcome.status == "completed"
     horizon, n = configuration.model_spec.horizon, seen["n_rows"]
@@ -44,13 +44,13 @@ def test_backtests_trade_only_the_test_segment_after_the_embargo(grid_env, monke
     assert test_rows.min() >= n_validation_end and test_rows.min() > n_train + horizon
     assert test_rows.max() == n - 1 and np.all(np.diff(test_rows) == 1)
     with session_scope(engine) as session:
-        run = repository.get_training_run_by_hash(session, configuration.model_config_hash)
-        frame = repository.get_backtests(session, run.id)
+        run = training_runs.get_training_run_by_hash(session, configuration.model_config_hash)
+        frame = inference_backtests.get_backtests(session, run.id)
     overall = frame[frame["regime"] == "all"]
     assert len(overall) == 135 and (overall["n_bars"] <= len(test_rows)).all()
 
     again = two_phase.run_configuration(
-        configuration.feature_set, configuration.model_spec, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir
+        configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir
     )
     assert again.status == "skipped"
     assert seen["trained"] == 1

@@ -12,7 +12,7 @@ from forex_pipeline.features.targets import forward_log_return
 from forex_pipeline.models.base import PREDICTION_METHODS, TrainedModel
 from forex_pipeline.models.registry import TrainingContext, file_suffix, load_model, save_model, train_model
 from forex_pipeline.models.spec import ModelSpec
-from forex_pipeline.store.model_files import ModelFileError, model_file_path
+from forex_pipeline.models.files import ModelFileError, model_file_path
 from tests.models.conftest import small_settings
 
 HORIZON = 4

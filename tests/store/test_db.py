@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import StatementError
 
-from forex_pipeline.store import db
-from forex_pipeline.store import repository as repo
+from forex_pipeline.store import db, training_queue, training_runs
 from forex_pipeline.store.tables import TrainingQueue
 
 
@@ -58,22 +57,22 @@ def test_get_engine_shares_one_engine_per_url(tmp_path: Path) -> None:
 
 def test_session_scope_commits_or_rolls_back(engine: Engine) -> None:
     with db.session_scope(engine) as session:
-        repo.create_queue(session, "kept", {}, "k", 1)
+        training_queue.create_queue(session, "kept", {}, "k", 1)
     with pytest.raises(ZeroDivisionError), db.session_scope(engine) as session:
-        repo.create_queue(session, "lost", {}, "l", 1)
+        training_queue.create_queue(session, "lost", {}, "l", 1)
         1 / 0
     with db.session_scope(engine) as session:
-        assert [q.name for q in repo.list_queues(session)] == ["kept"]
+        assert [q.name for q in training_queue.list_queues(session)] == ["kept"]
 
 
 def test_timestamps_round_trip_as_utc_and_naive_ones_are_refused(engine: Engine) -> None:
     plus_two = timezone(timedelta(hours=2))
     started = datetime(2024, 3, 31, 3, 30, 15, 123456, tzinfo=plus_two)
     with db.session_scope(engine) as session:
-        queue = repo.create_queue(session, "q", {}, "q", 1)
+        queue = training_queue.create_queue(session, "q", {}, "q", 1)
         session.get(TrainingQueue, queue.id).started_at = started
     with db.session_scope(engine) as session:
-        stored = repo.get_queue(session, queue.id).started_at
+        stored = training_queue.get_queue(session, queue.id).started_at
     assert stored == started and stored.utcoffset() == timedelta(0) and stored.hour == 1
     with pytest.raises(StatementError, match="naive datetime"), db.session_scope(engine) as session:
         session.get(TrainingQueue, queue.id).started_at = datetime(2024, 1, 1)
@@ -86,7 +85,7 @@ def test_foreign_keys_are_enforced(engine: Engine) -> None:
     from .conftest import run_identity
 
     with pytest.raises(IntegrityError), db.session_scope(engine) as session:
-        repo.insert_training_run(session, run_identity(1), queue_id=424242)
+        training_runs.insert_training_run(session, run_identity(1), queue_id=424242)
 
 
 def test_parallel_sqlite_writers_neither_fail_nor_lose_updates(tmp_path: Path, sqlite_template: Path) -> None:
@@ -95,7 +94,7 @@ def test_parallel_sqlite_writers_neither_fail_nor_lose_updates(tmp_path: Path, s
     target.write_bytes(sqlite_template.read_bytes())
     url = f"sqlite:///{target}"
     with db.session_scope(db.get_engine(url)) as session:
-        queue_id = repo.create_queue(session, "shared", {}, "s", 100).id
+        queue_id = training_queue.create_queue(session, "shared", {}, "s", 100).id
     errors: list[BaseException] = []
 
     def worker() -> None:
@@ -117,7 +116,7 @@ def test_parallel_sqlite_writers_neither_fail_nor_lose_updates(tmp_path: Path, s
         thread.join()
     assert errors == []
     with db.session_scope(db.get_engine(url)) as session:
-        assert repo.get_queue(session, queue_id).completed_models == 60
+        assert training_queue.get_queue(session, queue_id).completed_models == 60
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     db.dispose_engines()
 
@@ -128,8 +127,8 @@ def _process_worker(url: str, queue_id: int, first: int) -> None:
 
     for n in range(first, first + 5):
         with db.session_scope(db.get_engine(url)) as session:
-            repo.upsert_training_run(session, run_identity(n), queue_id=queue_id)
-            repo.update_queue_counts(session, queue_id, completed=1)
+            training_runs.upsert_training_run(session, run_identity(n), queue_id=queue_id)
+            training_queue.update_queue_counts(session, queue_id, completed=1)
 
 
 def test_parallel_processes_share_one_sqlite_file(tmp_path: Path, sqlite_template: Path) -> None:
@@ -139,7 +138,7 @@ def test_parallel_processes_share_one_sqlite_file(tmp_path: Path, sqlite_templat
     target.write_bytes(sqlite_template.read_bytes())
     url = f"sqlite:///{target}"
     with db.session_scope(db.get_engine(url)) as session:
-        queue_id = repo.create_queue(session, "shared", {}, "s", 15).id
+        queue_id = training_queue.create_queue(session, "shared", {}, "s", 15).id
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_process_worker, args=(url, queue_id, first)) for first in (0, 5, 10)]
     for worker in workers:
@@ -148,6 +147,6 @@ def test_parallel_processes_share_one_sqlite_file(tmp_path: Path, sqlite_templat
         worker.join(timeout=120)
     assert [worker.exitcode for worker in workers] == [0, 0, 0]
     with db.session_scope(db.get_engine(url)) as session:
-        assert repo.get_queue(session, queue_id).completed_models == 15
-        assert len(repo.runs_of_queue(session, queue_id)) == 15
+        assert training_queue.get_queue(session, queue_id).completed_models == 15
+        assert len(training_runs.runs_of_queue(session, queue_id)) == 15
     db.dispose_engines()

@@ -100,11 +100,7 @@ def train_weights(Z: np.ndarray, dim: int, *, seed: int, context: Any, variation
     import torch
     from torch import nn
 
-    from forex_pipeline.models.neural.common import (
-        cpu_threads,
-        deterministic,
-        fit_network,
-    )
+    from forex_pipeline.models.torch_training import cpu_threads, deterministic, fit_network
 
     global TRAINING_RUNS
     if dim < 1:

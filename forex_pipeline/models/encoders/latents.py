@@ -33,7 +33,7 @@ from forex_pipeline.models.encoders.autoencoder import (
     AutoencoderEncoder,
     standardisation,
 )
-from forex_pipeline.store.model_files import write_atomic
+from forex_pipeline.models.files import write_atomic
 
 KIND = "latents"
 CACHE_SUBDIR = "encoders"

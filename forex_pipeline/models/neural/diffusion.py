@@ -58,26 +58,8 @@ from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.models.base import PREDICTION_METHODS, Combiners
 from forex_pipeline.models.combiners import fit_combiners
 from forex_pipeline.models.hyperparameters import HyperparameterError, Param, resolve
-from forex_pipeline.models.neural.common import (
-    NeuralTrainingError,
-    WindowMLP,
-    check_rows,
-    combiners_from_state,
-    combiners_to_state,
-    cpu_threads,
-    derived_seed,
-    deterministic,
-    fit_network,
-    gather_windows,
-    load_payload,
-    resolve_common,
-    runtime_placement,
-    save_payload,
-    select_device,
-    state_dict_to_cpu,
-    to_numpy_tree,
-    training_budget_seconds,
-)
+from forex_pipeline.models.neural.common import WindowMLP, check_rows, combiners_from_state, combiners_to_state, gather_windows, load_payload, resolve_common, runtime_placement, save_payload, state_dict_to_cpu, to_numpy_tree
+from forex_pipeline.models.torch_training import NeuralTrainingError, cpu_threads, derived_seed, deterministic, fit_network, select_device, training_budget_seconds
 from forex_pipeline.models.neural.data import (
     InputPipeline,
     chunk_bounds,

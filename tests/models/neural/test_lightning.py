@@ -13,7 +13,7 @@ from forex_pipeline.features.targets import forward_log_return
 from forex_pipeline.models.base import PREDICTION_METHODS, TrainedModel
 from forex_pipeline.models.hyperparameters import HyperparameterError
 from forex_pipeline.models.neural import lightning
-from forex_pipeline.models.neural.common import NeuralTrainingError
+from forex_pipeline.models.torch_training import NeuralTrainingError
 from forex_pipeline.models.registry import (
     file_suffix,
     load_model,

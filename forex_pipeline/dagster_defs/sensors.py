@@ -1,0 +1,94 @@
+"""Sensor factories: feed queued grids to runs of a batch job (daemon mode), recover crashed queues,
+settle and notify on run outcomes. Each factory takes the job it launches or watches, so this
+module never imports the jobs (definitions.py assembles them).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from forex_pipeline.dagster_defs.resources import ForexStorage
+from forex_pipeline.dagster_defs.tags import QUEUE_TAG, batch_keys, batch_run_config, queue_of
+from forex_pipeline.hashing import config_hash
+from forex_pipeline.keys import QueueStatus
+
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
+    """The daemon-mode queue feeder that launches `job` (a grid_batch job) for each queue's batches."""
+
+    @dg.sensor(name="training_queue_sensor", job=job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+    def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexStorage):
+        """For each queue in daemon mode, launch batches of configurations no in-flight run holds, up to
+        queue.max_concurrent_runs runs per queue.
+
+        Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes
+        them in daemon mode: the sensor itself then feeds their remaining batches.
+        """
+        from forex_pipeline.queue.lifecycle import detect_interrupted, hand_to_daemon, pending_configurations, settle_and_notify
+        from forex_pipeline.store import training_queue
+        from forex_pipeline.store.db import get_engine, session_scope
+
+        settings = storage.settings
+        engine = get_engine(storage.db_url)
+        for queue_id in detect_interrupted(engine, settings):
+            context.log.warning(f"queue {queue_id} was interrupted")
+            if settings.recovery.auto_resume:
+                hand_to_daemon(engine, queue_id)
+        with session_scope(engine) as session:
+            queues = [q for q in training_queue.list_queues(session, status=QueueStatus.RUNNING) if (q.checkpoint or {}).get("mode") == "daemon"]
+        for queue in queues:
+            in_flight = context.instance.get_run_records(dg.RunsFilter(tags={QUEUE_TAG: str(queue.id)}, statuses=IN_FLIGHT))
+            if queue.cancel_requested or queue.pause_requested:
+                if not in_flight:
+                    settle_and_notify(engine, settings, queue.id, "cancel" if queue.cancel_requested else "pause")
+                continue
+            busy = {key for record in in_flight for key in batch_keys(record.dagster_run.run_config)}
+            free_slots = settings.queue.max_concurrent_runs - len(in_flight)
+            pending = [c for c in pending_configurations(engine, queue.id) if c.partition_key not in busy]
+            size = settings.queue.models_per_run
+            for start in range(0, min(free_slots, -(-len(pending) // size)) * size, size):
+                keys = [c.partition_key for c in pending[start : start + size]]
+                yield dg.RunRequest(
+                    run_key=f"queue-{queue.id}-{config_hash(keys)[:16]}-{queue.completed_models + queue.failed_models}",
+                    run_config=batch_run_config(queue.id, keys),
+                    tags={QUEUE_TAG: str(queue.id)},
+                )
+
+    return training_queue_sensor
+
+
+def queue_outcome_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
+    """Settle a daemon-mode queue after each successful run of `job`, and notify when it completes."""
+
+    @dg.run_status_sensor(
+        name="queue_outcome_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[job],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def queue_outcome_sensor(context: dg.RunStatusSensorContext, storage: ForexStorage):
+        from forex_pipeline.queue.lifecycle import settle_and_notify
+
+        queue_id = queue_of(context.dagster_run.tags)
+        if queue_id is not None:
+            settle_and_notify(storage.db_url, storage.settings, queue_id)
+
+    return queue_outcome_sensor
+
+
+def queue_failure_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
+    """A run of `job` failed as a whole (not one model): notify, and leave the queue to be resumed."""
+
+    @dg.run_failure_sensor(name="queue_failure_sensor", monitored_jobs=[job], default_status=dg.DefaultSensorStatus.RUNNING)
+    def queue_failure_sensor(context: dg.RunFailureSensorContext, storage: ForexStorage):
+        from forex_pipeline.reporting.notifications import Notifier, queue_failure_event
+
+        queue_id = queue_of(context.dagster_run.tags)
+        message = context.failure_event.message or "run failed"
+        Notifier.from_settings(storage.settings.notifications).notify(
+            queue_failure_event(f"queue {queue_id}", f"Dagster run {context.dagster_run.run_id} failed: {message}")
+        )
+
+    return queue_failure_sensor

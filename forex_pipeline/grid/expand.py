@@ -1,0 +1,264 @@
+"""A grid spec expanded into model configurations: validation by expansion, deduplication by hash.
+
+The grid is the product of the feature-set axes (-> `FeatureSetSpec`) times the product of the model
+axes (-> `ModelSpec`); each pair is one `ModelConfiguration`, which carries its keys and hashes so no
+caller recomputes them. Every problem of an invalid spec is reported at once (GridSpecError).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from forex_pipeline.features.spec import FeatureSetSpec
+from forex_pipeline.grid.spec import (
+    FeatureSetAxes,
+    GridSpec,
+    GridSpecError,
+    ModelAxes,
+    error_message,
+    pydantic_problems,
+    field_path,
+    unique,
+)
+from forex_pipeline.hashing import config_hash
+from forex_pipeline.models.spec import MODEL_TYPES, ModelConfiguration, ModelSpec, model_config_hash
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The expanded grid: unique feature sets, unique model specs and their unique pairs, in spec order."""
+
+    spec: GridSpec
+    feature_sets: list[FeatureSetSpec]
+    model_specs: list[ModelSpec]
+    configurations: list[ModelConfiguration]
+
+    @property
+    def size(self) -> int:
+        return len(self.configurations)
+
+
+# ---------------------------------------------------------------- loading and validation
+
+
+def load_grid_spec(path: str | Path) -> GridSpec:
+    """Read and validate a grid YAML file; every problem is reported at once with the file name."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise GridSpecError([f"file {path} does not exist or is not a file"], source)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GridSpecError([f"file {path} cannot be read: {exc}"], source) from exc
+    except yaml.YAMLError as exc:
+        raise GridSpecError([f"file {path} is not valid YAML: {exc}"], source) from exc
+    return parse_grid_spec(raw, source=source)
+
+
+def parse_grid_spec(raw: Any, source: str = "<dict>") -> GridSpec:
+    """Validate a grid spec dict (YAML or Dagster launchpad config) and check every spec it expands to."""
+    if not isinstance(raw, Mapping):
+        raise GridSpecError([f"a grid spec must be a mapping with name, feature_sets, model_specs; got {type(raw).__name__}"], source)
+    problems: list[str] = []
+    grid: GridSpec | None = None
+    try:
+        grid = GridSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(exc))
+    fs_axes = grid.feature_sets if grid else _section_or_none(FeatureSetAxes, raw.get("feature_sets"))
+    ms_axes = grid.model_specs if grid else _section_or_none(ModelAxes, raw.get("model_specs"))
+    if fs_axes is not None:
+        problems.extend(_build_feature_sets(fs_axes)[1])
+    if ms_axes is not None:
+        problems.extend(_build_model_specs(ms_axes)[1])
+    if problems or grid is None:
+        raise GridSpecError(unique(problems) or ["grid spec is invalid"], source)
+    return grid
+
+
+def _section_or_none(model: type[BaseModel], raw: Any) -> Any:
+    """The section validated on its own (its errors are already reported by the whole-spec validation)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def _feature_set_inputs(axes: FeatureSetAxes) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """Every combination of feature-set axis values, with the grid path of each value used."""
+    indexed = itertools.product(
+        enumerate(axes.symbols),
+        enumerate(axes.base_timeframes),
+        enumerate(axes.days_history),
+        enumerate(axes.indicator_timeframes),
+        enumerate(axes.additional_features),
+        enumerate(axes.preprocessing),
+    )
+    for (i_s, symbol), (i_t, timeframe), (i_d, days), (i_i, indicators), (i_a, additional), (i_p, prep) in indexed:
+        values = {
+            "symbol": symbol,
+            "base_timeframe": timeframe,
+            "days_history": days,
+            "as_of": axes.as_of,
+            "indicator_timeframes": indicators,
+            "additional_features": additional,
+            "preprocessing": prep,
+        }
+        paths = {
+            "symbol": f"feature_sets.symbols[{i_s}]",
+            "base_timeframe": f"feature_sets.base_timeframes[{i_t}]",
+            "days_history": f"feature_sets.days_history[{i_d}]",
+            "as_of": "feature_sets.as_of",
+            "indicator_timeframes": f"feature_sets.indicator_timeframes[{i_i}]",
+            "additional_features": f"feature_sets.additional_features[{i_a}]",
+            "preprocessing": f"feature_sets.preprocessing[{i_p}]",
+        }
+        yield values, paths
+
+
+def _build_feature_sets(axes: FeatureSetAxes) -> tuple[list[FeatureSetSpec], list[str]]:
+    """The unique feature sets of the axes' product (in spec order) and every problem met building them."""
+    specs: dict[str, FeatureSetSpec] = {}
+    problems: list[str] = []
+    for values, paths in _feature_set_inputs(axes):
+        try:
+            spec = FeatureSetSpec(**values)
+        except (ValidationError, ValueError) as exc:
+            problems.extend(_spec_problems(exc, paths))
+            continue
+        specs.setdefault(spec.hash, spec)
+    return list(specs.values()), unique(problems)
+
+
+def _spec_problems(exc: Exception, paths: Mapping[str, str]) -> list[str]:
+    """Problems of one spec construction, each pointing at the grid axis value that caused it."""
+    if not isinstance(exc, ValidationError):
+        return [f"{_combination(paths, str(exc))}: {exc}"]
+    problems = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        if loc and str(loc[0]) in paths:
+            path = paths[str(loc[0])] + field_path(loc[1:])
+        else:
+            path = _combination(paths, error_message(error))
+        problems.append(f"{path}: {error_message(error)}")
+    return problems
+
+
+def _combination(paths: Mapping[str, str], message: str) -> str:
+    """The axis paths of the fields a cross-field problem names (all of the combination's if it names none)."""
+    named = [path for name, path in paths.items() if re.search(rf"\b{re.escape(name)}\b", message)]
+    return " with ".join(named or paths.values())
+
+
+def _model_spec_inputs(axes: ModelAxes) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """Every combination of model axis values; encoder_dims only for encoders other than none."""
+    for (i_m, model_type), (i_e, encoder), (i_h, horizon) in itertools.product(
+        enumerate(axes.model_types), enumerate(axes.encoders), enumerate(axes.horizons)
+    ):
+        dims = [(None, None)] if encoder == "none" else list(enumerate(axes.encoder_dims))
+        alternatives = list(enumerate(axes.hyperparameters.get(model_type, [{}])))
+        for (i_d, dim), (i_p, params) in itertools.product(dims, alternatives):
+            values: dict[str, Any] = {"model_type": model_type, "encoder": encoder, "horizon": horizon, "hyperparameters": params}
+            paths = {
+                "model_type": f"model_specs.model_types[{i_m}]",
+                "encoder": f"model_specs.encoders[{i_e}]",
+                "horizon": f"model_specs.horizons[{i_h}]",
+                "hyperparameters": (
+                    f"model_specs.hyperparameters.{model_type}[{i_p}]"
+                    if model_type in axes.hyperparameters
+                    else "model_specs.hyperparameters"
+                ),
+            }
+            if dim is not None:
+                values["encoder_dim"] = dim
+                paths["encoder_dim"] = f"model_specs.encoder_dims[{i_d}]"
+            yield values, paths
+
+
+def _build_model_specs(axes: ModelAxes) -> tuple[list[ModelSpec], list[str]]:
+    """The unique model specs of the axes' product (in spec order) and every problem met building them."""
+    problems = [
+        f"model_specs.hyperparameters.{name}: "
+        + (
+            f"unknown model type; known: {', '.join(MODEL_TYPES)}"
+            if name not in MODEL_TYPES
+            else "model type is not in model_specs.model_types, so these alternatives would never be used"
+        )
+        for name in axes.hyperparameters
+        if name not in axes.model_types
+    ]
+    specs: dict[str, ModelSpec] = {}
+    for values, paths in _model_spec_inputs(axes):
+        try:
+            spec = ModelSpec(**values)
+        except (ValidationError, ValueError) as exc:
+            problems.extend(_spec_problems(exc, paths))
+            continue
+        if spec.hash in specs:
+            continue
+        family_problems = _family_problems(spec, paths)
+        problems.extend(family_problems)
+        if not family_problems:
+            specs[spec.hash] = spec
+    return list(specs.values()), unique(problems)
+
+
+def _family_problems(spec: ModelSpec, paths: Mapping[str, str]) -> list[str]:
+    """Problems the model registry finds before any training: missing family or encoder, bad hyperparameters."""
+    from forex_pipeline.models.encoders import encoder_module
+    from forex_pipeline.models.registry import family_module
+
+    problems = []
+    try:
+        module = family_module(spec.model_type)
+    except ValueError as exc:
+        return [f"{paths['model_type']}: {exc}"]
+    validate = getattr(module, "validate_hyperparameters", None)
+    if validate is None:
+        problems.append(f"{paths['model_type']}: family module {module.__name__} has no validate_hyperparameters")
+    else:
+        try:
+            validate(spec)
+        except ValueError as exc:
+            problems.append(f"{paths['hyperparameters']}: {exc}")
+    try:
+        encoder_module(spec.encoder)
+    except ValueError as exc:
+        problems.append(f"{paths['encoder']}: {exc}")
+    return problems
+
+
+def expand_grid(grid: GridSpec | Mapping[str, Any]) -> Grid:
+    """Feature sets x model specs of a grid, deduplicated by hash, in the order the spec lists values."""
+    spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
+    feature_sets, fs_problems = _build_feature_sets(spec.feature_sets)
+    model_specs, ms_problems = _build_model_specs(spec.model_specs)
+    if fs_problems or ms_problems:
+        raise GridSpecError(fs_problems + ms_problems, spec.name)
+    fs_rows = [(fs, fs.partition_key, fs.hash) for fs in feature_sets]
+    ms_rows = [(ms, ms.partition_key, ms.hash) for ms in model_specs]
+    configurations: dict[str, ModelConfiguration] = {}
+    for (fs, fs_key, fs_hash), (ms, ms_key, ms_hash) in itertools.product(fs_rows, ms_rows):
+        mc_hash = model_config_hash(fs_hash, ms_hash)
+        if mc_hash not in configurations:
+            configurations[mc_hash] = ModelConfiguration(fs, ms, fs_key, ms_key, fs_hash, ms_hash, mc_hash)
+    return Grid(spec, feature_sets, model_specs, list(configurations.values()))
+
+
+def grid_hash(grid: GridSpec | Grid) -> str:
+    """Hash of the set of model configurations: two specs that expand to the same work hash alike."""
+    expanded = grid if isinstance(grid, Grid) else expand_grid(grid)
+    return config_hash(sorted(c.model_config_hash for c in expanded.configurations))

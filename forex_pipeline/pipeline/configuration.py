@@ -1,0 +1,137 @@
+"""One model configuration end to end: the external loop (features, training) and the internal loop
+(every inference configuration backtested out of sample), then the keep-or-delete transaction.
+
+Plain Python: the Dagster assets, the batch job and the benchmarks' plain loop all call
+`run_configuration`, so what Dagster runs is exactly what the library does.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from forex_pipeline.features.splits import split_rows
+from forex_pipeline.pipeline.artifacts import ensure_feature_matrix
+from forex_pipeline.pipeline.keep_or_delete import RecordResult, record_failure, record_outcome
+from forex_pipeline.keys import RunStatus
+from forex_pipeline.models.spec import ModelConfiguration
+from forex_pipeline.settings import Settings
+from forex_pipeline.store import training_runs
+from forex_pipeline.store.db import session_scope
+from forex_pipeline.store.spec_files import write_spec
+
+
+@dataclass(frozen=True)
+class ConfigurationOutcome:
+    """What happened to one model configuration; `status` is completed, failed or skipped."""
+
+    model_config_hash: str
+    partition_key: str
+    status: str
+    training_seconds: float = 0.0
+    backtest_seconds: float = 0.0
+    model_bytes: int = 0
+    kept: bool = False
+    error: str | None = None
+    record: RecordResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_configuration(
+    configuration: ModelConfiguration,
+    *,
+    settings: Settings,
+    engine: Engine,
+    artifacts_dir: Path,
+    sample_dir: Path | None = None,
+    queue_id: int | None = None,
+    dagster_run_id: str | None = None,
+    seed: int = 0,
+) -> ConfigurationOutcome:
+    """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded."""
+    from forex_pipeline.backtest.run import run_inference_backtests
+    from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
+    from forex_pipeline.models.files import model_file_path
+    from forex_pipeline.store.regime_definitions import active_regimes
+    from forex_pipeline.regimes.labels import label_regimes
+
+    feature_set, model_spec = configuration.feature_set, configuration.model_spec
+    config_hash, key = configuration.model_config_hash, configuration.partition_key
+    with session_scope(engine) as session:
+        claimed, existing = training_runs.claim_training_run(
+            session,
+            training_runs.training_run_fields(configuration),
+            queue_id=queue_id,
+            dagster_run_id=dagster_run_id,
+            stale_after_seconds=2 * settings.training.max_seconds_per_model,
+        )
+    if not claimed:
+        return ConfigurationOutcome(config_hash, key, "skipped", kept=bool(existing.kept))
+
+    write_spec(artifacts_dir, feature_set)
+    write_spec(artifacts_dir, model_spec)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    try:
+        matrix, _ = ensure_feature_matrix(feature_set, settings, artifacts_dir, sample_dir)
+        timings["features"] = time.perf_counter() - started
+        context = TrainingContext(
+            settings=settings,
+            artifacts_dir=artifacts_dir,
+            seed=seed,
+            deadline_seconds=settings.training.max_seconds_per_model,
+        )
+        t0 = time.perf_counter()
+        model = train_model(matrix, model_spec, context)
+        path = model_file_path(artifacts_dir, configuration.feature_set_key, configuration.model_spec_key, file_suffix(model_spec.model_type))
+        info = save_model(model, path)
+        training_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        splits = split_rows(
+            matrix.n_rows, model_spec.horizon, settings.training.train_fraction, settings.training.validation_fraction
+        )
+        with session_scope(engine) as session:
+            regimes = active_regimes(session, settings)
+        labels = label_regimes(matrix.close, regimes)
+        output = run_inference_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
+        backtest_seconds = time.perf_counter() - t1
+    except Exception as exc:  # a failing model is recorded with its error and skipped, never fatal to the grid
+        error = f"{type(exc).__name__}: {exc}"
+        with session_scope(engine) as session:
+            record_failure(
+                session,
+                configuration=configuration,
+                error=error + "\n" + traceback.format_exc(limit=5),
+                queue_id=queue_id,
+                dagster_run_id=dagster_run_id,
+            )
+        return ConfigurationOutcome(config_hash, key, RunStatus.FAILED, error=error, timings=timings)
+
+    record = record_outcome(
+        engine,
+        settings=settings,
+        configuration=configuration,
+        model_file=info,
+        backtests=output.frame,
+        metrics=getattr(model, "metrics", {}),
+        training_seconds=training_seconds,
+        backtest_seconds=backtest_seconds,
+        queue_id=queue_id,
+        dagster_run_id=dagster_run_id,
+    )
+    timings.update(training=training_seconds, backtest=backtest_seconds)
+    return ConfigurationOutcome(
+        config_hash,
+        key,
+        RunStatus.COMPLETED,
+        training_seconds=training_seconds,
+        backtest_seconds=backtest_seconds,
+        model_bytes=info.bytes,
+        kept=record.kept,
+        record=record,
+        timings=timings,
+    )

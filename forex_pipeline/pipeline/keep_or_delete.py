@@ -1,0 +1,183 @@
+"""Keep or delete: record one trained model and its backtests, update the regime bests, decide which
+model files stay, all in ONE database transaction.
+
+Order independence: each regime's bests are the top N of all models seen so far under a total
+order (score, then trades, then hash), and top_N(S + m) == top_N(top_N(S) + m), so models recorded
+one at a time, in any order or from parallel runs, end in the same bests. Parallel writers are
+serialised by a lock taken first in the transaction (row locks on regime_definitions on
+PostgreSQL; SQLite's single writer). Files are deleted only after the commit: a crash in between
+leaves a file the database already calls deleted, which `cleanup_files` removes on recovery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from forex_pipeline.keys import REGIME_ALL, RunStatus
+from forex_pipeline.models.spec import ModelConfiguration
+from forex_pipeline.settings import Settings
+from forex_pipeline.store import inference_backtests, regime_best_models, regime_definitions, training_runs
+from forex_pipeline.store.db import session_scope
+from forex_pipeline.models.files import ModelFileInfo, delete_model_file
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The outcome of one keep-or-delete transaction."""
+
+    training_run_id: int
+    kept: bool
+    regimes_in_top: tuple[str, ...]
+    best_sharpe: float | None
+    deleted_run_ids: tuple[int, ...]
+    new_best_events: tuple[dict[str, Any], ...] = ()
+    deleted_paths: tuple[str, ...] = field(default=())
+
+
+def record_failure(
+    session: Session,
+    *,
+    configuration: ModelConfiguration,
+    error: str,
+    queue_id: int | None,
+    dagster_run_id: str | None,
+) -> None:
+    """A failed configuration is recorded with its error; it holds no file and no backtests."""
+    identity = training_runs.training_run_fields(configuration)
+    training_runs.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
+    training_runs.mark_run_status(session, identity["model_config_hash"], RunStatus.FAILED, error_message=error[:8000])
+
+
+def _regime_names(session: Session, settings: Settings) -> list[str]:
+    """The regimes scored now (regime_catalog); the ones the YAML added since the last seed get their row."""
+    from forex_pipeline.store.regime_definitions import active_regimes
+
+    regime_definitions.seed_regime_definitions(session, settings)
+    return list(active_regimes(session, settings).definitions)
+
+
+def _lock_all_regimes(session: Session, regimes: list[str]) -> None:
+    """Take every regime's lock in name order (no deadlock between parallel writers)."""
+    for regime in sorted(regimes):
+        regime_best_models.lock_regime(session, regime)
+
+
+def update_bests(
+    session: Session, new_rows: pd.DataFrame, standing: pd.DataFrame, settings: Settings, regimes: list[str]
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Merge `new_rows` (backtests of newly recorded models, with ids) into the `standing` bests.
+
+    Returns the new bests of every regime and the new-best events (a regime whose rank 1 changed).
+    """
+    from forex_pipeline.regimes.selection import select_regime_bests
+
+    selection = select_regime_bests(
+        new_rows[new_rows["regime"].isin(regimes)],
+        standing,
+        top_n=settings.file_management.keep_top_n_per_regime,
+        min_trades=settings.regimes.min_trades,
+        regimes=regimes,
+    )
+    bests = selection.bests
+    for regime in regimes:
+        rows = bests[bests["regime"] == regime]
+        regime_best_models.replace_regime_bests(session, regime, rows_for_store(rows))
+    return bests, list(selection.events)
+
+
+def rows_for_store(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    fields = regime_best_models.BEST_ROW_FIELDS
+    records = rows.loc[:, [c for c in fields if c in rows.columns]].to_dict("records")
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in records]
+
+
+def record_outcome(
+    engine: Engine,
+    *,
+    settings: Settings,
+    configuration: ModelConfiguration,
+    model_file: ModelFileInfo,
+    backtests: pd.DataFrame,
+    metrics: dict[str, Any],
+    training_seconds: float,
+    backtest_seconds: float,
+    queue_id: int | None,
+    dagster_run_id: str | None,
+) -> RecordResult:
+    """Write the run and its backtests, update the bests and kept flags in one transaction; then delete files."""
+    identity = training_runs.training_run_fields(configuration)
+    with session_scope(engine) as session:
+        regimes = _regime_names(session, settings)
+        _lock_all_regimes(session, regimes)
+        run = training_runs.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
+        inference_backtests.batch_insert_backtests(session, run.id, backtests, replace=True)
+        training_runs.mark_run_status(
+            session,
+            identity["model_config_hash"],
+            RunStatus.COMPLETED,
+            training_seconds=training_seconds,
+            backtest_seconds=backtest_seconds,
+            metrics=_json_metrics(metrics),
+            model_path=str(model_file.path),
+            model_sha256=model_file.sha256,
+            model_bytes=model_file.bytes,
+            dagster_run_id=dagster_run_id,
+        )
+        stored = inference_backtests.get_backtests(session, run.id)
+        stored = stored.rename(columns={"id": "inference_backtest_id"})
+        stored["model_config_hash"] = identity["model_config_hash"]
+        stored["partition_key"] = identity["partition_key"]
+        stored["base_timeframe"] = configuration.feature_set.base_timeframe
+        standing = regime_best_models.current_bests(session)
+        bests, events = update_bests(session, stored, standing, settings, regimes)
+        to_delete = training_runs.set_kept(
+            session,
+            before={int(i) for i in standing.get("training_run_id", [])} | {run.id},
+            after={int(i) for i in bests.get("training_run_id", [])},
+        )
+        if settings.file_management.delete_unkept_models:
+            for record in to_delete:
+                training_runs.mark_file_deleted(session, record.id)
+        else:
+            to_delete = []
+        in_top = tuple(sorted(bests.loc[bests["training_run_id"] == run.id, "regime"].unique()))
+        overall = stored[stored["regime"] == REGIME_ALL]["sharpe"]
+        best_sharpe = float(overall.max()) if overall.notna().any() else None
+    deleted_paths = tuple(str(r.model_path) for r in to_delete if r.model_path)
+    for path in deleted_paths:
+        delete_model_file(Path(path))
+    return RecordResult(
+        training_run_id=run.id,
+        kept=bool(in_top),
+        regimes_in_top=in_top,
+        best_sharpe=best_sharpe,
+        deleted_run_ids=tuple(r.id for r in to_delete),
+        new_best_events=tuple(events),
+        deleted_paths=deleted_paths,
+    )
+
+
+def _json_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (metrics or {}).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        out[str(key)] = number if number == number and abs(number) != float("inf") else None
+    return out
+
+
+def cleanup_files(engine: Engine, artifacts_dir: Path, *, min_age_seconds: float) -> list[Path]:
+    """Remove model files the database does not hold as kept (crash leftovers, deleted-but-present files)."""
+    from forex_pipeline.models.files import remove_orphans
+
+    with session_scope(engine) as session:
+        known = training_runs.model_paths_on_disk(session)
+    return remove_orphans(artifacts_dir, [Path(p) for p in known], min_age_seconds=min_age_seconds)

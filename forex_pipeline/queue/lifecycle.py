@@ -1,0 +1,247 @@
+"""The life of a training queue: submit, start, pause, resume, cancel, detect a dead worker, settle.
+
+State lives in the `training_queue` table only, so any process (the CLI, a Dagster run, a sensor)
+sees the same queue. A queue whose worker died (dead pid on this host, or a stale heartbeat) is
+`interrupted` and its claims are released; resuming it continues with the configurations that have
+no completed training run, so no finished model is trained twice and none is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from forex_pipeline.grid.expand import expand_grid, grid_hash, parse_grid_spec
+from forex_pipeline.models.spec import ModelConfiguration
+from forex_pipeline.grid.spec import GridSpec
+from forex_pipeline.hashing import canonical_json
+from forex_pipeline.keys import FINISHED_QUEUE_STATUSES, QueueStatus, RunStatus
+from forex_pipeline.settings import Settings
+from forex_pipeline.store import regime_definitions, training_queue, training_runs
+from forex_pipeline.store.db import session_scope
+from forex_pipeline.store.spec_files import write_spec
+
+
+class QueueError(RuntimeError):
+    """A queue operation is not possible in the queue's current state; the message says why."""
+
+
+def configurations_of(grid_spec: dict[str, Any]) -> list[ModelConfiguration]:
+    """The grid's configurations in grid order (expanded once per process and grid: ~1 s at 49,000)."""
+    return list(_expanded(canonical_json(grid_spec)))
+
+
+@lru_cache(maxsize=8)
+def _expanded(grid_json: str) -> tuple[ModelConfiguration, ...]:
+    return tuple(expand_grid(parse_grid_spec(json.loads(grid_json))).configurations)
+
+
+def configurations_by_key(grid_spec: dict[str, Any], keys: list[str]) -> list[ModelConfiguration]:
+    """The configurations with these partition keys, in the order given; an unknown key is an error."""
+    index = {c.partition_key: c for c in configurations_of(grid_spec)}
+    missing = [k for k in keys if k not in index]
+    if missing:
+        raise QueueError(f"partition key(s) {missing[:3]} are not configurations of this queue's grid")
+    return [index[k] for k in keys]
+
+
+def submit_grid(engine: Engine, grid: GridSpec | dict[str, Any], artifacts_dir: Path, *, name: str | None = None) -> int:
+    """Validate and expand a grid, store its specs, create a pending queue row; returns the queue id."""
+    spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
+    expanded = expand_grid(spec)
+    for feature_set in expanded.feature_sets:
+        write_spec(artifacts_dir, feature_set)
+    for model_spec in expanded.model_specs:
+        write_spec(artifacts_dir, model_spec)
+    with session_scope(engine) as session:
+        regime_definitions.seed_regime_definitions(session)
+        queue = training_queue.create_queue(
+            session,
+            name or spec.name,
+            spec.model_dump(mode="json"),
+            grid_hash(spec),
+            len(expanded.configurations),
+        )
+        recount(session, queue.id)
+    return queue.id
+
+
+def pending_configurations(engine: Engine, queue_id: int) -> list[ModelConfiguration]:
+    """The queue's configurations without a completed or failed training run, in grid order."""
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        configurations = configurations_of(queue.grid_spec)
+        done = training_runs.find_completed_hashes(session, [c.model_config_hash for c in configurations])
+        failed = {r.model_config_hash for r in training_runs.runs_of_queue(session, queue_id) if r.status == RunStatus.FAILED}
+    return [c for c in configurations if c.model_config_hash not in done | failed]
+
+
+def _queue(session, queue_id: int) -> training_queue.QueueRecord:  # noqa: ANN001 - Session
+    queue = training_queue.get_queue(session, queue_id)
+    if queue is None:
+        raise QueueError(f"no training queue with id {queue_id}")
+    return queue
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _owner_alive(checkpoint: dict[str, Any] | None) -> bool:
+    """False when the queue's recorded worker was a process on this host that no longer exists."""
+    owner = (checkpoint or {}).get("owner") or {}
+    if owner.get("host") != socket.gethostname() or not owner.get("pid"):
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def detect_interrupted(engine: Engine, settings: Settings) -> list[int]:
+    """Mark running queues whose worker is gone as `interrupted`; returns their ids."""
+    interrupted = []
+    with session_scope(engine) as session:
+        stale = {q.id for q in training_queue.find_stale_queues(session, settings.recovery.stale_after_seconds)}
+        for queue in training_queue.list_queues(session, status=QueueStatus.RUNNING):
+            if queue.id in stale or not _owner_alive(queue.checkpoint):
+                training_queue.set_queue_status(session, queue.id, QueueStatus.INTERRUPTED, error_message="worker stopped without finishing (crash or kill)")
+                training_runs.release_claims(session, queue.id)
+                interrupted.append(queue.id)
+    return interrupted
+
+
+def start(engine: Engine, queue_id: int) -> training_queue.QueueRecord:
+    """pending/paused/interrupted -> running, recording this process as the worker."""
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        if queue.status in FINISHED_QUEUE_STATUSES:
+            raise QueueError(f"queue {queue_id} is {queue.status}; submit the grid again to rerun it")
+        if queue.status == QueueStatus.RUNNING and _owner_alive(queue.checkpoint) and (queue.checkpoint or {}).get("owner") != _owner():
+            raise QueueError(f"queue {queue_id} is already running in another process ({(queue.checkpoint or {}).get('owner')})")
+        training_queue.set_queue_status(session, queue_id, QueueStatus.RUNNING)
+        recount(session, queue_id)
+        return training_queue.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "owner": _owner()})
+
+
+def _refuse_finished(session, queue_id: int, action: str) -> None:  # noqa: ANN001 - Session
+    queue = _queue(session, queue_id)
+    if queue.status in FINISHED_QUEUE_STATUSES:
+        raise QueueError(f"queue {queue_id} is {queue.status}; there is nothing to {action}")
+
+
+def hand_to_daemon(engine: Engine, queue_id: int) -> training_queue.QueueRecord:
+    """Mark the queue running in daemon mode: the Dagster daemon's sensor launches its batches."""
+    with session_scope(engine) as session:
+        queue = training_queue.set_queue_status(session, queue_id, QueueStatus.RUNNING)
+        return training_queue.heartbeat(session, queue_id, checkpoint={**(queue.checkpoint or {}), "mode": "daemon", "owner": {}})
+
+
+def pause(engine: Engine, queue_id: int) -> training_queue.QueueRecord:
+    """Finish the model in flight, then stop (a waiting queue pauses at once)."""
+    with session_scope(engine) as session:
+        _refuse_finished(session, queue_id, "pause")
+        return training_queue.request_pause(session, queue_id)
+
+
+def cancel(engine: Engine, queue_id: int) -> training_queue.QueueRecord:
+    """Stop now: flag the queue and interrupt its foreground worker on this host (SIGTERM), which
+    abandons the model in flight; finished models stay. Daemon-mode runs see the flag between models."""
+    with session_scope(engine) as session:
+        _refuse_finished(session, queue_id, "cancel")
+        record = training_queue.request_cancel(session, queue_id)
+    owner = (record.checkpoint or {}).get("owner") or {}
+    if record.cancel_requested and owner.get("host") == socket.gethostname() and owner.get("pid") not in (None, os.getpid()):
+        try:
+            os.kill(int(owner["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return record
+
+
+def resume(engine: Engine, queue_id: int, settings: Settings) -> training_queue.QueueRecord:
+    """Make a paused or interrupted queue runnable again (the worker is started by the caller)."""
+    detect_interrupted(engine, settings)
+    with session_scope(engine) as session:
+        queue = _queue(session, queue_id)
+        if queue.status not in (QueueStatus.PAUSED, QueueStatus.INTERRUPTED, QueueStatus.PENDING, QueueStatus.FAILED):
+            raise QueueError(f"queue {queue_id} is {queue.status}; only paused, interrupted or failed queues resume")
+        return queue
+
+
+def progress(queue: training_queue.QueueRecord) -> dict[str, Any]:
+    """Progress figures of a queue: done, kept, deleted, elapsed and an estimate of the time left."""
+    done = queue.completed_models + queue.failed_models
+    started = queue.started_at or queue.created_at
+    end = queue.finished_at or datetime.now(timezone.utc)
+    elapsed = max((end - started).total_seconds(), 0.0)
+    remaining = max(queue.total_models - done, 0)
+    eta = elapsed / done * remaining if done and queue.status == QueueStatus.RUNNING else None
+    return {
+        "id": queue.id, "name": queue.name, "status": queue.status, "total": queue.total_models,
+        "completed": queue.completed_models, "failed": queue.failed_models, "kept": queue.kept_models,
+        "deleted": queue.deleted_models, "elapsed_seconds": round(elapsed, 1),
+        "remaining_seconds": None if eta is None else round(eta, 1), "message": queue.error_message or "",
+    }
+
+
+def recount(session, queue_id: int) -> training_queue.QueueRecord:  # noqa: ANN001 - Session
+    """All counts from the database: completed = the grid's configurations with a completed run
+    (whichever queue trained them), failed = this queue's failed runs; used at start and at the end,
+    so counts lost in a crash come back."""
+    queue = _queue(session, queue_id)
+    hashes = [c.model_config_hash for c in configurations_of(queue.grid_spec)]
+    completed = len(training_runs.find_completed_hashes(session, hashes))
+    failed = sum(r.status == RunStatus.FAILED for r in training_runs.runs_of_queue(session, queue_id))
+    return training_queue.set_queue_counts(session, queue_id, completed=completed, failed=failed)
+
+
+def finish_if_done(engine: Engine, queue_id: int, stopped_because: str | None) -> training_queue.QueueRecord:
+    """Settle the queue's status after a worker stops: completed, paused or cancelled."""
+    remaining = pending_configurations(engine, queue_id)
+    with session_scope(engine) as session:
+        queue = recount(session, queue_id)
+        if queue.status != QueueStatus.RUNNING:
+            return queue
+        if stopped_because == "cancel":
+            return training_queue.set_queue_status(session, queue_id, QueueStatus.CANCELLED)
+        if stopped_because == "pause":
+            return training_queue.set_queue_status(session, queue_id, QueueStatus.PAUSED)
+        if stopped_because == "error":
+            return training_queue.set_queue_status(session, queue_id, QueueStatus.FAILED, error_message="a grid_batch Dagster run failed; see its logs, then resume")
+        if not remaining:
+            return training_queue.set_queue_status(session, queue_id, QueueStatus.COMPLETED)
+        return queue
+
+
+def other_live_workers(engine: Engine, queue_id: int) -> bool:
+    with session_scope(engine) as session:
+        running = [q for q in training_queue.list_queues(session, status=QueueStatus.RUNNING) if q.id != queue_id]
+    return any(_owner_alive(q.checkpoint) for q in running)
+
+
+def settle_and_notify(engine_or_url: Engine | str, settings: Settings, queue_id: int, stopped_because: str | None = None) -> training_queue.QueueRecord:
+    """Settle the queue's status after a batch and send queue_complete / queue_failure notifications."""
+    from forex_pipeline.reporting.notifications import Notifier, queue_complete_event, queue_failure_event
+    from forex_pipeline.store.db import get_engine
+
+    engine = get_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    queue = finish_if_done(engine, queue_id, stopped_because)
+    notifier = Notifier.from_settings(settings.notifications)
+    if queue.status == QueueStatus.COMPLETED:
+        elapsed = ((queue.finished_at or queue.updated_at) - (queue.started_at or queue.created_at)).total_seconds()
+        notifier.notify(queue_complete_event(queue.name, queue.completed_models, queue.failed_models, queue.kept_models, elapsed))
+    elif queue.status == QueueStatus.FAILED or (queue.status == QueueStatus.PAUSED and queue.error_message and stopped_because in ("failures", "disk")):
+        notifier.notify(queue_failure_event(queue.name, queue.error_message, queue.consecutive_failures))
+    return queue

@@ -1,0 +1,132 @@
+"""The regime-bests dashboard: Markdown tables and PNG charts, from plain DataFrames.
+
+Used by the `regime_bests` asset (shown in the Dagster UI) and by the CLI; no Dagster here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forex_pipeline.io import atomic_write
+from forex_pipeline.keys import REGIME_UNCLASSIFIED
+
+REGIME_COLOURS = {
+    "bull_trending": "tab:green",
+    "bear_trending": "tab:red",
+    "volatile_ranging": "tab:orange",
+    "calm_ranging": "tab:blue",
+    REGIME_UNCLASSIFIED: "tab:gray",
+}
+
+
+def inference_config_label(row: pd.Series) -> str:
+    return (
+        f"{row['prediction_method']}/{row['ensemble_method']}"
+        f" c>={row['confidence_threshold']:g} lb={int(row['lookback_window'])}"
+    )
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def bests_markdown(bests: pd.DataFrame, regimes: list[str]) -> str:
+    """One Markdown table per regime: model, inference config, score, improvement, trades, DSR, date."""
+    if bests.empty:
+        return "_No regime bests yet: no model has met the minimum trade count in any regime._"
+    parts = []
+    for regime in regimes:
+        rows = bests[bests["regime"] == regime].sort_values("rank")
+        parts.append(f"### {regime}\n")
+        if rows.empty:
+            parts.append("_no eligible model yet_\n")
+            continue
+        n_trials = int(rows["n_trials"].max())
+        parts.append(f"{n_trials} inference configurations tried in this regime.\n")
+        parts.append("| rank | model | inference config | Sharpe | improvement | trades | deflated Sharpe | date |")
+        parts.append("|---:|---|---|---:|---:|---:|---:|---|")
+        for _, row in rows.iterrows():
+            parts.append(
+                f"| {int(row['rank'])} | `{row['partition_key']}` | {inference_config_label(row)} | {_fmt(row['score'])}"
+                f" | {_fmt(row['improvement'])} | {int(row['trade_count'])} | {_fmt(row['deflated_sharpe'])}"
+                f" | {_fmt(pd.Timestamp(row['updated_at']))} |"
+            )
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib Figure
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda temp: fig.savefig(temp, dpi=90, bbox_inches="tight", format="png"))
+    finally:
+        plt.close(fig)
+
+
+def _figure(width: float = 9, height: float = 4):  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def regime_timeline_chart(timestamps: pd.DatetimeIndex, close: np.ndarray, labels: np.ndarray, path: Path, title: str) -> Path:
+    """Close price coloured by the regime label of each bar."""
+    fig, ax = _figure()
+    names = sorted(set(labels.tolist()))
+    spare = iter(["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"])
+    for name in names:
+        mask = labels == name
+        colour = REGIME_COLOURS.get(name) or next(spare, "black")
+        ax.scatter(timestamps[mask], close[mask], s=2, color=colour, label=name)
+    ax.set_title(title)
+    ax.legend(markerscale=5, fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def heatmap_chart(table: pd.DataFrame, path: Path) -> Path:
+    """Model x regime heatmap of the best Sharpe (rows: models, columns: regimes)."""
+    fig, ax = _figure(9, max(2.5, 0.35 * len(table) + 1))
+    values = table.to_numpy(dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="RdYlGn")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
+    fig.colorbar(image, ax=ax, label="best Sharpe")
+    ax.set_title("Best Sharpe per model and regime")
+    return _save(fig, path)
+
+
+def risk_return_chart(frame: pd.DataFrame, path: Path) -> Path:
+    """Max drawdown against total return of each model's best configuration over the whole test segment."""
+    fig, ax = _figure(7, 5)
+    kept = frame["kept"].astype(bool)
+    ax.scatter(frame.loc[~kept, "max_drawdown"], frame.loc[~kept, "total_return"], s=12, color="tab:gray", label="deleted")
+    ax.scatter(frame.loc[kept, "max_drawdown"], frame.loc[kept, "total_return"], s=24, color="tab:green", label="kept")
+    ax.set_xlabel("max drawdown")
+    ax.set_ylabel("total return")
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.legend()
+    ax.set_title("Risk vs return (best inference configuration per model)")
+    return _save(fig, path)
+
+
+def equity_chart(curves: dict[str, pd.Series], path: Path) -> Path:
+    """Equity curves (cumulative simple return) of the regime bests on their test segments."""
+    fig, ax = _figure()
+    for label, curve in curves.items():
+        ax.plot(curve.index, curve.to_numpy(), label=label, linewidth=1)
+    ax.set_title("Equity of the regime bests (test segment, after costs)")
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)

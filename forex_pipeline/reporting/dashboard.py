@@ -1,0 +1,101 @@
+"""Gather what the regime-bests dashboard shows from the database and artifacts, then render it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forex_pipeline.keys import split_multi_partition_key
+from forex_pipeline.reporting import charts
+from forex_pipeline.store.regime_definitions import active_regimes
+from forex_pipeline.settings import Settings
+from forex_pipeline.store import history, regime_best_models, training_runs
+from forex_pipeline.store.db import get_engine, session_scope
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    markdown: str
+    n_models: int
+    charts: dict[str, Path] = field(default_factory=dict)
+
+
+def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path, path: Path) -> Path | None:
+    """Regime labels over the close of the first best model's feature set."""
+    from forex_pipeline.features.build import load_feature_matrix
+    from forex_pipeline.regimes.labels import label_regimes
+
+    if bests.empty:
+        return None
+    fs_key, _ = split_multi_partition_key(str(bests.iloc[0]["partition_key"]))
+    matrix_path = artifacts_dir / "features" / f"{fs_key}.parquet"
+    if not matrix_path.exists():
+        return None
+    matrix = load_feature_matrix(matrix_path)
+    with session_scope(get_engine(settings.database_url)) as session:
+        regimes = active_regimes(session, settings)
+    labels = np.asarray(label_regimes(matrix.close, regimes))
+    return charts.regime_timeline_chart(matrix.timestamps, matrix.close, labels, path, f"Regimes of {fs_key}")
+
+
+def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) -> dict[str, pd.Series]:
+    """Equity over the test segment of each regime's rank-1 (model, inference config), from the kept file."""
+    from forex_pipeline.backtest.inference_grid import InferenceConfig
+    from forex_pipeline.backtest.run import config_equity
+    from forex_pipeline.features.build import load_feature_matrix
+    from forex_pipeline.features.splits import split_rows
+    from forex_pipeline.models.registry import load_model
+    from forex_pipeline.store.spec_files import read_spec
+
+    curves: dict[str, pd.Series] = {}
+    for _, row in bests[bests["rank"] == 1].iterrows():
+        fs_key, ms_key = split_multi_partition_key(str(row["partition_key"]))
+        matrix_path = artifacts_dir / "features" / f"{fs_key}.parquet"
+        if not row["kept"] or not row["model_path"] or not matrix_path.exists():
+            continue
+        spec = read_spec(artifacts_dir, "model_spec", ms_key)
+        feature_set = read_spec(artifacts_dir, "feature_set", fs_key)
+        with session_scope(get_engine(settings.database_url)) as session:
+            run = training_runs.get_training_run(session, int(row["training_run_id"]))
+        model = load_model(Path(row["model_path"]), spec, run.model_sha256)
+        matrix = load_feature_matrix(matrix_path)
+        test = split_rows(matrix.n_rows, spec.horizon, settings.training.train_fraction, settings.training.validation_fraction).test
+        config = InferenceConfig(
+            row["prediction_method"], row["ensemble_method"], float(row["confidence_threshold"]), int(row["lookback_window"])
+        )
+        curves[f"{row['regime']}: {ms_key}"] = config_equity(model, matrix, test, config, settings, feature_set.symbol)
+    return curves
+
+
+def _pivot(rows: pd.DataFrame) -> pd.DataFrame:
+    """Model x regime table of best Sharpe (empty stays empty)."""
+    if rows.empty:
+        return rows
+    return rows.pivot(index="model", columns="regime", values="sharpe").astype(float)
+
+
+def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Dashboard:
+    """Markdown tables per regime plus heatmap, risk/return, equity and timeline charts under artifacts/dashboard."""
+    engine = get_engine(db_url)
+    out = Path(artifacts_dir) / "dashboard"
+    with session_scope(engine) as session:
+        regimes = list(active_regimes(session, settings).definitions)
+        bests = regime_best_models.current_bests(session)
+        run_ids = sorted({int(r) for r in bests["training_run_id"]}) if not bests.empty else []
+        heat = _pivot(history.best_sharpe_by_model_and_regime(session, run_ids, settings.regimes.min_trades)) if run_ids else pd.DataFrame()
+        points = history.best_backtest_per_run(session)
+    paths: dict[str, Path] = {}
+    if not heat.empty:
+        paths["model_regime_heatmap"] = charts.heatmap_chart(heat, out / "model_regime_heatmap.png")
+    if not points.empty:
+        paths["risk_vs_return"] = charts.risk_return_chart(points, out / "risk_vs_return.png")
+    curves = equity_curves(bests, settings, Path(artifacts_dir)) if not bests.empty else {}
+    if curves:
+        paths["equity_of_bests"] = charts.equity_chart(curves, out / "equity_of_bests.png")
+    timeline = regime_timeline(bests, settings, Path(artifacts_dir), out / "regime_timeline.png")
+    if timeline is not None:
+        paths["regime_timeline"] = timeline
+    return Dashboard(charts.bests_markdown(bests, regimes), len(run_ids), paths)

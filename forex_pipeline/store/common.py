@@ -1,0 +1,65 @@
+"""Helpers every repository module shares: ORM row -> frozen record, chunked IN lists, dialect
+inserts, status and timezone checks, select -> DataFrame. All SQL of the package lives in `store/`:
+callers get plain records or DataFrames, never ORM objects; no function here commits (wrap calls in
+`db.session_scope`, one unit of work per transaction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import pandas as pd
+from sqlalchemy import Select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+IN_CHUNK = 500
+R = TypeVar("R")
+
+
+def record_of(cls: type[R], row: Any) -> R:
+    """Copy the columns of an ORM row into a frozen record."""
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def in_chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    """Slices short enough for one IN (...) on SQLite."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """INSERT with ON CONFLICT support on the session's backend."""
+    name = session.get_bind().dialect.name
+    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+
+
+def check_status(status: str, allowed: tuple[str, ...], what: str) -> None:
+    if status not in allowed:
+        raise ValueError(f"{what} status {status!r} is not one of {', '.join(allowed)}")
+
+
+def aware_utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} {value.isoformat()} is naive; give a timezone-aware (UTC) datetime")
+    return value.astimezone(timezone.utc)
+
+
+def select_frame(
+    session: Session, statement: Select[Any], columns: Sequence[str], float_columns: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Run a select into a DataFrame with the given column names; float columns get NaN for NULL."""
+    frame = pd.DataFrame([tuple(row) for row in session.execute(statement)], columns=list(columns))
+    for name in float_columns:
+        if name in frame.columns:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
+
+
+def is_nan(value: Any) -> bool:
+    """None or a float NaN (numpy floats included)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))

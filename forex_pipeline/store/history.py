@@ -1,0 +1,179 @@
+"""The training history: runs filtered, sorted and paged with their best `all`-regime figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from forex_pipeline.keys import REGIME_ALL
+from forex_pipeline.store.common import aware_utc, check_status, select_frame
+from forex_pipeline.store.tables import (
+    RUN_STATUSES,
+    InferenceBacktest,
+    TrainingRun,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Filters of the training history; None means "any". Dates bound created_at, [since, until)."""
+
+    status: str | None = None
+    model_type: str | None = None
+    symbol: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_sharpe: float | None = None
+    max_drawdown: float | None = None
+    sort: str = "-created_at"
+    page: int = 1
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of history rows, and how many rows match in all."""
+
+    rows: pd.DataFrame
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "model_config_hash",
+    "partition_key",
+    "symbol",
+    "base_timeframe",
+    "model_type",
+    "encoder",
+    "horizon",
+    "status",
+    "training_seconds",
+    "backtest_seconds",
+    "kept",
+    "file_deleted_at",
+    "queue_id",
+    "error_message",
+    "created_at",
+    "completed_at",
+    "best_sharpe",
+    "best_max_drawdown",
+)
+HISTORY_SORTS: tuple[str, ...] = (
+    "created_at",
+    "completed_at",
+    "training_seconds",
+    "best_sharpe",
+    "symbol",
+    "model_type",
+    "status",
+)
+
+
+def _best_backtests(filters: HistoryFilter) -> Any:
+    """Per run over the `all` regime: best Sharpe and the smallest drawdown among rows passing the metric filters."""
+    test = InferenceBacktest
+    drawdown = func.abs(test.max_drawdown)
+    statement = select(
+        test.training_run_id.label("training_run_id"),
+        func.max(test.sharpe).label("best_sharpe"),
+        func.min(drawdown).label("best_max_drawdown"),
+    ).where(test.regime == REGIME_ALL)
+    if filters.min_sharpe is not None:
+        statement = statement.where(test.sharpe >= filters.min_sharpe)
+    if filters.max_drawdown is not None:
+        statement = statement.where(drawdown <= abs(filters.max_drawdown))
+    return statement.group_by(test.training_run_id).subquery("best")
+
+
+def _history_where(statement: Select[Any], filters: HistoryFilter) -> Select[Any]:
+    """Apply the run-level filters of `filters`."""
+    run = TrainingRun
+    if filters.status is not None:
+        check_status(filters.status, RUN_STATUSES, "training run")
+        statement = statement.where(run.status == filters.status)
+    if filters.model_type is not None:
+        statement = statement.where(run.model_type == filters.model_type)
+    if filters.symbol is not None:
+        from forex_pipeline.settings import normalize_symbol
+
+        statement = statement.where(run.symbol == normalize_symbol(filters.symbol))
+    if filters.since is not None:
+        statement = statement.where(run.created_at >= aware_utc(filters.since, "since"))
+    if filters.until is not None:
+        statement = statement.where(run.created_at < aware_utc(filters.until, "until"))
+    return statement
+
+
+def _history_order(sort: str, best: Any) -> list[Any]:
+    """ORDER BY for a sort key like `-best_sharpe` (descending) or `symbol`; ties broken by id."""
+    name = sort.lstrip("-")
+    if name not in HISTORY_SORTS:
+        raise ValueError(
+            f"history sort {sort!r} is unknown; use one of {list(HISTORY_SORTS)} (prefix '-' for descending)"
+        )
+    column = best.c.best_sharpe if name == "best_sharpe" else getattr(TrainingRun, name)
+    ordered = column.desc() if sort.startswith("-") else column.asc()
+    tie = TrainingRun.id.desc() if sort.startswith("-") else TrainingRun.id.asc()
+    return [ordered.nulls_last(), tie]
+
+
+def query_history(session: Session, filters: HistoryFilter = HistoryFilter()) -> HistoryPage:
+    """One page of training runs matching `filters`, with each run's best `all`-regime Sharpe and drawdown."""
+    if filters.page < 1 or filters.page_size < 1:
+        raise ValueError(f"history page {filters.page} / page_size {filters.page_size} must both be >= 1")
+    best = _best_backtests(filters)
+    metric_filter = filters.min_sharpe is not None or filters.max_drawdown is not None
+    run_columns = [getattr(TrainingRun, c) for c in HISTORY_COLUMNS[:-2]]
+    base = select(*run_columns, best.c.best_sharpe, best.c.best_max_drawdown).join(
+        best, best.c.training_run_id == TrainingRun.id, isouter=not metric_filter
+    )
+    base = _history_where(base, filters)
+    total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    offset = (filters.page - 1) * filters.page_size
+    statement = base.order_by(*_history_order(filters.sort, best)).limit(filters.page_size).offset(offset)
+    floats = ("training_seconds", "backtest_seconds", "best_sharpe", "best_max_drawdown")
+    rows = select_frame(session, statement, HISTORY_COLUMNS, float_columns=floats)
+    return HistoryPage(rows=rows, total=total, page=filters.page, page_size=filters.page_size)
+
+
+def best_sharpe_by_model_and_regime(session: Session, run_ids: list[int], min_trades: int) -> pd.DataFrame:
+    """Best Sharpe per (model partition key, regime) among configurations with at least `min_trades` trades."""
+    statement = (
+        select(TrainingRun.partition_key, InferenceBacktest.regime, func.max(InferenceBacktest.sharpe))
+        .join(TrainingRun, TrainingRun.id == InferenceBacktest.training_run_id)
+        .where(InferenceBacktest.training_run_id.in_(run_ids), InferenceBacktest.trade_count >= min_trades)
+        .group_by(TrainingRun.partition_key, InferenceBacktest.regime)
+    )
+    return select_frame(session, statement, ["model", "regime", "sharpe"], float_columns=["sharpe"])
+
+
+def best_backtest_per_run(session: Session) -> pd.DataFrame:
+    """Per completed model, its best-Sharpe configuration over the whole test segment (risk vs return)."""
+    statement = (
+        select(
+            InferenceBacktest.training_run_id, InferenceBacktest.sharpe, InferenceBacktest.max_drawdown,
+            InferenceBacktest.total_return, TrainingRun.kept,
+        )
+        .join(TrainingRun, TrainingRun.id == InferenceBacktest.training_run_id)
+        .where(InferenceBacktest.regime == REGIME_ALL, InferenceBacktest.sharpe.is_not(None))
+    )
+    rows = select_frame(session, statement, ["run", "sharpe", "max_drawdown", "total_return", "kept"])
+    if rows.empty:
+        return rows
+    return rows.sort_values("sharpe", ascending=False).drop_duplicates("run")

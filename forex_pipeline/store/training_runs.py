@@ -1,0 +1,305 @@
+"""training_runs: one row per model configuration (its identity, status, model file and kept flag)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from forex_pipeline.keys import RunStatus
+from forex_pipeline.store.common import aware_utc, check_status, dialect_insert, in_chunks, is_nan, record_of
+from forex_pipeline.store.tables import (
+    RUN_STATUSES,
+    TrainingRun,
+    json_safe,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from forex_pipeline.models.spec import ModelConfiguration
+
+
+@dataclass(frozen=True)
+class TrainingRunRecord:
+    """One row of training_runs."""
+
+    id: int
+    model_config_hash: str
+    partition_key: str
+    feature_set_hash: str
+    model_spec_hash: str
+    feature_set: dict[str, Any]
+    model_spec: dict[str, Any]
+    symbol: str
+    base_timeframe: str
+    model_type: str
+    encoder: str
+    horizon: int
+    status: str
+    training_seconds: float | None
+    backtest_seconds: float | None
+    metrics: dict[str, Any] | None
+    model_path: str | None
+    model_sha256: str | None
+    model_bytes: int | None
+    kept: bool
+    file_deleted_at: datetime | None
+    error_message: str | None
+    dagster_run_id: str | None
+    queue_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+RUN_IDENTITY_FIELDS: tuple[str, ...] = (
+    "partition_key",
+    "feature_set_hash",
+    "model_spec_hash",
+    "feature_set",
+    "model_spec",
+    "symbol",
+    "base_timeframe",
+    "model_type",
+    "encoder",
+    "horizon",
+)
+
+
+def training_run_fields(configuration: ModelConfiguration) -> dict[str, Any]:
+    """The identity columns of a training run: the keys and hashes its configuration carries."""
+    feature_set, model_spec = configuration.feature_set, configuration.model_spec
+    return {
+        "model_config_hash": configuration.model_config_hash,
+        "partition_key": configuration.partition_key,
+        "feature_set_hash": configuration.feature_set_hash,
+        "model_spec_hash": configuration.model_spec_hash,
+        "feature_set": feature_set.canonical(),
+        "model_spec": model_spec.canonical(),
+        "symbol": feature_set.symbol,
+        "base_timeframe": feature_set.base_timeframe,
+        "model_type": model_spec.model_type,
+        "encoder": model_spec.encoder,
+        "horizon": model_spec.horizon,
+    }
+
+
+def _run_values(identity: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated column values of a new training run: every identity field, nothing unknown."""
+    required = ("model_config_hash", *RUN_IDENTITY_FIELDS)
+    label = identity.get("model_config_hash") or "<no model_config_hash>"
+    missing = [name for name in required if identity.get(name) is None]
+    unknown = sorted(set(identity) - set(required))
+    if missing or unknown:
+        raise ValueError(f"training run {label}: missing field(s) {missing}, unknown field(s) {unknown}")
+    if "status" in extra:
+        check_status(extra["status"], RUN_STATUSES, "training run")
+    return {**{name: identity[name] for name in required}, **extra}
+
+
+def insert_training_run(
+    session: Session,
+    identity: Mapping[str, Any],
+    *,
+    queue_id: int | None = None,
+    dagster_run_id: str | None = None,
+    status: str = RunStatus.PENDING,
+) -> TrainingRunRecord:
+    """Insert a new training run (identity: see training_run_fields); a duplicate hash raises IntegrityError."""
+    extra = {"queue_id": queue_id, "dagster_run_id": dagster_run_id, "status": status}
+    row = TrainingRun(**_run_values(identity, extra))
+    session.add(row)
+    session.flush()
+    return record_of(TrainingRunRecord, row)
+
+
+def upsert_training_run(
+    session: Session,
+    identity: Mapping[str, Any],
+    *,
+    queue_id: int | None = None,
+    dagster_run_id: str | None = None,
+) -> TrainingRunRecord:
+    """Insert the run if its model_config_hash is new, else attach it to `queue_id`/`dagster_run_id`.
+
+    Safe with parallel writers (INSERT .. ON CONFLICT); an existing run's status and results stay.
+    """
+    values = _run_values(identity, {"queue_id": queue_id, "dagster_run_id": dagster_run_id})
+    statement = dialect_insert(session, TrainingRun).values(
+        **values, status=RunStatus.PENDING, kept=False, created_at=utcnow()
+    )
+    changes = {k: v for k, v in (("queue_id", queue_id), ("dagster_run_id", dagster_run_id)) if v is not None}
+    if changes:
+        statement = statement.on_conflict_do_update(index_elements=["model_config_hash"], set_=changes)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=["model_config_hash"])
+    session.execute(statement)
+    record = get_training_run_by_hash(session, values["model_config_hash"])
+    if record is None:
+        raise LookupError(f"training run {values['model_config_hash']} vanished right after its upsert")
+    return record
+
+
+def get_training_run_by_hash(session: Session, model_config_hash: str) -> TrainingRunRecord | None:
+    """The training run of one model configuration, or None."""
+    statement = select(TrainingRun).where(TrainingRun.model_config_hash == model_config_hash)
+    row = session.scalars(statement.execution_options(populate_existing=True)).one_or_none()
+    return None if row is None else record_of(TrainingRunRecord, row)
+
+
+def get_training_run(session: Session, training_run_id: int) -> TrainingRunRecord | None:
+    """The training run with this id, or None."""
+    row = session.get(TrainingRun, training_run_id, populate_existing=True)
+    return None if row is None else record_of(TrainingRunRecord, row)
+
+
+def _run_row(session: Session, model_config_hash: str) -> TrainingRun:
+    row = session.scalars(select(TrainingRun).where(TrainingRun.model_config_hash == model_config_hash)).one_or_none()
+    if row is None:
+        raise LookupError(f"no training run with model_config_hash {model_config_hash!r}")
+    return row
+
+
+def mark_run_status(
+    session: Session,
+    model_config_hash: str,
+    status: str,
+    *,
+    error_message: str | None = None,
+    training_seconds: float | None = None,
+    backtest_seconds: float | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    model_path: str | None = None,
+    model_sha256: str | None = None,
+    model_bytes: int | None = None,
+    dagster_run_id: str | None = None,
+) -> TrainingRunRecord:
+    """Move a run to `status`; `running` stamps started_at, `completed`/`failed` stamp completed_at.
+
+    Fields given as None keep their value, except error_message, which is cleared on `running`
+    and `completed`.
+    """
+    check_status(status, RUN_STATUSES, "training run")
+    row = _run_row(session, model_config_hash)
+    now = utcnow()
+    row.status = status
+    if status == RunStatus.RUNNING:
+        row.started_at, row.completed_at, row.error_message = now, None, None
+    elif status in (RunStatus.COMPLETED, RunStatus.FAILED):
+        row.completed_at = now
+    if status == RunStatus.COMPLETED:
+        row.error_message = None
+    updates = {
+        "error_message": error_message,
+        "training_seconds": None if is_nan(training_seconds) else training_seconds,
+        "backtest_seconds": None if is_nan(backtest_seconds) else backtest_seconds,
+        "metrics": json_safe(dict(metrics)) if metrics is not None else None,
+        "model_path": model_path,
+        "model_sha256": model_sha256,
+        "model_bytes": model_bytes,
+        "dagster_run_id": dagster_run_id,
+    }
+    for name, value in updates.items():
+        if value is not None:
+            setattr(row, name, value)
+    session.flush()
+    return record_of(TrainingRunRecord, row)
+
+
+def find_completed_hashes(session: Session, hashes: Iterable[str]) -> set[str]:
+    """The subset of `hashes` whose training run is completed (what a queue may skip)."""
+    wanted = sorted(set(hashes))
+    done: set[str] = set()
+    for chunk in in_chunks(wanted):
+        statement = select(TrainingRun.model_config_hash).where(
+            TrainingRun.model_config_hash.in_(chunk), TrainingRun.status == RunStatus.COMPLETED
+        )
+        done.update(session.scalars(statement))
+    return done
+
+
+def runs_of_queue(session: Session, queue_id: int) -> list[TrainingRunRecord]:
+    """Every training run attached to a queue, oldest first."""
+    rows = session.scalars(select(TrainingRun).where(TrainingRun.queue_id == queue_id).order_by(TrainingRun.id))
+    return [record_of(TrainingRunRecord, row) for row in rows]
+
+
+def mark_file_deleted(session: Session, training_run_id: int, at: datetime | None = None) -> TrainingRunRecord:
+    """Record that a run's model file was deleted (its metadata stays)."""
+    row = session.get(TrainingRun, training_run_id)
+    if row is None:
+        raise LookupError(f"no training run with id {training_run_id}")
+    row.file_deleted_at = aware_utc(at, "file_deleted_at") if at is not None else utcnow()
+    session.flush()
+    return record_of(TrainingRunRecord, row)
+
+
+def claim_training_run(
+    session: Session, identity: Mapping[str, Any], *, queue_id: int | None, dagster_run_id: str | None, stale_after_seconds: float
+) -> tuple[bool, TrainingRunRecord]:
+    """Atomically take a configuration for training: (True, run) if this worker trains it now.
+
+    A completed run is never claimed again; a `running` one only when its worker has been silent
+    for `stale_after_seconds` (it died). One conditional UPDATE, so parallel workers never train
+    the same configuration twice.
+    """
+    upsert_training_run(session, identity, queue_id=queue_id)
+    stale = utcnow() - timedelta(seconds=stale_after_seconds)
+    result = session.execute(
+        update(TrainingRun)
+        .where(
+            TrainingRun.model_config_hash == identity["model_config_hash"],
+            or_(
+                TrainingRun.status.in_((RunStatus.PENDING, RunStatus.FAILED)),
+                (TrainingRun.status == RunStatus.RUNNING) & (TrainingRun.started_at < stale),
+            ),
+        )
+        .values(status=RunStatus.RUNNING, started_at=utcnow(), dagster_run_id=dagster_run_id, queue_id=queue_id, error_message=None)
+        .execution_options(synchronize_session=False)
+    )
+    run = get_training_run_by_hash(session, identity["model_config_hash"])
+    assert run is not None  # upserted above
+    return result.rowcount == 1, run
+
+
+def release_claims(session: Session, queue_id: int) -> int:
+    """Training runs of this queue left `running` by a stopped worker go back to pending; returns how many."""
+    result = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.queue_id == queue_id, TrainingRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.PENDING)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def set_kept(session: Session, before: set[int], after: set[int]) -> list[TrainingRunRecord]:
+    """kept := in the new bests, for the runs whose fate can change (old bests, the new model, new bests);
+    returns the runs that just left every top N and still hold a file. Touches O(regimes x top N) rows,
+    not the whole table, so recording stays cheap with tens of thousands of models."""
+    dropped = sorted(before - after)
+    if after:
+        session.execute(update(TrainingRun).where(TrainingRun.id.in_(sorted(after))).values(kept=True))
+    if not dropped:
+        return []
+    session.execute(update(TrainingRun).where(TrainingRun.id.in_(dropped)).values(kept=False))
+    rows = session.scalars(
+        select(TrainingRun)
+        .where(TrainingRun.id.in_(dropped), TrainingRun.model_path.is_not(None), TrainingRun.file_deleted_at.is_(None))
+        .order_by(TrainingRun.id)
+        .execution_options(populate_existing=True)
+    )
+    return [record_of(TrainingRunRecord, row) for row in rows]
+
+
+def model_paths_on_disk(session: Session) -> list[str]:
+    """Model paths the database holds as present (recorded and not deleted)."""
+    return list(
+        session.scalars(
+            select(TrainingRun.model_path).where(TrainingRun.model_path.is_not(None), TrainingRun.file_deleted_at.is_(None))
+        ).all()
+    )

@@ -1,0 +1,85 @@
+"""inference_backtests: batch insert round trip, column contract, cascades, transactions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from forex_pipeline.store import inference_backtests, regime_best_models, training_runs
+from forex_pipeline.store.db import session_scope
+from forex_pipeline.store.tables import BACKTEST_COLUMNS, InferenceBacktest, TrainingRun
+
+from .conftest import backtest_frame, run_identity
+from .helpers import add_run, best_row, count
+
+
+def test_batch_insert_round_trip_with_nan_as_null(engine: Engine) -> None:
+    run = add_run(engine, 1)
+    frame = backtest_frame(seed=3)
+    assert frame["sharpe"].isna().any() and len(frame) == 135 * 6
+    with session_scope(engine) as session:
+        assert inference_backtests.batch_insert_backtests(session, run.id, frame) == 810
+    with session_scope(engine) as session:
+        nulls = session.scalar(select(func.count()).where(InferenceBacktest.sharpe.is_(None)))
+        back = inference_backtests.get_backtests(session, run.id)
+    assert nulls == int(frame["sharpe"].isna().sum()) > 0
+    assert list(back.columns) == ["id", "training_run_id", *BACKTEST_COLUMNS]
+    assert (back["training_run_id"] == run.id).all()
+    pd.testing.assert_frame_equal(
+        back[list(BACKTEST_COLUMNS)].reset_index(drop=True), frame, check_dtype=False, check_exact=False, rtol=1e-12
+    )
+
+
+def test_batch_insert_rejects_wrong_columns_and_missing_runs(engine: Engine) -> None:
+    run = add_run(engine, 1)
+    frame = backtest_frame()
+    wrong_columns = r"missing \['n_bars'\].*unexpected \['extra'\]"
+    with session_scope(engine) as session, pytest.raises(ValueError, match=wrong_columns):
+        inference_backtests.batch_insert_backtests(session, run.id, frame.drop(columns="n_bars").assign(extra=1))
+    with session_scope(engine) as session, pytest.raises(ValueError, match="regime"):
+        inference_backtests.batch_insert_backtests(session, run.id, frame.assign(regime=None))
+    with session_scope(engine) as session, pytest.raises(LookupError, match="9999"):
+        inference_backtests.batch_insert_backtests(session, 9999, frame)
+
+
+def test_duplicate_backtest_rows_violate_the_unique_key_and_replace_works(engine: Engine) -> None:
+    run = add_run(engine, 1)
+    frame = backtest_frame(regimes=("all",))
+    with session_scope(engine) as session:
+        inference_backtests.batch_insert_backtests(session, run.id, frame)
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        inference_backtests.batch_insert_backtests(session, run.id, frame.iloc[:1])
+    with session_scope(engine) as session:
+        inference_backtests.batch_insert_backtests(session, run.id, frame.iloc[:10], replace=True)
+    assert count(engine, InferenceBacktest) == 10
+
+
+def test_deleting_a_run_cascades_to_backtests_and_bests(engine: Engine) -> None:
+    keep, gone = add_run(engine, 1), add_run(engine, 2)
+    with session_scope(engine) as session:
+        inference_backtests.batch_insert_backtests(session, keep.id, backtest_frame(seed=1))
+        inference_backtests.batch_insert_backtests(session, gone.id, backtest_frame(seed=2))
+        test_id = int(inference_backtests.get_backtests(session, gone.id)["id"].iloc[0])
+        regime_best_models.replace_regime_bests(session, "bull_trending", [best_row(1, gone.id, test_id, 2.0)])
+    with session_scope(engine) as session:
+        session.delete(session.get(TrainingRun, gone.id))
+    assert count(engine, InferenceBacktest) == 810
+    with session_scope(engine) as session:
+        assert regime_best_models.current_bests(session).empty
+        assert inference_backtests.get_backtests(session, gone.id).empty
+
+
+def test_a_failed_transaction_leaves_nothing_half_written(engine: Engine) -> None:
+    run = add_run(engine, 1)
+    with pytest.raises(RuntimeError, match="crash"), session_scope(engine) as session:
+        training_runs.mark_run_status(session, run.model_config_hash, "completed", training_seconds=9.0)
+        inference_backtests.batch_insert_backtests(session, run.id, backtest_frame())
+        training_runs.insert_training_run(session, run_identity(2))
+        raise RuntimeError("crash after the writes")
+    with session_scope(engine) as session:
+        after = training_runs.get_training_run(session, run.id)
+        assert after is not None and after.status == "pending" and after.training_seconds is None
+    assert count(engine, InferenceBacktest) == 0
+    assert count(engine, TrainingRun) == 1

@@ -1,0 +1,106 @@
+"""training_runs: identity, upsert, status stamps, completed hashes, kept flags."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from forex_pipeline.features.spec import FeatureSetSpec
+from forex_pipeline.models.spec import ModelConfiguration, ModelSpec, model_config_hash
+from forex_pipeline.store import (
+    inference_backtests,
+    regime_best_models,
+    training_queue,
+    training_runs,
+)
+from forex_pipeline.store.db import session_scope
+from forex_pipeline.store.tables import TrainingRun
+
+from .conftest import backtest_frame, run_identity
+from .helpers import add_run, best_row, count
+
+
+def test_model_config_hash_is_unique(engine: Engine) -> None:
+    add_run(engine, 1)
+    with pytest.raises(IntegrityError):
+        add_run(engine, 1)
+    assert count(engine, TrainingRun) == 1
+
+
+def test_upsert_keeps_one_row_and_attaches_the_queue(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        queue = training_queue.create_queue(session, "grid", {"symbols": ["EURUSD"]}, "g1", total_models=1)
+        first = training_runs.upsert_training_run(session, run_identity(1))
+        training_runs.mark_run_status(session, first.model_config_hash, "completed", training_seconds=1.5)
+        second = training_runs.upsert_training_run(session, run_identity(1), queue_id=queue.id, dagster_run_id="r-2")
+    assert second.id == first.id
+    assert (second.queue_id, second.dagster_run_id, second.status) == (queue.id, "r-2", "completed")
+    assert count(engine, TrainingRun) == 1
+
+
+def test_identity_from_specs_and_clear_errors(engine: Engine) -> None:
+    feature_set = FeatureSetSpec(symbol="EUR/USD", base_timeframe="1h", days_history=30,
+                                 as_of=datetime(2019, 6, 1, tzinfo=timezone.utc))
+    model_spec = ModelSpec(model_type="rf", horizon=5)
+    identity = training_runs.training_run_fields(ModelConfiguration.of(feature_set, model_spec))
+    with session_scope(engine) as session:
+        record = training_runs.insert_training_run(session, identity)
+    assert record.model_config_hash == model_config_hash(feature_set.hash, model_spec.hash)
+    assert record.partition_key == f"{feature_set.partition_key}|{model_spec.partition_key}"
+    assert record.feature_set == feature_set.canonical() and record.symbol == "EURUSD"
+    assert record.created_at.tzinfo is not None and record.created_at.utcoffset() == timedelta(0)
+    broken = {k: v for k, v in run_identity(2).items() if k != "horizon"}
+    with session_scope(engine) as session, pytest.raises(ValueError, match="horizon"):
+        training_runs.insert_training_run(session, broken)
+    with session_scope(engine) as session, pytest.raises(ValueError, match="status 'done'"):
+        training_runs.insert_training_run(session, run_identity(3), status="done")
+
+
+def test_mark_run_status_stamps_times_and_stores_results(engine: Engine) -> None:
+    run = add_run(engine, 1)
+    with session_scope(engine) as session:
+        running = training_runs.mark_run_status(session, run.model_config_hash, "running", dagster_run_id="abc")
+    assert running.started_at is not None and running.completed_at is None
+    metrics = {"validation": {"rmse": 0.01, "r2": float("nan")}, "members": np.int64(5)}
+    with session_scope(engine) as session:
+        training_runs.mark_run_status(session, run.model_config_hash, "completed", training_seconds=3.25, metrics=metrics,
+                             model_path="m/x.joblib", model_sha256="f" * 64, model_bytes=2**33)
+    with session_scope(engine) as session:
+        done = training_runs.get_training_run_by_hash(session, run.model_config_hash)
+    assert done is not None and done.status == "completed" and done.completed_at >= done.started_at
+    assert done.metrics == {"validation": {"rmse": 0.01, "r2": None}, "members": 5}
+    assert (done.model_bytes, done.training_seconds, done.dagster_run_id) == (2**33, 3.25, "abc")
+    with session_scope(engine) as session, pytest.raises(LookupError, match="nope"):
+        training_runs.mark_run_status(session, "nope", "failed")
+    with session_scope(engine) as session, pytest.raises(ValueError, match="'finished'"):
+        training_runs.mark_run_status(session, run.model_config_hash, "finished")
+
+
+def test_find_completed_hashes_over_many(engine: Engine) -> None:
+    identities = [run_identity(n) for n in range(6)]
+    with session_scope(engine) as session:
+        for n, identity in enumerate(identities):
+            training_runs.insert_training_run(session, identity, status="completed" if n % 2 == 0 else "failed")
+    asked = [i["model_config_hash"] for i in identities] + [f"{n:064x}" for n in range(1200)]
+    with session_scope(engine) as session:
+        found = training_runs.find_completed_hashes(session, asked)
+    assert found == {identities[n]["model_config_hash"] for n in (0, 2, 4)}
+
+
+def test_set_kept_lists_files_to_delete(engine: Engine) -> None:
+    kept, dropped = add_run(engine, 1), add_run(engine, 2)
+    with session_scope(engine) as session:
+        for run in (kept, dropped):
+            training_runs.mark_run_status(session, run.model_config_hash, "completed", model_path=f"m/{run.id}.joblib")
+            inference_backtests.batch_insert_backtests(session, run.id, backtest_frame(seed=run.id, regimes=("all",)))
+        test_id = int(inference_backtests.get_backtests(session, kept.id)["id"].iloc[0])
+        regime_best_models.replace_regime_bests(session, "bull_trending", [best_row(1, kept.id, test_id, 1.0)])
+        assert [r.id for r in training_runs.set_kept(session, before={kept.id, dropped.id}, after={kept.id})] == [dropped.id]
+        assert training_runs.get_training_run(session, dropped.id).kept is False
+        training_runs.mark_file_deleted(session, dropped.id)
+        assert training_runs.set_kept(session, before={kept.id, dropped.id}, after={kept.id}) == []
+        assert training_runs.get_training_run(session, kept.id).kept is True
