@@ -53,7 +53,8 @@ def run_configuration(
     seed: int = 0,
 ) -> ConfigurationOutcome:
     """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded."""
-    from forex_pipeline.backtest.run import run_inference_backtests
+    from forex_pipeline.backtest.run import run_evaluation_backtests
+    from forex_pipeline.pipeline.trust import ensure_reference
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
     from forex_pipeline.models.files import model_file_path
     from forex_pipeline.store.regime_definitions import active_regimes
@@ -97,8 +98,14 @@ def run_configuration(
         with session_scope(engine) as session:
             regimes = active_regimes(session, settings)
         labels = label_regimes(matrix.close, regimes)
-        output = run_inference_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
+        # selection / holdout (or walk-forward folds) of the test segment, embargo = horizon (backtest/segments.py)
+        output = run_evaluation_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
         backtest_seconds = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        reference = ensure_reference(
+            matrix, feature_set, model_spec.horizon, splits.test, labels, settings, regimes, artifacts_dir
+        )
+        timings["trust_reference"] = time.perf_counter() - t2
     except Exception as exc:  # a failing model is recorded with its error and skipped, never fatal to the grid
         error = f"{type(exc).__name__}: {exc}"
         with session_scope(engine) as session:
@@ -122,6 +129,8 @@ def run_configuration(
         backtest_seconds=backtest_seconds,
         queue_id=queue_id,
         dagster_run_id=dagster_run_id,
+        reference=reference,
+        artifacts_dir=artifacts_dir,
     )
     timings.update(training=training_seconds, backtest=backtest_seconds)
     return ConfigurationOutcome(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -143,8 +144,27 @@ def _block_sharpe(total: np.ndarray, total_sq: np.ndarray, n: np.ndarray) -> np.
     return out
 
 
+@lru_cache(maxsize=4)
+def _splits(n_blocks: int) -> list[tuple[int, ...]]:
+    return list(combinations(range(n_blocks), n_blocks // 2))
+
+
+@lru_cache(maxsize=4)
+def _split_masks(n_blocks: int) -> np.ndarray:
+    masks = np.array([sum(1 << b for b in c) for c in _splits(n_blocks)], dtype=np.int64)
+    masks.flags.writeable = False
+    return masks
+
+
 def cscv_pbo(
-    block_sum_ret: np.ndarray, block_sum_sq: np.ndarray, block_n_bars: np.ndarray, chunk: int = 1024
+    block_sum_ret: np.ndarray,
+    block_sum_sq: np.ndarray,
+    block_n_bars: np.ndarray,
+    chunk: int = 1024,
+    *,
+    max_splits: int | None = None,
+    seed: int = 0,
+    kernel: bool = True,
 ) -> PBOResult:
     """Probability of backtest overfitting by CSCV (Bailey, Borwein, Lopez de Prado & Zhu) from
     per-block sums, arrays (N trials, S blocks), S even.
@@ -156,6 +176,11 @@ def cscv_pbo(
     in-sample winner is no better than the median out of sample. A trial without a defined Sharpe on
     a set (no trade) scores 0 there: flat earns nothing. ~0 for a strategy that dominates in every
     block, ~0.5 for trials that are all noise.
+
+    `max_splits` bounds the work (splits x trials) of large trial sets: when C(S, S/2) is larger, a
+    fixed random subset of that many splits (seeded by `seed`, so the figure is reproducible) is
+    used, a Monte Carlo estimate of the same PBO with a standard error of at most 0.5 / sqrt(max_splits).
+    `kernel` runs the numba loop of regimes/cscv_kernel.py (S <= 16; same figures as the matrix form).
     """
     ret, sq, n = (np.asarray(a, dtype=np.float64) for a in (block_sum_ret, block_sum_sq, block_n_bars))
     if ret.ndim != 2 or sq.shape != ret.shape or n.shape != ret.shape:
@@ -167,7 +192,19 @@ def cscv_pbo(
         raise ValueError(f"CSCV needs at least 2 trials, got {n_trials}")
     if not (np.isfinite(ret).all() and np.isfinite(sq).all() and np.isfinite(n).all()):
         raise ValueError("block sums must be finite")
-    picks = np.array([[b in c for b in range(n_blocks)] for c in combinations(range(n_blocks), n_blocks // 2)], dtype=np.float64)
+    splits = _splits(n_blocks)
+    masks = _split_masks(n_blocks)
+    if max_splits is not None and len(splits) > max_splits:
+        if max_splits < 1:
+            raise ValueError(f"max_splits must be >= 1, got {max_splits}")
+        chosen = np.sort(np.random.default_rng(seed).choice(len(splits), size=max_splits, replace=False))
+        splits, masks = [splits[i] for i in chosen], masks[chosen]
+    if kernel and n_blocks <= 16:
+        from forex_pipeline.regimes.cscv_kernel import cscv_logits
+
+        logits = cscv_logits(ret, sq, n, masks)
+        return PBOResult(float((logits <= 0).mean()), logits, len(splits), n_trials)
+    picks = np.array([[b in c for b in range(n_blocks)] for c in splits], dtype=np.float64)
     totals = (ret.sum(axis=1), sq.sum(axis=1), n.sum(axis=1))
     logits = np.empty(len(picks))
     rows = np.arange(min(chunk, len(picks)))
@@ -195,13 +232,13 @@ def blocks_of(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return matrix("block_sum_ret"), matrix("block_sum_sq"), matrix("block_n_bars")
 
 
-def regime_pbo(rows: pd.DataFrame, segment: str = SELECTION) -> dict[str, float]:
+def regime_pbo(rows: pd.DataFrame, segment: str = SELECTION, max_splits: int | None = None) -> dict[str, float]:
     """PBO per regime (not 'all') over every trial (row) of `segment` in `rows`; NaN with < 2 trials."""
     if "segment" in rows.columns:
         rows = rows[rows["segment"] == segment]
     out: dict[str, float] = {}
     for regime, group in rows[rows["regime"] != REGIME_ALL].groupby("regime", sort=True):
-        out[str(regime)] = cscv_pbo(*blocks_of(group)).pbo if len(group) >= 2 else float("nan")
+        out[str(regime)] = cscv_pbo(*blocks_of(group), max_splits=max_splits).pbo if len(group) >= 2 else float("nan")
     return out
 
 

@@ -1,0 +1,88 @@
+"""The CSCV loop of the probability of backtest overfitting (regimes/significance.py `cscv_pbo`) as a
+numba kernel: for every split, the in-sample winner and the relative rank of its out-of-sample
+Sharpe, in one pass over the trials per split (no (splits x trials) matrices).
+
+Meet in the middle: a split is a 16-bit mask of in-sample blocks; each trial's sums over any subset
+of the first and of the last 8 blocks are tabulated once (256 entries each), so the in-sample sum
+over a split is two look-ups. Same semantics as the matrix version: a set without a defined Sharpe
+(fewer than 2 bars, or no variance: no trade) scores 0; ties in the in-sample Sharpe go to the first
+trial; out-of-sample ties are averaged.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+HALF = 8
+
+
+@numba.njit(cache=True)
+def _sharpe(total: float, total_sq: float, n: float) -> float:
+    safe_n = max(n, 1.0)
+    mean = total / safe_n
+    var = (total_sq - total * mean) / max(n - 1.0, 1.0)
+    if n >= 2.0 and var > 1e-12 * total_sq / safe_n and var > 0.0:
+        return mean / np.sqrt(var)
+    return 0.0
+
+
+@numba.njit(cache=True)
+def _subset_sums(values: np.ndarray, first: int, count: int) -> np.ndarray:
+    """(trials, 2^count): sums of values[:, first + b] over the blocks b set in each mask."""
+    n_trials = values.shape[0]
+    out = np.zeros((n_trials, 1 << count))
+    for mask in range(1, 1 << count):
+        low = mask & (-mask)
+        bit = 0
+        while (1 << bit) != low:
+            bit += 1
+        rest = mask ^ low
+        for i in range(n_trials):
+            out[i, mask] = out[i, rest] + values[i, first + bit]
+    return out
+
+
+@numba.njit(cache=True)
+def cscv_logits(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """lambda_c = logit(relative OOS rank of the IS winner) for each split mask (blocks = 16 at most)."""
+    n_trials, n_blocks = ret.shape
+    lo_count = min(HALF, n_blocks)
+    hi_count = n_blocks - lo_count
+    lo_mask = (1 << lo_count) - 1
+    tables = []
+    for values in (ret, sq, n):
+        tables.append(_subset_sums(values, 0, lo_count))
+        tables.append(_subset_sums(values, lo_count, hi_count))
+    r_lo, r_hi, q_lo, q_hi, n_lo, n_hi = tables[0], tables[1], tables[2], tables[3], tables[4], tables[5]
+    tot_r = ret.sum(axis=1)
+    tot_q = sq.sum(axis=1)
+    tot_n = n.sum(axis=1)
+    out = np.empty(masks.shape[0])
+    oos = np.empty(n_trials)
+    for c in range(masks.shape[0]):
+        a = masks[c] & lo_mask
+        b = masks[c] >> lo_count
+        best = -np.inf
+        winner = 0
+        for i in range(n_trials):
+            rs = r_lo[i, a] + r_hi[i, b]
+            qs = q_lo[i, a] + q_hi[i, b]
+            ns = n_lo[i, a] + n_hi[i, b]
+            s = _sharpe(rs, qs, ns)
+            if s > best:
+                best = s
+                winner = i
+            oos[i] = _sharpe(tot_r[i] - rs, tot_q[i] - qs, tot_n[i] - ns)
+        value = oos[winner]
+        less = 0
+        equal = 0
+        for i in range(n_trials):
+            if oos[i] < value:
+                less += 1
+            elif oos[i] == value:
+                equal += 1
+        rank = less + 0.5 * (equal - 1) + 1.0
+        w = rank / (n_trials + 1.0)
+        out[c] = np.log(w / (1.0 - w))
+    return out
