@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +27,26 @@ from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.hashing import config_hash
 from forex_pipeline.io import atomic_write
 from forex_pipeline.keys import REGIME_ALL
-from forex_pipeline.regimes.significance import TrialMoments, annotate_bests, blocks_of, cscv_pbo
+from forex_pipeline.regimes.significance import (
+    TRUST_BEST_COLUMNS,
+    GumbelFit,
+    TrialMoments,
+    best_baseline,
+    blocks_of,
+    cscv_pbo,
+    deflate,
+    fit_gumbel,
+    is_significant,
+)
 from forex_pipeline.settings import EvaluationSettings, RegimeSettings, Settings
 
 # Bump when the reference runs change meaning (their files are then recomputed).
 REFERENCE_VERSION = 1
 BASELINE_KEEP = ("baseline", "regime", "segment", "sharpe", "trade_count")
-# CSCV work bound per regime (splits x trials): exact (all C(16, 8) = 12870 splits) up to ~15 trials,
-# then a fixed random subset of splits, never fewer than PBO_MIN_SPLITS (standard error <= 0.05).
-PBO_WORK = 200_000
+# CSCV work bound per regime (splits x trials): exact (all C(16, 8) = 12870 splits) for 1 trial,
+# then a fixed random subset of splits (100 for 200 trials and more): never fewer than PBO_MIN_SPLITS (standard
+# error of the estimate <= 0.5 / sqrt(splits) = 0.05).
+PBO_WORK = 20_000
 PBO_MIN_SPLITS = 100
 
 
@@ -65,6 +77,19 @@ class TrustReference:
 
     noise: pd.DataFrame        # backtest/run.py NOISE_MAXIMA_COLUMNS
     baselines: pd.DataFrame    # BASELINE_KEEP of run_baseline_backtests
+
+    @cached_property
+    def fits(self) -> dict[tuple[str, str], tuple[GumbelFit | None, str | None, float]]:
+        """Per (regime, segment): the Gumbel fit of the noise model-bests (None if it cannot be fitted)
+        and the best baseline (name, Sharpe), computed once per reference."""
+        out: dict[tuple[str, str], tuple[GumbelFit | None, str | None, float]] = {}
+        for (regime, segment), group in self.noise.groupby(["regime", "segment"], sort=False):
+            try:
+                fit: GumbelFit | None = fit_gumbel(group["best_sharpe"])
+            except ValueError:
+                fit = None
+            out[(str(regime), str(segment))] = (fit, *best_baseline(self.baselines, str(regime), str(segment)))
+        return out
 
 
 def reference_key(feature_set_hash: str, horizon: int, symbol: str, settings: Settings, regimes: RegimeSettings) -> str:
@@ -134,13 +159,20 @@ def ensure_reference(
 
 # ------------------------------------------------------------------------------ in the transaction
 def group_pbo(blocks: pd.DataFrame) -> dict[str, float]:
-    """PBO per regime over the trials of one (feature set, horizon) (rows of inference_backtests.trial_blocks)."""
+    """PBO per regime over the trials of one (feature set, horizon) (rows of inference_backtests.trial_blocks:
+    regime and the three block lists); NaN with fewer than 2 trials."""
+    blocks = blocks[blocks["regime"] != REGIME_ALL]
+    if blocks.empty:
+        return {}
+    ret, sq, n = blocks_of(blocks)
+    regimes = blocks["regime"].to_numpy()
     out: dict[str, float] = {}
-    for regime, group in blocks[blocks["regime"] != REGIME_ALL].groupby("regime", sort=True):
-        if len(group) < 2:
+    for regime in sorted(set(regimes.tolist())):
+        rows = np.flatnonzero(regimes == regime)
+        if rows.size < 2:
             out[str(regime)] = float("nan")
             continue
-        out[str(regime)] = cscv_pbo(*blocks_of(group), max_splits=pbo_splits(len(group))).pbo
+        out[str(regime)] = cscv_pbo(ret[rows], sq[rows], n[rows], max_splits=pbo_splits(rows.size)).pbo
     return out
 
 
@@ -153,38 +185,57 @@ def annotate(
     settings: Settings,
     segment: str,
 ) -> pd.DataFrame:
-    """Every best with its trust figures, per (feature set, horizon) group (rows need feature_set_hash
-    and horizon): DSR and n_trials from the regime's current trials, the noise p-value (N accounted)
-    and best baseline from the group's reference, PBO recomputed for the groups in `pbo` (others keep
-    their stored figure), the verdict. A group without a reference gets no p-value, hence no verdict."""
-    if bests.empty:
-        return bests.assign(**{c: pd.Series(dtype=float) for c in ("null_p_value", "pbo", "baseline_score")})
-    parts = []
-    for (fs_hash, horizon), group in bests.groupby(["feature_set_hash", "horizon"], sort=False):
+    """Every best with its trust figures (TRUST_BEST_COLUMNS of regimes/significance.py), per (feature
+    set, horizon) group (rows need feature_set_hash and horizon): DSR and n_trials from the regime's
+    current trials, the noise p-value (N accounted) and best baseline from the group's reference, PBO
+    recomputed for the groups in `pbo` (others keep their stored figure), the verdict. A group
+    without a reference keeps its stored baseline and gets no p-value, hence no verdict.
+
+    The same figures as `annotate_bests`, computed once per (group, regime) rather than per row (the
+    Gumbel fit of the noise maxima, the best baseline), so the transaction stays cheap.
+    """
+    out = bests.copy()
+    if out.empty:
+        for column in TRUST_BEST_COLUMNS:
+            if column not in out.columns:
+                out[column] = pd.Series(dtype=object if column in ("baseline", "significant") else float)
+        return out
+    out["selection_score"] = out["score"].astype(float)
+    out["n_trials"] = [trials.get(r, TrialMoments()).n_trials for r in out["regime"]]
+    out["deflated_sharpe"] = deflate(out, trials)
+    per_model = trials_per_model(settings)
+    for column, default in (("pbo", np.nan), ("baseline", None), ("baseline_score", np.nan)):
+        if column not in out.columns:
+            out[column] = default
+    out["baseline"] = out["baseline"].astype(object)
+    p_values = np.full(len(out), np.nan)
+    pbo_values = out["pbo"].astype(float).to_numpy(copy=True)
+    names = out["baseline"].tolist()
+    baseline_scores = out["baseline_score"].astype(float).to_numpy(copy=True)
+    for position, (fs_hash, horizon, regime, score, n_trials) in enumerate(
+        zip(out["feature_set_hash"], out["horizon"], out["regime"], out["selection_score"], out["n_trials"])
+    ):
         key = (str(fs_hash), int(horizon))
         reference = references.get(key)
-        stored_pbo = group["pbo"] if "pbo" in group.columns else pd.Series(np.nan, index=group.index)
-        regime_pbo = pbo.get(key)
-        annotated = annotate_bests(
-            group.drop(columns=[c for c in ("pbo",) if c in group.columns]),
-            trials=trials,
-            noise_maxima=reference.noise if reference is not None else None,
-            pbo=regime_pbo if regime_pbo is not None else {},
-            baselines=reference.baselines if reference is not None else None,
-            thresholds=settings.regimes.significance,
-            trials_per_model=trials_per_model(settings),
-            segment=segment,
-        )
-        if regime_pbo is None:
-            annotated["pbo"] = stored_pbo.astype(float)
-        if reference is None and "baseline_score" in group.columns:
-            # no reference to recompute from: the baseline comparison stays as stored
-            for column in ("baseline", "baseline_score"):
-                annotated[column] = group[column]
-            annotated["improvement_over_baseline"] = annotated["selection_score"] - annotated["baseline_score"].astype(float)
-        parts.append(annotated)
-    out = pd.concat(parts).loc[bests.index]
-    out["significant"] = out["significant"].astype(bool)
+        if key in pbo:
+            pbo_values[position] = float(pbo[key].get(regime, np.nan))
+        if reference is None:
+            continue
+        if (str(regime), segment) not in reference.fits:
+            continue
+        fit, names[position], baseline_scores[position] = reference.fits[(str(regime), segment)]
+        if fit is not None and math.isfinite(score):
+            p_values[position] = fit.survival(float(score), max(n_trials / per_model, 1.0))
+    out["null_p_value"] = p_values
+    out["pbo"] = pbo_values
+    out["baseline"] = pd.Series(names, index=out.index, dtype=object)
+    out["baseline_score"] = baseline_scores
+    out["improvement_over_baseline"] = out["selection_score"] - out["baseline_score"]
+    holdout = out["holdout_score"].astype(float) if "holdout_score" in out.columns else pd.Series(np.nan, index=out.index)
+    thresholds = settings.regimes.significance
+    out["significant"] = [
+        bool(is_significant(d, p, h, thresholds)) for d, p, h in zip(out["deflated_sharpe"], out["null_p_value"], holdout)
+    ]
     return out
 
 

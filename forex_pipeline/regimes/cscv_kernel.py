@@ -29,9 +29,10 @@ def _sharpe(total: float, total_sq: float, n: float) -> float:
 
 @numba.njit(cache=True)
 def _subset_sums(values: np.ndarray, first: int, count: int) -> np.ndarray:
-    """(trials, 2^count): sums of values[:, first + b] over the blocks b set in each mask."""
+    """(2^count, trials): sums of values[:, first + b] over the blocks b set in each mask (a mask's
+    row is contiguous over trials, the order the split loop reads it in)."""
     n_trials = values.shape[0]
-    out = np.zeros((n_trials, 1 << count))
+    out = np.zeros((1 << count, n_trials))
     for mask in range(1, 1 << count):
         low = mask & (-mask)
         bit = 0
@@ -39,7 +40,7 @@ def _subset_sums(values: np.ndarray, first: int, count: int) -> np.ndarray:
             bit += 1
         rest = mask ^ low
         for i in range(n_trials):
-            out[i, mask] = out[i, rest] + values[i, first + bit]
+            out[mask, i] = out[rest, i] + values[i, first + bit]
     return out
 
 
@@ -65,10 +66,11 @@ def cscv_logits(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.ndarra
         b = masks[c] >> lo_count
         best = -np.inf
         winner = 0
+        ra, rb, qa, qb, na, nb = r_lo[a], r_hi[b], q_lo[a], q_hi[b], n_lo[a], n_hi[b]
         for i in range(n_trials):
-            rs = r_lo[i, a] + r_hi[i, b]
-            qs = q_lo[i, a] + q_hi[i, b]
-            ns = n_lo[i, a] + n_hi[i, b]
+            rs = ra[i] + rb[i]
+            qs = qa[i] + qb[i]
+            ns = na[i] + nb[i]
             s = _sharpe(rs, qs, ns)
             if s > best:
                 best = s
