@@ -17,7 +17,8 @@ def _image(path: Path) -> dg.MetadataValue:
 @dg.asset(
     group_name="model_grid",
     deps=["inference_backtests"],
-    description="Best (model, inference configuration) per regime, improvement, deflated Sharpe, charts.",
+    description="Best (model, inference configuration) per regime, improvement, deflated Sharpe, the trust "
+    "figures and the `significant` verdict (docs/regimes.md), charts.",
 )
 def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
     from forex_pipeline.reporting.dashboard import build_dashboard
@@ -26,6 +27,8 @@ def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg
     metadata: dict[str, dg.MetadataValue] = {
         "bests": dg.MetadataValue.md(dashboard.markdown),
         "models_in_bests": dg.MetadataValue.int(dashboard.n_models),
+        # the `significant` verdict of each regime's rank-1 best (docs/regimes.md)
+        "significant_regimes": dg.MetadataValue.text(", ".join(dashboard.significant_regimes) or "none"),
     }
     for name, path in dashboard.charts.items():
         metadata[name] = _image(path)
