@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -118,10 +118,20 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def load_reference(directory: Path) -> TrustReference | None:
-    noise, baselines = directory / "noise.parquet", directory / "baselines.parquet"
-    if not (noise.is_file() and baselines.is_file()):
+    """The cached reference in `directory`, or None. Kept in memory per process (keyed by the files'
+    modification times), so a worker recording many models of one feature set reads and fits it once."""
+    noise, baselines = Path(directory) / "noise.parquet", Path(directory) / "baselines.parquet"
+    try:
+        stamp = (noise.stat().st_mtime_ns, baselines.stat().st_mtime_ns)
+    except FileNotFoundError:
         return None
-    return TrustReference(pd.read_parquet(noise), pd.read_parquet(baselines))
+    return _read_reference(str(directory), stamp)
+
+
+@lru_cache(maxsize=32)
+def _read_reference(directory: str, stamp: tuple[int, int]) -> TrustReference:
+    folder = Path(directory)
+    return TrustReference(pd.read_parquet(folder / "noise.parquet"), pd.read_parquet(folder / "baselines.parquet"))
 
 
 def ensure_reference(

@@ -226,7 +226,9 @@ def blocks_of(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import json
 
     def matrix(column: str) -> np.ndarray:
-        values = [json.loads(v) if isinstance(v, str) else v for v in rows[column]]
+        values = rows[column].tolist()
+        if any(isinstance(v, str) for v in values):
+            values = [json.loads(v) if isinstance(v, str) else v for v in values]
         return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
 
     return matrix("block_sum_ret"), matrix("block_sum_sq"), matrix("block_n_bars")
