@@ -270,7 +270,7 @@ def plain_words(best: Mapping[str, object], thresholds) -> str:  # noqa: ANN001 
         reasons.append(f"deflated Sharpe {dsr:.2f} < {thresholds.min_deflated_sharpe}" if math.isfinite(dsr) else "no deflated Sharpe")
     if not (math.isfinite(p) and p <= thresholds.max_noise_p_value):
         reasons.append(
-            f"random forecasts do as well {p:.0%} of the time" if math.isfinite(p) else "no noise baseline"
+            f"random forecasts do as well {p:.1%} of the time" if math.isfinite(p) else "no noise baseline"
         )
     if not (math.isfinite(holdout) and holdout > thresholds.min_holdout_sharpe):
         reasons.append(f"holdout Sharpe {holdout:.2f} does not confirm it" if math.isfinite(holdout) else "no holdout trades")
