@@ -220,6 +220,14 @@ _RENAMED_REGIME_KEYS = {
 }
 
 
+class SignificanceSettings(_Strict):
+    """Thresholds of the `significant` verdict of a regime best (regimes/significance.py): all must hold."""
+
+    min_deflated_sharpe: float = Field(0.95, ge=0, le=1)   # DSR as published (Bailey & Lopez de Prado 2014)
+    max_noise_p_value: float = Field(0.05, gt=0, le=1)     # noise-baseline p-value, best of N trials accounted
+    min_holdout_sharpe: float = 0.0                        # holdout Sharpe must be strictly above this
+
+
 class RegimeSettings(_Strict):
     detector: Literal["rules", "hmm"] = "hmm"
     trend_hours: float = Field(48.0, gt=0)                  # trend_strength: efficiency ratios over this and half
@@ -230,6 +238,7 @@ class RegimeSettings(_Strict):
     hmm: HmmSettings = HmmSettings()
     min_trades: int = Field(10, ge=0)
     definitions: dict[str, RegimeDefinition] = {}
+    significance: SignificanceSettings = SignificanceSettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -286,6 +295,22 @@ class InferenceGridSettings(_Strict):
         return self
 
 
+class EvaluationSettings(_Strict):
+    """How the out-of-sample (test) segment is used (backtest/segments.py, docs/regimes.md).
+
+    holdout: the test rows are split into a selection segment (the first `selection_fraction`) and a
+    later holdout, with an embargo of `horizon` rows between them; bests are chosen on selection and
+    confirmed on holdout. walk_forward: the test rows are cut into `folds` + 1 equal blocks; fold k
+    selects on blocks 0..k-1 (expanding, embargo before block k) and confirms on block k.
+    """
+
+    mode: Literal["holdout", "walk_forward"] = "holdout"
+    selection_fraction: float = Field(0.6, gt=0, lt=1)
+    folds: int = Field(3, ge=1, le=20)
+    noise_models: int = Field(200, ge=10)     # random-forecast models per feature set for the noise baseline
+    noise_seed: int = 0
+
+
 class SmtpSettings(_Strict):
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -315,6 +340,7 @@ class Settings(_Strict):
     performance: PerformanceSettings = PerformanceSettings()
     regimes: RegimeSettings = RegimeSettings()
     inference_grid: InferenceGridSettings = InferenceGridSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
     notifications: NotificationSettings = NotificationSettings()
 
     @property

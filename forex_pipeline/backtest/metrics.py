@@ -13,6 +13,12 @@ Definitions (r_t = per-bar strategy log-return, costs included; n = bars; undefi
                 lost (undefined, not infinite: it keeps the column finite-or-NaN for storage and
                 sorting; win_rate = 1 tells that case).
 - exposure      share of bars with an open position.
+- sharpe_per_bar  mean(r) / std(r, ddof=1), not annualised: the SR of the deflated Sharpe.
+- skewness      m3 / m2^1.5 and kurtosis m4 / m2^2 (non-excess: 3 for a normal), with m_k the central
+                moments (1/n) sum (r - mean)^k, from the sums of r, r^2, r^3 and r^4: the moments
+                Bailey & Lopez de Prado (2014) put into the deflated Sharpe. NaN when n < 2 or r is
+                constant.
+Per regime, r is the regime's return series under the simulator's attribution rule (simulator.py).
 """
 
 from __future__ import annotations
@@ -21,6 +27,12 @@ import numpy as np
 
 
 from forex_pipeline.backtest.simulator import (
+    BLOCK_N,
+    BLOCK_RET,
+    BLOCK_SQ,
+    CSCV_BLOCKS,
+    SUM_CUBE,
+    SUM_QUAD,
     GROSS_LOSS,
     GROSS_PROFIT,
     MAX_DD_LOG,
@@ -53,6 +65,27 @@ def sharpe_from_sums(total: np.ndarray, total_sq: np.ndarray, n: np.ndarray, bar
     var = (total_sq - total * mean) / np.maximum(n - 1.0, 1.0)
     valid = (n >= 2) & (var > _RELATIVE_VARIANCE_FLOOR * total_sq / safe_n)
     return _divide(mean * np.sqrt(bars_per_year), np.sqrt(np.where(valid, var, 1.0)), valid)
+
+
+def moments_from_sums(
+    total: np.ndarray, total_sq: np.ndarray, total_cube: np.ndarray, total_quad: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(skewness, non-excess kurtosis) from the sums of r, r^2, r^3, r^4 and the count n.
+
+    Central moments by the binomial expansion: m2 = S2/n - mu^2, m3 = S3/n - 3 mu S2/n + 2 mu^3,
+    m4 = S4/n - 4 mu S3/n + 6 mu^2 S2/n - 3 mu^4, mu = S1/n; skewness = m3 / m2^1.5, kurtosis =
+    m4 / m2^2. Per-bar FX returns have |mu| << sd, so the expansion loses no meaningful precision.
+    """
+    s1, s2, s3, s4, n = (np.asarray(a, dtype=np.float64) for a in (total, total_sq, total_cube, total_quad, n))
+    safe_n = np.maximum(n, 1.0)
+    mu = s1 / safe_n
+    e2, e3, e4 = s2 / safe_n, s3 / safe_n, s4 / safe_n
+    m2 = e2 - mu * mu
+    m3 = e3 - 3.0 * mu * e2 + 2.0 * mu**3
+    m4 = e4 - 4.0 * mu * e3 + 6.0 * mu * mu * e2 - 3.0 * mu**4
+    valid = (n >= 2) & (m2 > _RELATIVE_VARIANCE_FLOOR * e2)
+    safe_m2 = np.where(valid, m2, 1.0)
+    return _divide(m3, safe_m2**1.5, valid), _divide(m4, safe_m2 * safe_m2, valid)
 
 
 def sortino_from_sums(total: np.ndarray, down_sq: np.ndarray, n: np.ndarray, bars_per_year: float) -> np.ndarray:
@@ -110,6 +143,37 @@ def profit_factor(trade_pnls: np.ndarray) -> float:
 def exposure(positions: np.ndarray) -> float:
     positions = np.asarray(positions)
     return float((positions != 0).mean()) if positions.size else float("nan")
+
+
+def skewness(returns: np.ndarray) -> float:
+    r = _returns(returns)
+    return float(moments_from_sums(r.sum(), (r**2).sum(), (r**3).sum(), (r**4).sum(), r.size)[0])
+
+
+def kurtosis(returns: np.ndarray) -> float:
+    """Non-excess kurtosis (3 for a normal distribution)."""
+    r = _returns(returns)
+    return float(moments_from_sums(r.sum(), (r**2).sum(), (r**3).sum(), (r**4).sum(), r.size)[1])
+
+
+def trust_from_stats(stats: np.ndarray) -> dict[str, np.ndarray]:
+    """The inputs of the trust figures (regimes/significance.py) from simulator statistics (..., N_STATS):
+    per-bar Sharpe, skewness, kurtosis, the raw sums (so segments and folds can be pooled exactly) and
+    the CSCV block sums (..., CSCV_BLOCKS)."""
+    n = stats[..., N_BARS]
+    skew, kurt = moments_from_sums(stats[..., SUM_RET], stats[..., SUM_SQ], stats[..., SUM_CUBE], stats[..., SUM_QUAD], n)
+    return {
+        "sharpe_per_bar": sharpe_from_sums(stats[..., SUM_RET], stats[..., SUM_SQ], n, 1.0),
+        "skewness": skew,
+        "kurtosis": kurt,
+        "sum_ret": stats[..., SUM_RET].copy(),
+        "sum_sq": stats[..., SUM_SQ].copy(),
+        "sum_cube": stats[..., SUM_CUBE].copy(),
+        "sum_quad": stats[..., SUM_QUAD].copy(),
+        "block_sum_ret": stats[..., BLOCK_RET : BLOCK_RET + CSCV_BLOCKS].copy(),
+        "block_sum_sq": stats[..., BLOCK_SQ : BLOCK_SQ + CSCV_BLOCKS].copy(),
+        "block_n_bars": stats[..., BLOCK_N : BLOCK_N + CSCV_BLOCKS].copy(),
+    }
 
 
 def metrics_from_stats(stats: np.ndarray, bars_per_year: float) -> dict[str, np.ndarray]:

@@ -12,7 +12,19 @@ Semantics (DESIGN.md section 5, decided here in detail):
   its closing cost.
 - A trade runs from an opening or flip to the next close or flip; its P&L is the sum of its bars'
   log-returns including its entry and exit cost (a flip's cost is split between the two trades).
-  A trade belongs to the regime of its entry bar; a bar's return to the regime of that bar.
+
+Attribution, the one rule behind every per-regime figure (Sharpe, Sortino, skewness, kurtosis,
+drawdown, total return, exposure, trades, win rate, profit factor, the `min_trades` gate, the CSCV
+blocks): a trade belongs to the regime of the bar it was entered on, and so does every bar's return
+it earns, its entry and exit costs included; a bar with no trade open or closing belongs to its own
+label (its return is 0). A flip from a trade of regime a into one of regime b != a is the one bar
+owned twice: its closing cost is a bar of a, its new position's return and opening cost a bar of b.
+Hence a regime's return series sums exactly to the P&L of its trades (win rate and profit factor
+count those very trades), and the regimes' bars add up to the segment's bars plus the cross-regime
+flips. Why this rule rather than "a bar belongs to its label": under the bar rule a regime's Sharpe
+mixed in the tails of trades entered elsewhere (33-56% of a real best's return) while its trade
+count and `min_trades` counted trades entered in it, so score and gate measured different things;
+and a regime's decisions are taken when the trade is entered, so its P&L is what that decision earned.
 
 Why hand-written (measured need, benchmarks/bench_inference.py, one year of EUR/USD M1 = 372k bars,
 135 configurations, 2 shared cores): vectorbt's Portfolio.from_signals plus its metrics took 26-51 s
@@ -29,9 +41,19 @@ import numpy as np
 
 from forex_pipeline.settings import SymbolCosts
 
-# Layout of the last axis of the statistics array, per (series, threshold, regime).
-SUM_RET, SUM_SQ, SUM_DOWN_SQ, N_BARS, N_EXPOSED, TRADES, WINS, GROSS_PROFIT, GROSS_LOSS, MAX_DD_LOG = range(10)
-N_STATS = 10
+# Layout of the last axis of the statistics array, per (series, threshold, regime): scalar sums first,
+# then the CSCV blocks (sum of returns, of squared returns and bar count in each of CSCV_BLOCKS equal
+# consecutive blocks of the simulated segment, Bailey, Borwein, Lopez de Prado & Zhu 2015).
+(
+    SUM_RET, SUM_SQ, SUM_DOWN_SQ, N_BARS, N_EXPOSED, TRADES, WINS, GROSS_PROFIT, GROSS_LOSS, MAX_DD_LOG,
+    SUM_CUBE, SUM_QUAD,
+) = range(12)
+N_SCALAR_STATS = 12
+CSCV_BLOCKS = 16
+BLOCK_RET = N_SCALAR_STATS
+BLOCK_SQ = BLOCK_RET + CSCV_BLOCKS
+BLOCK_N = BLOCK_SQ + CSCV_BLOCKS
+N_STATS = BLOCK_N + CSCV_BLOCKS
 
 
 @numba.njit(inline="always")
@@ -53,19 +75,30 @@ def _sign(value: float) -> int:
     return 0
 
 
+@numba.njit(inline="always")
+def _block_start(block: int, n: int) -> int:
+    """First row of CSCV block `block` of n rows: row t is in block (t * CSCV_BLOCKS) // n."""
+    return (block * n + CSCV_BLOCKS - 1) // CSCV_BLOCKS
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _flush(
-    acc: np.ndarray, regime: int, run_sum: float, run_sq: float, run_down: float,
-    run_bars: float, run_exposed: float, run_trades: float, max_dd: float,
+    acc: np.ndarray, regime: int, block: int, run_sum: float, run_sq: float, run_cube: float, run_quad: float,
+    run_down: float, run_bars: float, run_exposed: float, run_trades: float, max_dd: float,
 ) -> None:
-    """Add one run of bars in `regime` (kept in registers while it lasted) to its row of `acc`."""
+    """Add one run of bars owned by `regime` in one block (kept in registers while it lasted) to `acc`."""
     acc[regime, SUM_RET] += run_sum
     acc[regime, SUM_SQ] += run_sq
+    acc[regime, SUM_CUBE] += run_cube
+    acc[regime, SUM_QUAD] += run_quad
     acc[regime, SUM_DOWN_SQ] += run_down
     acc[regime, N_BARS] += run_bars
     acc[regime, N_EXPOSED] += run_exposed
     acc[regime, TRADES] += run_trades
     acc[regime, MAX_DD_LOG] = max_dd
+    acc[regime, BLOCK_RET + block] += run_sum
+    acc[regime, BLOCK_SQ + block] += run_sq
+    acc[regime, BLOCK_N + block] += run_bars
 
 
 @numba.njit(cache=True, nogil=True)
@@ -75,13 +108,19 @@ def _simulate_one(
 ) -> None:
     """Accumulate one configuration's statistics into out (G + 1, N_STATS); row G is 'all'.
 
-    The current regime's sums live in local scalars and are flushed to `acc` when the regime
+    Attribution (the one rule for every per-regime figure, see the module docstring): bar t's return
+    is owned by the regime in which the trade holding it (or closed at its close) was entered; a bar
+    with no trade by its own label. A flip from a trade of regime a to one of regime b != a splits
+    the bar: the closing cost is a bar of a, the rest a bar of b ('all' counts the bar once: `fix`).
+
+    The owner's sums live in local scalars and are flushed to `acc` when the owner or the CSCV block
     changes: accumulating straight into memory chains every bar through store-to-load latency and
     made this loop about three times slower.
     """
     n = forecast.shape[0]
     n_regimes = out.shape[0] - 1
     acc = np.zeros((n_regimes, N_STATS))
+    fix = np.zeros(N_STATS)
     equity = np.zeros(n_regimes)
     peak = np.zeros(n_regimes)
     equity_all = 0.0
@@ -92,32 +131,35 @@ def _simulate_one(
     trade_pnl = 0.0
     trade_regime = 0
     cur = regimes[0] if n > 0 else 0
+    block = 0
+    next_block = _block_start(1, n)
     run_sum = 0.0
     run_sq = 0.0
+    run_cube = 0.0
+    run_quad = 0.0
     run_down = 0.0
-    run_bars = 0.0
-    run_exposed = 0.0
-    run_trades = 0.0
+    run_bars = 0       # counters in integer registers: fewer spills of the float accumulators
+    run_exposed = 0
+    run_trades = 0
     eq_g = 0.0
     peak_g = 0.0
     dd_g = 0.0
     for t in range(n):
+        while t == next_block:
+            _flush(acc, cur, block, run_sum, run_sq, run_cube, run_quad, run_down, run_bars, run_exposed, run_trades, dd_g)
+            run_sum = run_sq = run_cube = run_quad = run_down = 0.0
+            run_bars = run_exposed = run_trades = 0
+            block += 1
+            next_block = _block_start(block + 1, n)
         g = regimes[t]
-        if g != cur:
-            _flush(acc, cur, run_sum, run_sq, run_down, run_bars, run_exposed, run_trades, dd_g)
-            equity[cur] = eq_g
-            peak[cur] = peak_g
-            run_sum = run_sq = run_down = run_bars = run_exposed = run_trades = 0.0
-            eq_g = equity[g]
-            peak_g = peak[g]
-            dd_g = acc[g, MAX_DD_LOG]
-            cur = g
         f = forecast[t]
         signal = (np.int64(f > 0.0) - np.int64(f < 0.0)) * np.int64(conf[t] >= threshold)
         prev = pos
         pos, held = _next_position(prev, held, signal, horizon, t == n - 1)
         lr = log_returns[t]
         cost = unit_costs[t]
+        gain = pos * lr
+        split = False
         if pos != prev:
             if prev != 0:
                 pnl = trade_pnl - cost
@@ -126,29 +168,76 @@ def _simulate_one(
                     acc[trade_regime, GROSS_PROFIT] += pnl
                 else:
                     acc[trade_regime, GROSS_LOSS] -= pnl
+                split = pos != 0 and trade_regime != g
+            if split:
+                # the closing cost of the old trade: a bar of its own regime
+                a = -cost
+                if trade_regime != cur:
+                    _flush(acc, cur, block, run_sum, run_sq, run_cube, run_quad, run_down, run_bars, run_exposed, run_trades, dd_g)
+                    equity[cur] = eq_g
+                    peak[cur] = peak_g
+                    run_sum = run_sq = run_cube = run_quad = run_down = 0.0
+                    run_bars = run_exposed = run_trades = 0
+                    cur = trade_regime
+                    eq_g = equity[cur]
+                    peak_g = peak[cur]
+                    dd_g = acc[cur, MAX_DD_LOG]
+                a2 = a * a
+                run_sum += a
+                run_sq += a2
+                run_cube += a2 * a
+                run_quad += a2 * a2
+                run_down += a2
+                run_bars += 1
+                eq_g += a
+                dd_g = max(dd_g, peak_g - eq_g)
+                b = gain - cost
+                whole = a + b
+                fix[SUM_SQ] += whole * whole - a2 - b * b
+                fix[SUM_CUBE] += whole ** 3 - a2 * a - b ** 3
+                fix[SUM_QUAD] += whole ** 4 - a2 * a2 - b ** 4
+                fix[SUM_DOWN_SQ] += min(whole, 0.0) ** 2 - a2 - min(b, 0.0) ** 2
+                fix[N_BARS] -= 1.0
+                fix[BLOCK_SQ + block] += whole * whole - a2 - b * b
+                fix[BLOCK_N + block] -= 1.0
             if pos != 0:
-                run_trades += 1.0
                 trade_pnl = -cost
                 trade_regime = g
-        gain = pos * lr
-        r = gain - abs(pos - prev) * cost
+        owner = trade_regime if (pos != 0 or prev != 0) else g
+        if owner != cur:
+            _flush(acc, cur, block, run_sum, run_sq, run_cube, run_quad, run_down, run_bars, run_exposed, run_trades, dd_g)
+            equity[cur] = eq_g
+            peak[cur] = peak_g
+            run_sum = run_sq = run_cube = run_quad = run_down = 0.0
+            run_bars = run_exposed = run_trades = 0
+            cur = owner
+            eq_g = equity[cur]
+            peak_g = peak[cur]
+            dd_g = acc[cur, MAX_DD_LOG]
+        r = gain - (1.0 if split else abs(pos - prev)) * cost
+        if pos != prev and pos != 0:
+            run_trades += 1
         trade_pnl += gain
         run_exposed += abs(pos)
+        r2 = r * r
         run_sum += r
-        run_sq += r * r
+        run_sq += r2
+        run_cube += r2 * r
+        run_quad += r2 * r2
         down = min(r, 0.0)
         run_down += down * down
-        run_bars += 1.0
+        run_bars += 1
         eq_g += r
         peak_g = max(peak_g, eq_g)
         dd_g = max(dd_g, peak_g - eq_g)
-        equity_all += r
+        whole_r = r - cost if split else r
+        equity_all += whole_r
         peak_all = max(peak_all, equity_all)
         dd_all = max(dd_all, peak_all - equity_all)
     if n > 0:
-        _flush(acc, cur, run_sum, run_sq, run_down, run_bars, run_exposed, run_trades, dd_g)
+        _flush(acc, cur, block, run_sum, run_sq, run_cube, run_quad, run_down, run_bars, run_exposed, run_trades, dd_g)
     for j in range(N_STATS):
-        total = 0.0
+        total = fix[j]
         for g in range(n_regimes):
             out[g, j] = acc[g, j]
             total += acc[g, j]

@@ -39,12 +39,37 @@ def demo(grid: Path = typer.Option(DEFAULT_GRID, help="grid spec to run")) -> No
         f"{final.kept_models} kept, {final.deleted_models} files deleted in {time.perf_counter() - started:.0f}s"
     )
     print_bests(regime=None, fmt="table", output=None)
+    for line in significance_lines(engine, settings):
+        console.print(line, highlight=False, markup=False)
     console.print(
         f"\nOpen the Dagster UI with `DAGSTER_HOME={dagster_home()} dagster dev` and browse the asset "
         "`regime_bests` (tables and charts) and the `grid_batch` runs."
     )
     if final.status != QueueStatus.COMPLETED or final.failed_models:
         raise typer.Exit(EXIT_FAILED)
+
+
+def significance_lines(engine, settings) -> list[str]:  # noqa: ANN001 - Engine, Settings
+    """Plain words per regime: is its best significant, or luck, and why (docs/regimes.md)."""
+    from forex_pipeline.pipeline.trust import plain_words
+    from forex_pipeline.store.db import session_scope
+    from forex_pipeline.store.regime_best_models import current_bests
+
+    with session_scope(engine) as session:
+        bests = current_bests(session)
+    top = bests[bests["rank"] == 1]
+    if top.empty:
+        return ["No regime has a best yet, so nothing can be significant."]
+    thresholds = settings.regimes.significance
+    significant = [str(r) for r in top.loc[top["significant"].fillna(False).astype(bool), "regime"]]
+    lines = ["", "Which bests can be trusted (selection Sharpe tested against N trials, random forecasts and the holdout):"]
+    for _, row in top.iterrows():
+        lines.append(f"  {row['regime']}: {row['partition_key']} - {plain_words(row.to_dict(), thresholds)}")
+    if significant:
+        lines.append(f"Significant: {', '.join(significant)}. Every other regime's best is indistinguishable from luck.")
+    else:
+        lines.append("No best is significant: on these bars every regime's best is indistinguishable from luck.")
+    return lines
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from forex_pipeline.errors import EXIT_BAD_INPUT
 
 if TYPE_CHECKING:
     from forex_pipeline.features.spec import FeatureSetSpec, Preprocessing
-    from forex_pipeline.grid.estimate import GridPlan
+    from forex_pipeline.grid.estimate import EvaluationCost, GridPlan
     from forex_pipeline.grid.expand import Grid
     from forex_pipeline.grid.spec import GridSpec
     from forex_pipeline.models.spec import ModelSpec
@@ -112,8 +113,8 @@ def _truncated_table(title: str, headers: list[str], rows: list[list[str]], max_
     return table
 
 
-def summary_table(grid_plan: GridPlan, concurrent_runs: int) -> Table:
-    """Size, already trained and the time estimate of a plan."""
+def summary_table(grid_plan: GridPlan, concurrent_runs: int, cost: EvaluationCost | None = None) -> Table:
+    """Size, already trained and the time estimate of a plan (with the evaluation's cost when given)."""
     table = Table(title=f"Grid {grid_plan.name}", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -127,6 +128,12 @@ def summary_table(grid_plan: GridPlan, concurrent_runs: int) -> Table:
         ("estimated time, one run at a time", format_duration(grid_plan.estimated_seconds)),
         (f"estimated time, {concurrent_runs} concurrent runs", format_duration(grid_plan.estimated_seconds / concurrent_runs)),
     ]
+    if cost is not None:
+        rows += [
+            ("evaluation", cost.describe()),
+            ("noise references (once per feature set x horizon)", f"{cost.reference_runs} x {cost.noise_models} random-forecast models"),
+            ("evaluation time included above", format_duration(cost.extra_seconds)),
+        ]
     for what, value in rows:
         table.add_row(what, str(value))
     return table
@@ -146,8 +153,13 @@ def plan_command(
 
     _, grid = load_grid_or_exit(grid_file)
     grid_plan, source = plan_with_database(grid, use_database)
+    settings = get_settings()
+    from forex_pipeline.grid.estimate import evaluation_cost
+
+    cost = evaluation_cost(grid_plan.pending, settings)
+    grid_plan = replace(grid_plan, estimated_seconds=grid_plan.estimated_seconds + cost.extra_seconds)
     out = console()
-    out.print(summary_table(grid_plan, get_settings().queue.max_concurrent_runs))
+    out.print(summary_table(grid_plan, settings.queue.max_concurrent_runs, cost))
     out.print(source, style="dim", highlight=False)
     out.print(_truncated_table(
         f"Feature sets ({grid_plan.n_feature_sets})",

@@ -26,12 +26,26 @@ BESTS_TABLE: tuple[tuple[str, str], ...] = (
     ("rank", "rank"),
     ("partition_key", "model"),
     ("inference_config", "inference config"),
-    ("score", "score"),
+    ("score", "selection Sharpe"),
     ("improvement", "improvement"),
     ("trade_count", "trades"),
+    ("holdout_score", "holdout Sharpe"),
+    ("holdout_trades", "holdout trades"),
     ("deflated_sharpe", "deflated Sharpe"),
+    ("n_trials", "trials"),
+    ("null_p_value", "noise p"),
+    ("pbo", "PBO"),
+    ("improvement_over_baseline", "vs baseline"),
+    ("significant", "significant"),
     ("updated_at", "updated"),
 )
+# The trust figures every best carries (docs/regimes.md); `bests --format json` objects have these keys.
+TRUST_KEYS: tuple[str, ...] = (
+    "selection_score", "holdout_score", "holdout_trades", "deflated_sharpe", "n_trials", "null_p_value", "pbo",
+    "baseline_score", "improvement_over_baseline", "significant",
+)
+# Columns current_bests carries for the pipeline's own use (re-deflating), not shown to people.
+INTERNAL_BEST_COLUMNS: tuple[str, ...] = ("feature_set_hash", "segment", "sharpe_per_bar", "n_bars", "skewness", "kurtosis")
 HISTORY_TABLE: tuple[tuple[str, str], ...] = (
     ("id", "id"),
     ("partition_key", "model"),
@@ -68,6 +82,11 @@ NUMBER_FORMATS: dict[str, str] = {
     "best_sharpe": "{:.3f}",
     "deflated_sharpe": "{:.3f}",
     "improvement": "{:+.3f}",
+    "holdout_score": "{:.3f}",
+    "null_p_value": "{:.3f}",
+    "pbo": "{:.2f}",
+    "baseline_score": "{:.3f}",
+    "improvement_over_baseline": "{:+.3f}",
     "best_max_drawdown": "{:.2%}",
     "training_seconds": "{:.1f}",
     "backtest_seconds": "{:.1f}",
@@ -76,8 +95,10 @@ NUMBER_FORMATS: dict[str, str] = {
 
 def _cell(value: Any, column: str = "") -> str:
     """A table cell: numbers per NUMBER_FORMATS, missing values as '-', times to the minute (UTC)."""
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (datetime, pd.Timestamp)):
@@ -106,7 +127,7 @@ def to_json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         for key, value in row.items():
             if isinstance(value, (pd.Timestamp, datetime)):
                 value = pd.Timestamp(value).isoformat()
-            elif value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+            elif value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
                 value = None
             elif hasattr(value, "item"):
                 value = value.item()
@@ -171,7 +192,8 @@ def bests(
     fmt: str = typer.Option("table", "--format", help="table, csv or json"),
     output: Path | None = typer.Option(None, "--output", help="write csv/json to this file instead of stdout"),
 ) -> None:
-    """Current best models per regime: rank, model, inference config, score, improvement, trades, deflated Sharpe."""
+    """Current best models per regime: rank, model, inference config, selection and holdout Sharpe, deflated
+    Sharpe, trials, noise p-value, PBO, improvement over the best baseline and the `significant` verdict."""
     from forex_pipeline.reporting.charts import inference_config_label
     from forex_pipeline.store.regime_best_models import current_bests
 
@@ -183,7 +205,7 @@ def bests(
         fail(str(exc), EXIT_FAILED)
     if regime is not None:
         frame = frame[frame["regime"] == regime]
-    frame = frame.reset_index(drop=True)
+    frame = frame.drop(columns=[c for c in INTERNAL_BEST_COLUMNS if c in frame.columns]).reset_index(drop=True)
     labels = [inference_config_label(row) for _, row in frame.iterrows()]
     frame.insert(frame.columns.get_loc("inference_config_hash"), "inference_config", pd.Series(labels, dtype="object"))
     if fmt == "table" and frame.empty:

@@ -120,15 +120,36 @@ def compute_raw_features(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags:
     return RawFeatures(frame=frame, notes=notes, zero_volume_share=zero_share)
 
 
-def build_feature_matrix(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags: int = 5) -> FeatureMatrix:
+DEFAULT_TRAIN_FRACTION = 0.6   # settings.training.train_fraction's default; callers pass the setting
+
+
+def training_period_end(first_bar: pd.Timestamp, as_of: pd.Timestamp, train_fraction: float) -> pd.Timestamp:
+    """End of the period the columns are decided on: first bar + train_fraction x (as_of - first bar).
+
+    Depends on the spec (as_of) and the earliest data only, so data after it never moves it; it
+    approximates the training rows of the chronological split (features/splits.py), which are the
+    first train_fraction of the rows (the same share when bars are evenly spaced).
+    """
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
+    return first_bar + (as_of - first_bar) * train_fraction
+
+
+def build_feature_matrix(
+    spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags: int = 5, train_fraction: float = DEFAULT_TRAIN_FRACTION
+) -> FeatureMatrix:
     """Compute and clean the features of `spec` on the part of `base_bars` inside the spec's window.
 
     Bars outside [as_of - days_history, as_of] are ignored, so a spec hash always means the same data;
-    call select_window first to have a too-short window refused with a clear error.
+    call select_window first to have a too-short window refused with a clear error. Warm-up and
+    min_coverage are judged on the training period only (`training_period_end`, recorded in
+    metadata["column_decision"]): data after it never changes the column set or the first row.
     """
     base_bars = in_window(base_bars, spec)
     raw = compute_raw_features(spec, base_bars, ar_lags)
-    clean = preprocess(raw.frame, spec.preprocessing, spec.partition_key, raw.notes)
+    judged_until = training_period_end(base_bars.index[0], pd.Timestamp(spec.as_of), train_fraction) if len(base_bars) else None
+    judged_rows = int(base_bars.index.searchsorted(judged_until, side="left")) if judged_until is not None else 0
+    clean = preprocess(raw.frame, spec.preprocessing, spec.partition_key, raw.notes, judged_rows=judged_rows)
     frame = clean.frame
     metadata: dict[str, Any] = {
         "feature_set": spec.partition_key,
@@ -140,6 +161,12 @@ def build_feature_matrix(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags:
         "coverage": clean.coverage,
         "dropped_features": clean.dropped_features,
         "dropped_rows": clean.dropped_rows,
+        "column_decision": {
+            "train_fraction": train_fraction,
+            "judged_until": judged_until.isoformat() if judged_until is not None else None,
+            "judged_rows": judged_rows,
+            "rule": "warm-up and min_coverage judged on rows before judged_until only",
+        },
         "ar_lags": ar_lags,
         "zero_volume_share": raw.zero_volume_share,
         "day_boundary": day_boundary_for(spec.base_timeframe),

@@ -88,20 +88,41 @@ def _complete_rows(values: np.ndarray, feature_set: str) -> tuple[np.ndarray, in
 
 
 def preprocess(
-    frame: pd.DataFrame, preprocessing: Preprocessing, feature_set: str, notes: Mapping[str, str] | None = None
+    frame: pd.DataFrame,
+    preprocessing: Preprocessing,
+    feature_set: str,
+    notes: Mapping[str, str] | None = None,
+    judged_rows: int | None = None,
 ) -> Preprocessed:
-    """warmup_bars, then min_coverage over the remaining rows, then drop rows still holding NaN or inf."""
+    """warmup_bars, then min_coverage, then drop rows still holding NaN or inf.
+
+    The column set and the first row are decided on the first `judged_rows` rows only (the training
+    period; None = every row): coverage is the finite share over rows [warmup_bars, judged_rows) and
+    the first row is the first complete one among them, so data after the training period never
+    changes which columns exist or where the matrix starts (issue 10, item 8). Later rows with a
+    missing value in a kept column are dropped and counted in `nan_interior`.
+    """
     warmup = preprocessing.warmup_bars
     _check_warmup(len(frame), warmup, feature_set)
+    judged = len(frame) if judged_rows is None else int(judged_rows)
+    if not warmup < judged <= len(frame):
+        raise CoverageError(
+            f"feature set {feature_set}: the training period holds {judged} rows, not more than "
+            f"preprocessing.warmup_bars={warmup} (of {len(frame)} rows)"
+        )
     names = [str(c) for c in frame.columns]
     columns = np.empty((len(names), len(frame) - warmup))
     for i in range(len(names)):
         columns[i] = frame.iloc[warmup:, i].to_numpy(dtype=np.float64)
-    coverage = {name: float(share) for name, share in zip(names, _finite_shares(columns.T))}
+    judged_part = columns[:, : judged - warmup]
+    coverage = {name: float(share) for name, share in zip(names, _finite_shares(judged_part.T))}
     dropped = coverage_drops(coverage, preprocessing.min_coverage, feature_set, notes)
     kept = [i for i, name in enumerate(names) if name not in dropped]
     columns = columns[kept]
-    complete, leading, interior = _complete_rows(columns.T, feature_set)
+    _, leading, _ = _complete_rows(columns[:, : judged - warmup].T, feature_set)
+    complete = np.isfinite(columns).all(axis=0)
+    complete[:leading] = False
+    interior = int((~complete[leading:]).sum())
     clean = pd.DataFrame(
         columns[:, complete].T, index=frame.index[warmup:][complete], columns=[names[i] for i in kept], copy=False
     )

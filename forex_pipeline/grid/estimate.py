@@ -201,3 +201,61 @@ def past_seconds(session: Session, model_types: Iterable[str], recent: int = HIS
         if valid:
             history[model_type] = valid
     return history
+
+
+# One random-forecast model of the noise reference through the 135 configurations on the reference
+# size (no predictions): measured 0.05-0.11 s for 1,250-3,000 test rows on the shared 2-core machine
+# (benchmarks/bench_trust.py reports the same loop).
+NOISE_MODEL_SECONDS = 0.06
+
+
+@dataclass(frozen=True)
+class EvaluationCost:
+    """What settings.evaluation adds to a grid's backtests (docs/regimes.md "Selection and holdout").
+
+    `backtest_factor`: test rows simulated per inference configuration relative to the specification's
+    single backtest over the test segment (holdout: selection + holdout = about 1; walk_forward with K
+    folds: fold i simulates its expanding selection i / (K + 1) and its holdout block 1 / (K + 1) of
+    the test rows, K / 2 + K / (K + 1) in all). Training is unchanged: every model is trained once.
+    `reference_runs`: (feature set, horizon) pairs, each with one cached noise reference of
+    `noise_models` random-forecast models run through the same grid.
+    """
+
+    mode: str
+    folds: int
+    backtest_factor: float
+    reference_runs: int
+    noise_models: int
+    extra_seconds: float
+
+    def describe(self) -> str:
+        if self.mode == "holdout":
+            return "holdout: selection then holdout, ~1x the single test backtest"
+        return (
+            f"walk_forward, {self.folds} folds: backtests simulate {self.backtest_factor:.2f}x the test rows "
+            f"of the single test backtest ({self.folds} selection windows + {self.folds} holdout blocks); "
+            "training unchanged"
+        )
+
+
+def backtest_factor(mode: str, folds: int, selection_fraction: float = 0.6) -> float:
+    """Test rows simulated relative to one pass over the test segment (embargo rows ignored)."""
+    if mode == "holdout":
+        return 1.0
+    k = int(folds)
+    return k / 2.0 + k / (k + 1.0)
+
+
+def evaluation_cost(configurations: Sequence[ModelConfiguration], settings: Settings | None = None) -> EvaluationCost:
+    """The K-fold (walk-forward) factor on the backtests of `configurations` and the one-off noise
+    references, in seconds on the reference size (BACKTEST_SECONDS per model backtest)."""
+    if settings is None:
+        from forex_pipeline.settings import get_settings
+
+        settings = get_settings()
+    evaluation = settings.evaluation
+    factor = backtest_factor(evaluation.mode, evaluation.folds, evaluation.selection_fraction)
+    groups = {(c.feature_set_hash, c.model_spec.horizon): c.feature_set for c in configurations}
+    backtests = sum(BACKTEST_SECONDS * reference_scale(c.feature_set) for c in configurations) * (factor - 1.0)
+    noise = sum(NOISE_MODEL_SECONDS * reference_scale(fs) for fs in groups.values()) * factor * evaluation.noise_models
+    return EvaluationCost(evaluation.mode, evaluation.folds, factor, len(groups), evaluation.noise_models, backtests + noise)

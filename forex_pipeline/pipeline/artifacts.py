@@ -98,11 +98,28 @@ def feature_matrix_path(artifacts_dir: Path, feature_set: FeatureSetSpec) -> Pat
 def ensure_feature_matrix(
     feature_set: FeatureSetSpec, settings: Settings, artifacts_dir: Path, sample_dir: Path | None
 ) -> tuple[FeatureMatrix, bool]:
-    """The feature matrix of `feature_set`, computed once and reused by every model spec; (matrix, built now)."""
+    """The feature matrix of `feature_set`, computed once and reused by every model spec; (matrix, built now).
+
+    Its columns are decided on the training period (`training.train_fraction`, features/build.py); a
+    cached matrix whose columns were decided otherwise (built before that rule, or under another
+    train_fraction) is rebuilt, so no column choice ever saw the test period.
+    """
     path = feature_matrix_path(artifacts_dir, feature_set)
+    train_fraction = settings.training.train_fraction
     if path.exists():
-        return load_feature_matrix(path), False
+        cached = load_feature_matrix(path)
+        if decided_on_training_period(cached, train_fraction):
+            return cached, False
     base = ensure_bars(feature_set.symbol, feature_set.base_timeframe, settings, artifacts_dir, sample_dir)
-    matrix = build_feature_matrix(feature_set, select_window(base, feature_set), ar_lags=settings.training.ar_lags)
+    matrix = build_feature_matrix(
+        feature_set, select_window(base, feature_set), ar_lags=settings.training.ar_lags, train_fraction=train_fraction
+    )
     save_feature_matrix(matrix, path)
     return matrix, True
+
+
+def decided_on_training_period(matrix: FeatureMatrix, train_fraction: float) -> bool:
+    """True when the matrix's columns were decided on the training period of `train_fraction`."""
+    decision = (matrix.metadata or {}).get("column_decision") or {}
+    recorded = decision.get("train_fraction")
+    return recorded is not None and abs(float(recorded) - float(train_fraction)) < 1e-12

@@ -54,7 +54,8 @@ def run_configuration(
     seed: int = 0,
 ) -> ConfigurationOutcome:
     """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded."""
-    from forex_pipeline.backtest.run import run_inference_backtests
+    from forex_pipeline.backtest.run import run_evaluation_backtests
+    from forex_pipeline.pipeline.trust import ensure_reference
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
     from forex_pipeline.models.files import model_file_path
     from forex_pipeline.store.regime_definitions import active_regimes
@@ -100,8 +101,14 @@ def run_configuration(
         labels = label_regimes(
             matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(splits.validation[0]), timestamps=matrix.timestamps
         )
-        output = run_inference_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
+        # selection / holdout (or walk-forward folds) of the test segment, embargo = horizon (backtest/segments.py)
+        output = run_evaluation_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
         backtest_seconds = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        reference = ensure_reference(
+            matrix, feature_set, model_spec.horizon, splits.test, labels, settings, regimes, artifacts_dir
+        )
+        timings["trust_reference"] = time.perf_counter() - t2
     except Exception as exc:  # a failing model is recorded with its error and skipped, never fatal to the grid
         if is_disk_full(exc):
             _release_for_disk(engine, configuration, exc)
@@ -128,6 +135,8 @@ def run_configuration(
             backtest_seconds=backtest_seconds,
             queue_id=queue_id,
             dagster_run_id=dagster_run_id,
+            reference=reference,
+            artifacts_dir=artifacts_dir,
         )
     except Exception as exc:
         if is_disk_full(exc):

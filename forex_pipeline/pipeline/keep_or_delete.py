@@ -11,6 +11,7 @@ leaves a file the database already calls deleted, which `cleanup_files` removes 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,15 @@ from forex_pipeline.settings import Settings
 from forex_pipeline.store import inference_backtests, regime_best_models, regime_definitions, training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.models.files import ModelFileInfo, delete_model_file
+from forex_pipeline.pipeline.trust import (
+    TrustReference,
+    annotate,
+    group_pbo,
+    load_reference,
+    ranking_segments,
+    reference_dir,
+    reference_key,
+)
 
 
 @dataclass(frozen=True)
@@ -69,26 +79,74 @@ def _lock_all_regimes(session: Session, regimes: list[str]) -> None:
 
 
 def update_bests(
-    session: Session, new_rows: pd.DataFrame, standing: pd.DataFrame, settings: Settings, regimes: list[str]
+    session: Session,
+    new_rows: pd.DataFrame,
+    standing: pd.DataFrame,
+    settings: Settings,
+    regimes: list[str],
+    references: Mapping[tuple[str, int], TrustReference | None] | None = None,
+    artifacts_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Merge `new_rows` (backtests of newly recorded models, with ids) into the `standing` bests.
+    """Merge `new_rows` (backtests of newly recorded models, with ids, feature_set_hash and horizon)
+    into the `standing` bests, and annotate every best with its trust figures.
 
+    Ranking and keep-or-delete use the selection segment only; each best reports its holdout figures.
+    N and V of the deflated Sharpe are read from the database (every trial recorded in the regime,
+    the new ones included), so every standing best is re-deflated here, and so is its noise p-value
+    (it accounts for N). PBO is recomputed from the stored blocks for the (feature set, horizon)
+    groups the new rows belong to (the only trial sets that changed). `references` gives each
+    group's noise and baseline runs; missing groups are read from their cache files under
+    `artifacts_dir` (default settings.artifacts_dir).
     Returns the new bests of every regime and the new-best events (a regime whose rank 1 changed).
     """
     from forex_pipeline.regimes.selection import select_regime_bests
+    from forex_pipeline.regimes.significance import TrialMoments
 
+    selection_segment, holdout_segment = ranking_segments(settings.evaluation)
+    trials = {
+        regime: TrialMoments(*moments)
+        for regime, moments in inference_backtests.regime_trial_moments(session, selection_segment).items()
+    }
+    candidates = new_rows[new_rows["regime"].isin(regimes) & new_rows["segment"].isin([selection_segment, holdout_segment])]
     selection = select_regime_bests(
-        new_rows[new_rows["regime"].isin(regimes)],
+        candidates,
         standing,
         top_n=settings.file_management.keep_top_n_per_regime,
         min_trades=settings.regimes.min_trades,
         regimes=regimes,
+        trials=trials,
+        selection_segment=selection_segment,
+        holdout_segment=holdout_segment,
     )
     bests = selection.bests
+    if not bests.empty:
+        groups = {(str(f), int(h)) for f, h in zip(bests["feature_set_hash"], bests["horizon"])}
+        new_groups = {(str(f), int(h)) for f, h in zip(new_rows["feature_set_hash"], new_rows["horizon"])}
+        found = dict(references or {})
+        for group in groups - set(found):
+            found[group] = _cached_reference(session, group, bests, settings, artifacts_dir)
+        pbo = {
+            group: group_pbo(inference_backtests.trial_blocks(session, group[0], group[1], regimes, selection_segment))
+            for group in groups & new_groups
+        }
+        bests = annotate(bests, trials=trials, references=found, pbo=pbo, settings=settings, segment=selection_segment)
     for regime in regimes:
         rows = bests[bests["regime"] == regime]
         regime_best_models.replace_regime_bests(session, regime, rows_for_store(rows))
     return bests, list(selection.events)
+
+
+def _cached_reference(
+    session: Session, group: tuple[str, int], bests: pd.DataFrame, settings: Settings, artifacts_dir: Path | None
+) -> TrustReference | None:
+    """The cached reference runs of a standing best's (feature set, horizon), or None if not on disk."""
+    from forex_pipeline.keys import split_multi_partition_key
+    from forex_pipeline.store.regime_definitions import active_regimes
+
+    row = bests[(bests["feature_set_hash"] == group[0]) & (bests["horizon"] == group[1])].iloc[0]
+    feature_set_key, _ = split_multi_partition_key(str(row["partition_key"]))
+    key = reference_key(group[0], group[1], str(row["symbol"]), settings, active_regimes(session, settings))
+    return load_reference(reference_dir(artifacts_dir or settings.artifacts_dir, feature_set_key, group[1], key))
 
 
 def rows_for_store(rows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -109,8 +167,13 @@ def record_outcome(
     backtest_seconds: float,
     queue_id: int | None,
     dagster_run_id: str | None,
+    reference: TrustReference | None = None,
+    artifacts_dir: Path | None = None,
 ) -> RecordResult:
-    """Write the run and its backtests, update the bests and kept flags in one transaction; then delete files."""
+    """Write the run and its backtests, update the bests and kept flags in one transaction; then delete files.
+
+    `reference` is the noise and baseline runs of the model's (feature set, horizon) (pipeline/trust.py);
+    the other groups' are read from their cache files under `artifacts_dir`."""
     identity = training_runs.training_run_fields(configuration)
     with session_scope(engine) as session:
         regimes = _regime_names(session, settings)
@@ -134,8 +197,14 @@ def record_outcome(
         stored["model_config_hash"] = identity["model_config_hash"]
         stored["partition_key"] = identity["partition_key"]
         stored["base_timeframe"] = configuration.feature_set.base_timeframe
+        stored["feature_set_hash"] = configuration.feature_set_hash
+        stored["horizon"] = int(configuration.model_spec.horizon)
         standing = regime_best_models.current_bests(session)
-        bests, events = update_bests(session, stored, standing, settings, regimes)
+        group = (configuration.feature_set_hash, int(configuration.model_spec.horizon))
+        bests, events = update_bests(
+            session, stored, standing, settings, regimes,
+            references={group: reference} if reference is not None else None, artifacts_dir=artifacts_dir,
+        )
         to_delete = training_runs.set_kept(
             session,
             before={int(i) for i in standing.get("training_run_id", [])} | {run.id},
@@ -147,7 +216,7 @@ def record_outcome(
         else:
             to_delete = []
         in_top = tuple(sorted(bests.loc[bests["training_run_id"] == run.id, "regime"].unique()))
-        overall = stored[stored["regime"] == REGIME_ALL]["sharpe"]
+        overall = stored[(stored["regime"] == REGIME_ALL) & (stored["segment"] == ranking_segments(settings.evaluation)[0])]["sharpe"]
         best_sharpe = float(overall.max()) if overall.notna().any() else None
     deleted_paths = tuple(str(r.model_path) for r in to_delete if r.model_path)
     for path in deleted_paths:

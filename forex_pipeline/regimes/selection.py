@@ -6,6 +6,19 @@ ordering is total - (score desc, trade_count desc, model_config_hash asc, infere
 asc) - and top_N(S + m) = top_N(top_N(S) + m), so serial and parallel orders of recording models
 end in the same bests. A model present in both inputs is re-scored from the candidates.
 
+Selection and holdout: when the candidates carry a `segment` column (backtest/segments.py), models
+are ranked and bests chosen on the rows of `selection_segment` only; each best then reports the
+holdout Sharpe and trades of the same configuration in the same regime (`holdout_score`,
+`holdout_trades`), which never influence the ranking. Keep-or-delete follows the ranking, so it
+uses the selection segment only. A frame without a segment column is one segment (the legacy
+whole-test rows).
+
+Deflated Sharpe: with `trials` (regime -> TrialMoments over ALL trials recorded in the regime, the
+new ones included; regimes/significance.py) every best in the regime, standing ones too, is
+re-deflated with the current N and V from its own per-bar Sharpe, bars, skewness and kurtosis, as
+Bailey & Lopez de Prado (2014) define it. Standing rows without those moments keep their stored DSR.
+Without `trials` the legacy estimate is kept (N = stored n_trials + new rows, V over the new rows).
+
 Improvement is reported against the regime's previous rank-1 score: `improvement` = score - previous
 (a difference, always defined when there was a previous best) and `relative_improvement` =
 improvement / previous only when previous > 0 (never a division by zero or a negative score).
@@ -15,7 +28,7 @@ Standing rows that stay keep their stored improvement and deflated Sharpe.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +38,7 @@ import pandas as pd
 from forex_pipeline.data.timeframes import bars_per_year as timeframe_bars_per_year
 from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.regimes.deflated_sharpe import deflated_sharpe
+from forex_pipeline.regimes.significance import TrialMoments, deflate
 
 BEST_COLUMNS: tuple[str, ...] = (
     "regime",
@@ -38,6 +52,13 @@ BEST_COLUMNS: tuple[str, ...] = (
     "trade_count",
     "n_trials",
     "deflated_sharpe",
+    "selection_score",
+    "holdout_score",
+    "holdout_trades",
+    "sharpe_per_bar",
+    "n_bars",
+    "skewness",
+    "kurtosis",
 )
 CANDIDATE_REQUIRED = ("regime", "model_config_hash", "inference_config_hash", "sharpe", "trade_count")
 STANDING_REQUIRED = ("regime", "rank", "model_config_hash", "inference_config_hash", "score", "trade_count", "n_trials")
@@ -101,6 +122,36 @@ def model_bests(candidates: pd.DataFrame, min_trades: int) -> pd.DataFrame:
     return ordered.drop_duplicates(["regime", "model_config_hash"], keep="first")
 
 
+def split_segments(
+    candidates: pd.DataFrame, selection_segment: str = "selection", holdout_segment: str = "holdout"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows ranked, rows that only confirm): by the `segment` column, or (all rows, none) without one."""
+    if "segment" not in candidates.columns:
+        return candidates, candidates.iloc[0:0]
+    selection = candidates[candidates["segment"] == selection_segment]
+    if len(candidates) and selection.empty:
+        raise ValueError(
+            f"no candidate row of segment {selection_segment!r}; segments present: {sorted(set(candidates['segment']))}"
+        )
+    return selection, candidates[candidates["segment"] == holdout_segment]
+
+
+def _with_holdout(fresh: pd.DataFrame, holdout: pd.DataFrame) -> pd.DataFrame:
+    """holdout_score / holdout_trades of each fresh best: the same configuration in the same regime."""
+    keys = ["regime", "model_config_hash", "inference_config_hash"]
+    if holdout.empty:
+        return fresh.assign(holdout_score=np.nan, holdout_trades=pd.array([pd.NA] * len(fresh), dtype="Int64"))
+    confirm = holdout.loc[:, [*keys, "sharpe", "trade_count"]].rename(
+        columns={"sharpe": "holdout_score", "trade_count": "holdout_trades"}
+    )
+    merged = fresh.drop(columns=[c for c in ("holdout_score", "holdout_trades") if c in fresh.columns]).merge(
+        confirm, on=keys, how="left", validate="one_to_one"
+    )
+    merged.index = fresh.index
+    merged["holdout_trades"] = merged["holdout_trades"].astype("Int64")
+    return merged
+
+
 def _relative(improvement: float, previous: float) -> float:
     return improvement / previous if previous is not None and math.isfinite(previous) and previous > 0 else np.nan
 
@@ -112,6 +163,10 @@ def select_regime_bests(
     min_trades: int,
     regimes: Iterable[str] | None = None,
     bars_per_year: float | None = None,
+    *,
+    trials: Mapping[str, TrialMoments] | None = None,
+    selection_segment: str = "selection",
+    holdout_segment: str = "holdout",
 ) -> SelectionResult:
     """New top-N bests per regime from new backtest rows (with model_config_hash) and the standing bests.
 
@@ -126,6 +181,7 @@ def select_regime_bests(
         _require(standing, STANDING_REQUIRED, "standing bests")
     else:
         standing = pd.DataFrame(columns=list(STANDING_REQUIRED))
+    candidates, holdout = split_segments(candidates, selection_segment, holdout_segment)
     if regimes is None:
         found = set(candidates["regime"]) | set(standing["regime"])
         regimes = sorted(found - {REGIME_ALL})
@@ -137,10 +193,16 @@ def select_regime_bests(
     for regime in regimes:
         old = standing[standing["regime"] == regime].sort_values("rank", kind="mergesort")
         tried = candidates[candidates["regime"] == regime]
-        n_trials = int(old["n_trials"].max()) if len(old) else 0
-        n_trials += len(tried)
+        if trials is not None:
+            n_trials = trials.get(regime, TrialMoments()).n_trials
+        else:
+            n_trials = (int(old["n_trials"].max()) if len(old) else 0) + len(tried)
         fresh = per_model[per_model["regime"] == regime].drop(columns=["sharpe"])
-        fresh = fresh.assign(deflated_sharpe=_deflated(per_model[per_model["regime"] == regime], tried, n_trials, bars_per_year))
+        fresh = fresh.assign(
+            deflated_sharpe=_deflated(per_model[per_model["regime"] == regime], tried, n_trials, bars_per_year),
+            selection_score=fresh["score"],
+        )
+        fresh = _with_holdout(fresh, holdout[holdout["regime"] == regime])
         previous = float(old["score"].iloc[0]) if len(old) else None
         if previous is not None:
             improvement = fresh["score"] - previous
@@ -154,6 +216,9 @@ def select_regime_bests(
         kept_old = old[~old["model_config_hash"].isin(new_models)]
         pool = pd.concat([kept_old, fresh], ignore_index=True) if len(kept_old) else fresh.reset_index(drop=True)
         top = _sorted(pool).head(top_n).reset_index(drop=True)
+        if trials is not None and len(top) and {"sharpe_per_bar", "skewness", "kurtosis", "n_bars"} <= set(top.columns):
+            recomputed = deflate(top.assign(regime=regime), trials)
+            top["deflated_sharpe"] = recomputed.where(recomputed.notna(), top["deflated_sharpe"])
         top = top.assign(rank=np.arange(1, len(top) + 1), n_trials=n_trials, regime=regime)
         blocks.append(top)
         if len(top) and (
@@ -186,7 +251,8 @@ def _none_if_nan(value: float) -> float | None:
 
 _DROPPED = (
     "sharpe", "sortino", "max_drawdown", "total_return", "win_rate", "profit_factor", "exposure",
-    "prediction_method", "ensemble_method", "confidence_threshold", "lookback_window", "skewness", "kurtosis",
+    "prediction_method", "ensemble_method", "confidence_threshold", "lookback_window", "segment",
+    "sum_ret", "sum_sq", "sum_cube", "sum_quad", "block_sum_ret", "block_sum_sq", "block_n_bars",
 )
 
 
@@ -202,6 +268,7 @@ def _tidy(bests: pd.DataFrame, standing: pd.DataFrame, candidates: pd.DataFrame)
         if column not in bests.columns:
             bests[column] = np.nan
     bests = bests.loc[:, [*BEST_COLUMNS, *extra]]
+    bests["selection_score"] = bests["selection_score"].astype(float).fillna(bests["score"].astype(float))
     bests["rank"] = bests["rank"].astype(np.int64)
     bests["trade_count"] = bests["trade_count"].astype(np.int64)
     bests["n_trials"] = bests["n_trials"].astype(np.int64)

@@ -27,6 +27,8 @@ class Dashboard:
     table: Table
     n_models: int
     charts: dict[str, Path] = field(default_factory=dict)
+    bests: pd.DataFrame = field(default_factory=pd.DataFrame)   # current_bests, trust figures included
+    significant_regimes: tuple[str, ...] = ()                    # regimes whose rank-1 best is significant
 
 
 def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path, path: Path) -> Path | None:
@@ -114,4 +116,6 @@ def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Das
     timeline = regime_timeline(bests, settings, Path(artifacts_dir), out / "regime_timeline.png")
     if timeline is not None:
         paths["regime_timeline"] = timeline
-    return Dashboard(bests_table(bests, regimes, Path(artifacts_dir)), len(run_ids), paths)
+    top = bests[bests["rank"] == 1] if not bests.empty else bests
+    significant = tuple(sorted(str(r) for r in top.loc[top["significant"].fillna(False).astype(bool), "regime"])) if len(top) else ()
+    return Dashboard(bests_table(bests, regimes, Path(artifacts_dir)), len(run_ids), paths, bests, significant)

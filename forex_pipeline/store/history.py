@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.store.common import aware_utc, check_status, select_frame
+from forex_pipeline.store.inference_backtests import not_confirming
 from forex_pipeline.store.tables import (
     RUN_STATUSES,
     InferenceBacktest,
@@ -93,7 +94,7 @@ def _best_backtests(filters: HistoryFilter) -> Any:
         test.training_run_id.label("training_run_id"),
         func.max(test.sharpe).label("best_sharpe"),
         func.min(drawdown).label("best_max_drawdown"),
-    ).where(test.regime == REGIME_ALL)
+    ).where(test.regime == REGIME_ALL, not_confirming(test))
     if filters.min_sharpe is not None:
         statement = statement.where(test.sharpe >= filters.min_sharpe)
     if filters.max_drawdown is not None:
@@ -157,7 +158,11 @@ def best_sharpe_by_model_and_regime(session: Session, run_ids: list[int], min_tr
     statement = (
         select(TrainingRun.partition_key, InferenceBacktest.regime, func.max(InferenceBacktest.sharpe))
         .join(TrainingRun, TrainingRun.id == InferenceBacktest.training_run_id)
-        .where(InferenceBacktest.training_run_id.in_(run_ids), InferenceBacktest.trade_count >= min_trades)
+        .where(
+            InferenceBacktest.training_run_id.in_(run_ids),
+            InferenceBacktest.trade_count >= min_trades,
+            not_confirming(InferenceBacktest),
+        )
         .group_by(TrainingRun.partition_key, InferenceBacktest.regime)
     )
     return select_frame(session, statement, ["model", "regime", "sharpe"], float_columns=["sharpe"])
@@ -171,7 +176,7 @@ def best_backtest_per_run(session: Session) -> pd.DataFrame:
             InferenceBacktest.total_return, TrainingRun.kept,
         )
         .join(TrainingRun, TrainingRun.id == InferenceBacktest.training_run_id)
-        .where(InferenceBacktest.regime == REGIME_ALL, InferenceBacktest.sharpe.is_not(None))
+        .where(InferenceBacktest.regime == REGIME_ALL, InferenceBacktest.sharpe.is_not(None), not_confirming(InferenceBacktest))
     )
     rows = select_frame(session, statement, ["run", "sharpe", "max_drawdown", "total_return", "kept"])
     if rows.empty:

@@ -1,50 +1,80 @@
-"""inference_backtests: one row per inference configuration and regime of a trained model."""
+"""inference_backtests: one row per inference configuration, regime and segment of a trained model.
+
+Besides the rows themselves, the two reads the trust figures need (regimes/significance.py) without
+loading the table: the per-regime trial moments (COUNT / SUM / SUM of squares of the per-bar Sharpe
+over one segment, aggregated in the database) and the CSCV block lists of the trials of one
+(feature set, horizon), the set over which the probability of backtest overfitting is computed.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from forex_pipeline.store.common import is_nan, select_frame
+from forex_pipeline.keys import REGIME_ALL
+from forex_pipeline.store.common import in_chunks, is_nan, select_frame
 from forex_pipeline.store.tables import (
+    BACKTEST_BLOCKS,
     BACKTEST_COLUMNS,
+    BACKTEST_FLOATS,
     BACKTEST_METRICS,
+    BACKTEST_SEGMENT,
     InferenceBacktest,
     TrainingRun,
     utcnow,
 )
 
-if TYPE_CHECKING:
-    pass
+# Columns a frame may leave out (stored as NULL): the trust columns. Everything else is required.
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in BACKTEST_COLUMNS if c in BACKTEST_FLOATS and c not in BACKTEST_METRICS) + BACKTEST_BLOCKS
+_NULLABLE = frozenset((*BACKTEST_METRICS, *OPTIONAL_COLUMNS))
+
+
+def _block_list(value: Any) -> list[float] | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    values = json.loads(value) if isinstance(value, str) else value
+    return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
 
 def _backtest_rows(training_run_id: int, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows for executemany: exactly the contract columns, NaN -> None, integers as int."""
-    missing = [c for c in BACKTEST_COLUMNS if c not in frame.columns]
+    """Rows for executemany: the contract columns (trust columns may be absent), NaN -> None, ints as int."""
+    missing = [c for c in BACKTEST_COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
     extra = [c for c in frame.columns if c not in BACKTEST_COLUMNS]
     if missing or extra:
         raise ValueError(
             f"backtest frame columns: missing {missing}, unexpected {extra}; expected {list(BACKTEST_COLUMNS)}"
         )
-    nulls = [c for c in BACKTEST_COLUMNS if c not in BACKTEST_METRICS and frame[c].isna().any()]
+    nulls = [c for c in BACKTEST_COLUMNS if c in frame.columns and c not in _NULLABLE and frame[c].isna().any()]
     if nulls:
         raise ValueError(f"backtest frame has missing values in required column(s) {nulls}")
     now = utcnow()
-    metrics = set(BACKTEST_METRICS)
+    present = [c for c in BACKTEST_COLUMNS if c in frame.columns]
+    blocks = set(BACKTEST_BLOCKS)
     rows = []
-    for record in frame.loc[:, list(BACKTEST_COLUMNS)].to_dict("records"):
-        row = {k: (None if k in metrics and is_nan(v) else v) for k, v in record.items()}
+    for record in frame.loc[:, present].to_dict("records"):
+        row = {c: None for c in BACKTEST_COLUMNS}
+        for key, value in record.items():
+            if key in blocks:
+                row[key] = _block_list(value)
+            elif key in _NULLABLE and is_nan(value):
+                row[key] = None
+            elif key in _NULLABLE:
+                row[key] = float(value)
+            else:
+                row[key] = value
         row["trade_count"], row["n_bars"] = int(row["trade_count"]), int(row["n_bars"])
         row["lookback_window"] = int(row["lookback_window"])
         row["confidence_threshold"] = float(row["confidence_threshold"])
+        row[BACKTEST_SEGMENT] = str(row[BACKTEST_SEGMENT])
         row["training_run_id"], row["created_at"] = training_run_id, now
         rows.append(row)
     return rows
-
-
 
 
 def batch_insert_backtests(
@@ -52,8 +82,9 @@ def batch_insert_backtests(
 ) -> int:
     """Insert one model's backtest results in one executemany (NaN metrics stored as NULL).
 
-    `frame` has exactly the columns of docs/architecture.md "Backtest results". With replace=True
-    the run's earlier rows (and any regime bests pointing at them) are deleted first.
+    `frame` has the columns of backtest/columns.py EVALUATION_COLUMNS (the trust columns may be left
+    out: NULL). With replace=True the run's earlier rows (and any regime bests pointing at them) are
+    deleted first.
     """
     rows = _backtest_rows(training_run_id, frame)
     if session.get(TrainingRun, training_run_id) is None:
@@ -65,12 +96,68 @@ def batch_insert_backtests(
     return len(rows)
 
 
-def get_backtests(session: Session, training_run_id: int) -> pd.DataFrame:
-    """A run's backtest rows as a DataFrame (id, training_run_id and the contract columns; NULL -> NaN)."""
+def get_backtests(session: Session, training_run_id: int, segments: Iterable[str] | None = None) -> pd.DataFrame:
+    """A run's backtest rows (id, training_run_id and the contract columns; NULL -> NaN, blocks as lists),
+    optionally only the given segments."""
     columns = ["id", "training_run_id", *BACKTEST_COLUMNS]
-    statement = (
-        select(*(getattr(InferenceBacktest, c) for c in columns))
-        .where(InferenceBacktest.training_run_id == training_run_id)
-        .order_by(InferenceBacktest.id)
+    statement = select(*(getattr(InferenceBacktest, c) for c in columns)).where(
+        InferenceBacktest.training_run_id == training_run_id
     )
-    return select_frame(session, statement, columns, float_columns=BACKTEST_METRICS)
+    if segments is not None:
+        statement = statement.where(InferenceBacktest.segment.in_(list(segments)))
+    return select_frame(session, statement.order_by(InferenceBacktest.id), columns, float_columns=BACKTEST_FLOATS)
+
+
+def not_confirming(table: Any = InferenceBacktest) -> Any:
+    """Rows a figure may rank on: every segment but the holdouts (`holdout`, walk-forward `holdout_k`),
+    which only confirm a best and never choose one. Legacy `test` rows count as ranked."""
+    return ~table.segment.like("holdout%")
+
+
+def regime_trial_moments(session: Session, segment: str) -> dict[str, tuple[int, int, float, float]]:
+    """Per regime (not 'all'): (trials, trials with a per-bar Sharpe, SUM(sharpe_per_bar),
+    SUM(sharpe_per_bar^2)) over every recorded row of `segment`, aggregated in the database.
+
+    These are N and the sums behind V of the deflated Sharpe (regimes/significance.py TrialMoments).
+    """
+    sr = InferenceBacktest.sharpe_per_bar
+    statement = (
+        select(InferenceBacktest.regime, func.count(), func.count(sr), func.sum(sr), func.sum(sr * sr))
+        .where(InferenceBacktest.segment == segment, InferenceBacktest.regime != REGIME_ALL)
+        .group_by(InferenceBacktest.regime)
+        .order_by(InferenceBacktest.regime)
+    )
+    return {
+        str(regime): (int(n), int(n_finite), float(total or 0.0), float(total_sq or 0.0))
+        for regime, n, n_finite, total, total_sq in session.execute(statement)
+    }
+
+
+def trial_blocks(
+    session: Session, feature_set_hash: str, horizon: int, regimes: Iterable[str], segment: str
+) -> pd.DataFrame:
+    """The CSCV inputs of every trial of one (feature set, horizon) in `regimes` on `segment`:
+    regime, training_run_id, inference_config_hash and the three block lists (rows without blocks
+    are left out). Trials of one feature set and horizon share their segments, hence their blocks."""
+    test, run = InferenceBacktest, TrainingRun
+    regimes = [r for r in dict.fromkeys(regimes) if r != REGIME_ALL]
+    columns = ["regime", "training_run_id", "inference_config_hash", *BACKTEST_BLOCKS]
+    frames = []
+    for chunk in in_chunks(regimes):
+        statement = (
+            select(test.regime, test.training_run_id, test.inference_config_hash, *(getattr(test, c) for c in BACKTEST_BLOCKS))
+            .join(run, run.id == test.training_run_id)
+            .where(
+                and_(
+                    run.feature_set_hash == feature_set_hash,
+                    run.horizon == int(horizon),
+                    test.segment == segment,
+                    test.regime.in_(list(chunk)),
+                    test.block_sum_ret.is_not(None),
+                )
+            )
+            .order_by(test.regime, test.training_run_id, test.inference_config_hash)
+        )
+        frames.append(select_frame(session, statement, columns))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return frame[frame["block_sum_ret"].notna()].reset_index(drop=True) if len(frame) else frame

@@ -22,6 +22,19 @@ if TYPE_CHECKING:
     pass
 
 
+# The trust figures of a best (regimes/significance.py TRUST_BEST_COLUMNS; docs/regimes.md); NULL on
+# rows recorded before they existed. n_trials and deflated_sharpe are older columns.
+TRUST_FIELDS: tuple[str, ...] = (
+    "selection_score",
+    "holdout_score",
+    "holdout_trades",
+    "null_p_value",
+    "pbo",
+    "baseline",
+    "baseline_score",
+    "improvement_over_baseline",
+    "significant",
+)
 BEST_COLUMNS: tuple[str, ...] = (
     "regime",
     "rank",
@@ -45,9 +58,17 @@ BEST_COLUMNS: tuple[str, ...] = (
     "trade_count",
     "n_trials",
     "deflated_sharpe",
+    *TRUST_FIELDS,
     "updated_at",
     "kept",
     "model_path",
+    # what re-deflating a standing best and grouping its trials need (from its backtest row and run)
+    "feature_set_hash",
+    "segment",
+    "sharpe_per_bar",
+    "n_bars",
+    "skewness",
+    "kurtosis",
 )
 BEST_REQUIRED_FIELDS: tuple[str, ...] = (
     "rank",
@@ -69,11 +90,18 @@ BEST_ROW_FIELDS: tuple[str, ...] = (
     "trade_count",
     "n_trials",
     "deflated_sharpe",
+    *TRUST_FIELDS,
+)
+FLOAT_FIELDS: tuple[str, ...] = (
+    "confidence_threshold", "score", "previous_best_score", "improvement", "deflated_sharpe", "selection_score",
+    "holdout_score", "null_p_value", "pbo", "baseline_score", "improvement_over_baseline", "sharpe_per_bar",
+    "skewness", "kurtosis",
 )
 
 
 def current_bests(session: Session) -> pd.DataFrame:
-    """Every regime's ranked best models with their configuration and inference settings."""
+    """Every regime's ranked best models with their configuration, inference settings and trust figures
+    (holdout_trades as Int64 and significant as boolean, both nullable: NULL on rows from before them)."""
     run, best, test = TrainingRun, RegimeBestModel, InferenceBacktest
     statement = (
         select(
@@ -81,14 +109,18 @@ def current_bests(session: Session) -> pd.DataFrame:
             run.base_timeframe, run.model_type, run.encoder, run.horizon, best.inference_backtest_id,
             best.inference_config_hash, test.prediction_method, test.ensemble_method, test.confidence_threshold,
             test.lookback_window, best.score, best.previous_best_score, best.improvement, best.trade_count,
-            best.n_trials, best.deflated_sharpe, best.updated_at, run.kept, run.model_path,
+            best.n_trials, best.deflated_sharpe, *(getattr(best, f) for f in TRUST_FIELDS), best.updated_at,
+            run.kept, run.model_path, run.feature_set_hash, test.segment, test.sharpe_per_bar, test.n_bars,
+            test.skewness, test.kurtosis,
         )
         .join(run, run.id == best.training_run_id)
         .join(test, test.id == best.inference_backtest_id)
         .order_by(best.regime, best.rank)
     )
-    floats = ("confidence_threshold", "score", "previous_best_score", "improvement", "deflated_sharpe")
-    return select_frame(session, statement, BEST_COLUMNS, float_columns=floats)
+    frame = select_frame(session, statement, BEST_COLUMNS, float_columns=FLOAT_FIELDS)
+    frame["holdout_trades"] = frame["holdout_trades"].astype("Int64")
+    frame["significant"] = frame["significant"].astype("boolean")
+    return frame
 
 
 def lock_regime(session: Session, regime: str) -> None:
@@ -116,7 +148,16 @@ def _best_rows(regime: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str,
     if len(set(runs)) != len(runs):
         raise ValueError(f"regime {regime!r}: a training run appears more than once in {runs}")
     now = utcnow()
-    return [{**{f: row.get(f) for f in BEST_ROW_FIELDS}, "regime": regime, "updated_at": now} for row in rows]
+    return [{**{f: _plain(row.get(f)) for f in BEST_ROW_FIELDS}, "regime": regime, "updated_at": now} for row in rows]
+
+
+def _plain(value: Any) -> Any:
+    """A value the drivers take: numpy scalars -> Python, NaN / pd.NA -> None."""
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    return None if is_nan(value) else value
 
 
 def replace_regime_bests(session: Session, regime: str, rows: Sequence[Mapping[str, Any]]) -> int:

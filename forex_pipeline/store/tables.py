@@ -27,7 +27,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from forex_pipeline.backtest.columns import NULLABLE_METRICS, RESULT_COLUMNS
+from forex_pipeline.backtest.columns import (
+    BLOCK_COLUMNS,
+    EVALUATION_COLUMNS,
+    MOMENT_COLUMNS,
+    NULLABLE_METRICS,
+    SEGMENT_COLUMN,
+)
 from forex_pipeline.keys import QueueStatus, RunStatus
 
 RUN_STATUSES: tuple[str, ...] = tuple(RunStatus)
@@ -104,6 +110,17 @@ class JSONDocument(TypeDecorator[Any]):
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else json_safe(value)
+
+
+class JSONList(JSONDocument):
+    """A JSON list column where Python None is SQL NULL (not JSON null), so `IS NULL` finds it."""
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
 
 
 class NullableFloat(TypeDecorator[float]):
@@ -207,14 +224,26 @@ class TrainingRun(Base):
 
 
 class InferenceBacktest(Base):
-    """Metrics of one inference configuration of one trained model, over one regime (or `all`)."""
+    """Metrics of one inference configuration of one trained model, over one regime (or `all`) and one
+    segment of the test period (`selection`, `holdout`, walk-forward `selection_k` / `holdout_k`, or
+    `test` for rows recorded before the selection/holdout split existed: the whole test segment).
+
+    The trust columns (NULL on `test` rows) are what the trust figures need without re-running anything:
+    per-bar Sharpe, skewness and non-excess kurtosis of the regime's per-bar returns, the sums of their
+    powers, and the CSCV block lists (16 floats each, JSON) of regimes/significance.py.
+    """
 
     __tablename__ = "inference_backtests"
     __table_args__ = (
         UniqueConstraint(
-            "training_run_id", "inference_config_hash", "regime", name="uq_inference_backtests_run_config_regime"
+            "training_run_id",
+            "inference_config_hash",
+            "regime",
+            "segment",
+            name="uq_inference_backtests_run_config_regime_segment",
         ),
         Index(None, "regime", "sharpe"),
+        Index(None, "segment", "regime"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -225,6 +254,7 @@ class InferenceBacktest(Base):
     confidence_threshold: Mapped[float] = mapped_column(Float)
     lookback_window: Mapped[int] = mapped_column(Integer)
     regime: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(32))
     sharpe: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
     sortino: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
     max_drawdown: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
@@ -234,6 +264,16 @@ class InferenceBacktest(Base):
     trade_count: Mapped[int] = mapped_column(Integer)
     exposure: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
     n_bars: Mapped[int] = mapped_column(Integer)
+    sharpe_per_bar: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    skewness: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    kurtosis: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    sum_ret: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    sum_sq: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    sum_cube: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    sum_quad: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    block_sum_ret: Mapped[list[float] | None] = mapped_column(JSONList, nullable=True)
+    block_sum_sq: Mapped[list[float] | None] = mapped_column(JSONList, nullable=True)
+    block_n_bars: Mapped[list[float] | None] = mapped_column(JSONList, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -275,8 +315,23 @@ class RegimeBestModel(Base):
     trade_count: Mapped[int] = mapped_column(Integer)
     n_trials: Mapped[int] = mapped_column(Integer)
     deflated_sharpe: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    # Trust figures (regimes/significance.py, docs/regimes.md); NULL on rows recorded before they existed.
+    selection_score: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    holdout_score: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    holdout_trades: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    null_p_value: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    pbo: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    baseline: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    baseline_score: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    improvement_over_baseline: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    significant: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-BACKTEST_COLUMNS: tuple[str, ...] = RESULT_COLUMNS
+# The stored backtest row: the evaluation frame of backtest/run.py (backtest/columns.py EVALUATION_COLUMNS).
+BACKTEST_COLUMNS: tuple[str, ...] = EVALUATION_COLUMNS
 BACKTEST_METRICS: tuple[str, ...] = NULLABLE_METRICS
+BACKTEST_FLOATS: tuple[str, ...] = (*NULLABLE_METRICS, *MOMENT_COLUMNS)       # NULL <-> NaN
+BACKTEST_BLOCKS: tuple[str, ...] = BLOCK_COLUMNS                              # JSON lists of floats
+BACKTEST_SEGMENT: str = SEGMENT_COLUMN
+LEGACY_SEGMENT = "test"     # rows recorded before segments: the whole test segment (migration 0002)

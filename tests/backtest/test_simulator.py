@@ -16,12 +16,17 @@ FREE = SymbolCosts(pip_size=0.0001, spread_pips=0.0, commission_pips=0.0)
 
 
 def reference(forecast, conf, threshold, close, horizon, costs, regimes, n_regimes):
-    """Per-bar loop written from the written semantics, independent of the kernel."""
+    """Per-bar loop written from the written semantics and attribution rule, independent of the kernel.
+
+    Every bar yields parts (owner regime, return, exposed): one part normally, two on a flip between
+    trades entered in different regimes (the old trade's closing cost, then the new trade's bar).
+    Returns (stats, per-bar returns, positions, parts) with parts a list of (t, owner, value, exposed).
+    """
     n = len(close)
     unit = (costs.spread_pips / 2 + costs.commission_pips) * costs.pip_size
     pos = 0
     since_signal = 0
-    returns, positions, trades = [], [], []   # trades: (entry regime, pnl)
+    returns, positions, trades, parts = [], [], [], []   # trades: (entry regime, pnl)
     open_trade = None
     for t in range(n):
         signal = 0
@@ -37,28 +42,49 @@ def reference(forecast, conf, threshold, close, horizon, costs, regimes, n_regim
         else:
             pos = 0
         cost_one = unit / close[t]
+        market = pos * math.log(close[t + 1] / close[t]) if t < n - 1 else 0.0
+        owner_closed = None
         if prev != 0 and pos != prev:
             open_trade[1] -= cost_one
             trades.append(tuple(open_trade))
+            owner_closed = open_trade[0]
             open_trade = None
         if pos != 0 and pos != prev:
             open_trade = [regimes[t], -cost_one]
-        market = pos * math.log(close[t + 1] / close[t]) if t < n - 1 else 0.0
         if pos != 0:
             open_trade[1] += market
-        returns.append(market - abs(pos - prev) * cost_one)
+        bar = market - abs(pos - prev) * cost_one
+        returns.append(bar)
         positions.append(pos)
+        if pos != 0:
+            owner = open_trade[0]
+        elif owner_closed is not None:
+            owner = owner_closed
+        else:
+            owner = regimes[t]
+        if owner_closed is not None and pos != 0 and owner_closed != owner:
+            parts.append((t, owner_closed, -cost_one, 0))
+            parts.append((t, owner, bar + cost_one, 1))
+        else:
+            parts.append((t, owner, bar, int(pos != 0)))
     returns = np.array(returns)
     positions = np.array(positions)
     stats = np.zeros((n_regimes + 1, sim.N_STATS))
+    block_of = (np.arange(n) * sim.CSCV_BLOCKS) // n
     for g in range(n_regimes + 1):
-        mask = np.ones(n, bool) if g == n_regimes else regimes == g
-        r = returns[mask]
+        if g == n_regimes:
+            mine_parts = [(t, returns[t], int(positions[t] != 0)) for t in range(n)]
+        else:
+            mine_parts = [(t, v, e) for t, o, v, e in parts if o == g]
+        r = np.array([v for _, v, _ in mine_parts])
+        ts = np.array([t for t, _, _ in mine_parts], dtype=int)
         stats[g, sim.SUM_RET] = r.sum()
         stats[g, sim.SUM_SQ] = (r ** 2).sum()
+        stats[g, sim.SUM_CUBE] = (r ** 3).sum()
+        stats[g, sim.SUM_QUAD] = (r ** 4).sum()
         stats[g, sim.SUM_DOWN_SQ] = (np.minimum(r, 0) ** 2).sum()
-        stats[g, sim.N_BARS] = mask.sum()
-        stats[g, sim.N_EXPOSED] = (positions[mask] != 0).sum()
+        stats[g, sim.N_BARS] = len(r)
+        stats[g, sim.N_EXPOSED] = sum(e for _, _, e in mine_parts)
         equity = np.concatenate([[0.0], np.cumsum(r)])
         stats[g, sim.MAX_DD_LOG] = (np.maximum.accumulate(equity) - equity).max()
         mine = [p for e, p in trades if g == n_regimes or e == g]
@@ -66,7 +92,12 @@ def reference(forecast, conf, threshold, close, horizon, costs, regimes, n_regim
         stats[g, sim.WINS] = sum(p > 0 for p in mine)
         stats[g, sim.GROSS_PROFIT] = sum(p for p in mine if p > 0)
         stats[g, sim.GROSS_LOSS] = -sum(p for p in mine if p <= 0)
-    return stats, returns, positions
+        for b in range(sim.CSCV_BLOCKS):
+            in_block = block_of[ts] == b if len(ts) else np.zeros(0, bool)
+            stats[g, sim.BLOCK_RET + b] = r[in_block].sum()
+            stats[g, sim.BLOCK_SQ + b] = (r[in_block] ** 2).sum()
+            stats[g, sim.BLOCK_N + b] = in_block.sum()
+    return stats, returns, positions, parts
 
 
 def random_case(seed: int, n: int = 600, n_series: int = 4, n_regimes: int = 3):
@@ -89,14 +120,14 @@ def test_kernel_matches_reference(horizon: int, costs: SymbolCosts) -> None:
     assert stats.shape == (4, 4, 4, sim.N_STATS)
     for s in range(4):
         for k, threshold in enumerate(thresholds):
-            expected, _, _ = reference(forecasts[s], confidences[s], threshold, close, horizon, costs, regimes, 3)
+            expected, _, _, _ = reference(forecasts[s], confidences[s], threshold, close, horizon, costs, regimes, 3)
             np.testing.assert_allclose(stats[s, k], expected, rtol=1e-9, atol=1e-12)
 
 
 def test_equity_curve_matches_reference() -> None:
     close, forecasts, confidences, regimes = random_case(5)
     positions, returns = equity_curve(forecasts[0], confidences[0], 0.3, close, 4, COSTS)
-    _, ref_returns, ref_positions = reference(forecasts[0], confidences[0], 0.3, close, 4, COSTS, regimes, 3)
+    _, ref_returns, ref_positions, _ = reference(forecasts[0], confidences[0], 0.3, close, 4, COSTS, regimes, 3)
     np.testing.assert_array_equal(positions, ref_positions)
     np.testing.assert_allclose(returns, ref_returns, rtol=1e-12, atol=1e-15)
 

@@ -47,7 +47,7 @@ def _backtests(rows: list[tuple[str, float, float, int]]) -> pd.DataFrame:
         records.append({
             "prediction_method": method, "ensemble_method": "mean", "confidence_threshold": 0.5,
             "lookback_window": lookback, "inference_config_hash": config_hash([method, "mean", 0.5, lookback]),
-            "regime": "all", "sharpe": sharpe, "sortino": sharpe, "max_drawdown": drawdown, "total_return": 0.01,
+            "regime": "all", "segment": "selection", "sharpe": sharpe, "sortino": sharpe, "max_drawdown": drawdown, "total_return": 0.01,
             "win_rate": 0.5, "profit_factor": 1.1, "trade_count": 40, "exposure": 0.5, "n_bars": 1000,
         })
     return pd.DataFrame(records, columns=list(BACKTEST_COLUMNS))

@@ -20,17 +20,17 @@ def test_backtests_trade_only_the_test_segment_after_the_embargo(grid_env, monke
     engine = get_engine(settings.database_url)
     configuration = expand_grid(parse_grid_spec(TINY_GRID)).configurations[-1]
     seen: dict[str, np.ndarray] = {}
-    original_backtest, original_train = backtest_run.run_inference_backtests, registry.train_model
+    original_backtest, original_train = backtest_run.run_evaluation_backtests, registry.train_model
 
-    def spy_backtest(model, matrix, test_rows, labels, settings_, symbol):
+    def spy_backtest(model, matrix, test_rows, labels, settings_, symbol, segments=None):
         seen["test_rows"], seen["n_rows"] = np.asarray(test_rows), matrix.n_rows
-        return original_backtest(model, matrix, test_rows, labels, settings_, symbol)
+        return original_backtest(model, matrix, test_rows, labels, settings_, symbol, segments)
 
     def spy_train(matrix, spec, context):
         seen["trained"] = seen.get("trained", 0) + 1
         return original_train(matrix, spec, context)
 
-    monkeypatch.setattr(backtest_run, "run_inference_backtests", spy_backtest)
+    monkeypatch.setattr(backtest_run, "run_evaluation_backtests", spy_backtest)
     monkeypatch.setattr(registry, "train_model", spy_train)
     outcome = two_phase.run_configuration(
         configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir
@@ -47,7 +47,10 @@ def test_backtests_trade_only_the_test_segment_after_the_embargo(grid_env, monke
         run = training_runs.get_training_run_by_hash(session, configuration.model_config_hash)
         frame = inference_backtests.get_backtests(session, run.id)
     overall = frame[frame["regime"] == "all"]
-    assert len(overall) == 135 and (overall["n_bars"] <= len(test_rows)).all()
+    # selection and holdout (after an embargo of horizon rows): each a part of the test rows
+    assert len(overall) == 135 * 2 and set(overall["segment"]) == {"selection", "holdout"}
+    sizes = overall.groupby("segment")["n_bars"].max()
+    assert sizes["selection"] + sizes["holdout"] + horizon == len(test_rows)
 
     again = two_phase.run_configuration(
         configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import OperationalError
 
+from forex_pipeline.backtest.columns import EVALUATION_COLUMNS
 from forex_pipeline.hashing import config_hash
 from forex_pipeline.store import db
 
@@ -127,8 +128,9 @@ def run_identity(n: int, *, symbol: str = "EURUSD", model_type: str = "ridge") -
 REGIMES = ("all", "bull_trending", "bear_trending", "volatile_ranging", "calm_ranging", "unclassified")
 
 
-def backtest_frame(seed: int = 0, regimes: tuple[str, ...] = REGIMES) -> pd.DataFrame:
-    """135 inference configurations x `regimes`, random metrics, with NaN where a Sharpe has no trades."""
+def backtest_frame(seed: int = 0, regimes: tuple[str, ...] = REGIMES, segment: str = "selection") -> pd.DataFrame:
+    """135 inference configurations x `regimes` on one segment, random metrics and trust columns, with NaN
+    where a Sharpe has no trades (EVALUATION_COLUMNS)."""
     rng = np.random.default_rng(seed)
     grid = list(itertools.product(["direct", "recursive", "direct_multi"], ["mean", "weighted", "stacking"],
                                   [0.0, 0.3, 0.5, 0.7, 0.9], [50, 100, 200]))
@@ -153,4 +155,23 @@ def backtest_frame(seed: int = 0, regimes: tuple[str, ...] = REGIMES) -> pd.Data
             "exposure": float(rng.uniform(0, 1)),
             "n_bars": int(rng.integers(100, 5000)),
         })
-    return pd.DataFrame(rows)
+        rows[-1].update(segment=segment, **_trust(rng, trades))
+    return pd.DataFrame(rows).loc[:, list(EVALUATION_COLUMNS)]
+
+
+def _trust(rng: np.random.Generator, trades: int) -> dict:
+    """Trust columns of one row (backtest/columns.py TRUST_COLUMNS): NaN moments without trades."""
+    nan = float("nan")
+    blocks = rng.normal(0, 1e-3, 16)
+    return {
+        "sharpe_per_bar": nan if trades == 0 else float(rng.normal(0, 0.05)),
+        "skewness": nan if trades == 0 else float(rng.normal(0, 0.5)),
+        "kurtosis": nan if trades == 0 else float(3 + rng.exponential(1.0)),
+        "sum_ret": float(blocks.sum()),
+        "sum_sq": float((blocks**2).sum()),
+        "sum_cube": 0.0,
+        "sum_quad": 0.0,
+        "block_sum_ret": blocks.tolist(),
+        "block_sum_sq": (blocks**2).tolist(),
+        "block_n_bars": [float(n) for n in rng.integers(1, 50, 16)],
+    }

@@ -22,12 +22,12 @@ def test_db_commands_on_the_default_sqlite_file(isolated_storage: Path) -> None:
 
     result = runner.invoke(app, ["upgrade"])
     assert result.exit_code == 0, result.output
-    assert "0001_initial" in result.output and str(database) in result.output
+    assert db.head_revision() in result.output and str(database) in result.output
     engine = db.make_engine(f"sqlite:///{database}")
     assert "training_runs" in inspect(engine).get_table_names()
     engine.dispose()
 
-    assert "0001_initial" in runner.invoke(app, ["current"]).output
+    assert db.head_revision() in runner.invoke(app, ["current"]).output
     result = runner.invoke(app, ["downgrade"])
     assert result.exit_code == 0 and "base" in result.output
     assert db.current(f"sqlite:///{database}") is None
@@ -40,7 +40,7 @@ def test_db_is_mounted_on_the_root_command(isolated_storage: Path) -> None:
 
     result = runner.invoke(root, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert db.current(f"sqlite:///{isolated_storage / 'forex_pipeline.db'}") == "0001_initial"
+    assert db.current(f"sqlite:///{isolated_storage / 'forex_pipeline.db'}") == db.head_revision()
 
 
 def test_db_errors_are_reported_with_their_exit_codes(isolated_storage: Path) -> None:
@@ -55,6 +55,6 @@ def test_db_errors_are_reported_with_their_exit_codes(isolated_storage: Path) ->
 def test_db_upgrade_on_postgresql_by_url(isolated_storage: Path, postgres_url: str) -> None:
     result = runner.invoke(app, ["upgrade", "--url", postgres_url])
     assert result.exit_code == 0, result.output
-    assert db.current(postgres_url) == "0001_initial"
+    assert db.current(postgres_url) == db.head_revision()
     assert runner.invoke(app, ["downgrade", "--url", postgres_url]).exit_code == 0
     assert db.current(postgres_url) is None

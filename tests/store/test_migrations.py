@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -51,7 +52,7 @@ def schema_differences(url: str) -> list:
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert db.current(db_url) is None
-    assert db.upgrade(db_url) == db.head_revision() == "0001_initial"
+    assert db.upgrade(db_url) == db.head_revision() == "0002_trust"
     assert table_names(db_url) == TABLES
     expected = {
         name: ({f: b.model_dump(exclude_none=True) for f, b in d.rules.items()}, True, True)
@@ -65,7 +66,7 @@ def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pyt
     assert table_names(db_url) == set()
     assert db.current(db_url) is None
 
-    assert db.upgrade(db_url) == "0001_initial"
+    assert db.upgrade(db_url) == "0002_trust"
     assert table_names(db_url) == TABLES
     assert set(seeded_regimes(db_url)) == set(expected)
 
@@ -104,3 +105,88 @@ def test_migration_files_are_package_data() -> None:
     assert all(path.is_file() for path in shipped) and len(shipped) >= 4
     for glob in ("migrations/*.ini", "migrations/*.py", "migrations/versions/*.py", "migrations/*.mako"):
         assert f'"{glob}"' in pyproject, glob
+
+
+def _populate_at_0001(url: str) -> None:
+    """One completed run with two whole-test backtest rows and a regime best, as 0001 stored them."""
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as connection:
+            now = "2026-11-30 12:00:00"
+            connection.execute(text(
+                "INSERT INTO training_runs (id, model_config_hash, partition_key, feature_set_hash, model_spec_hash, "
+                "feature_set, model_spec, symbol, base_timeframe, model_type, encoder, horizon, status, kept, created_at) "
+                "VALUES (1, 'mc', 'fs|ms', 'fsh', 'msh', '{}', '{}', 'EURUSD', '1h', 'ridge', 'none', 5, 'completed', "
+                ":kept, :now)"
+            ), {"kept": True, "now": now})
+            for regime in ("all", "bull_trending"):   # ids 1 and 2
+                connection.execute(text(
+                    "INSERT INTO inference_backtests (training_run_id, inference_config_hash, prediction_method, "
+                    "ensemble_method, confidence_threshold, lookback_window, regime, sharpe, trade_count, n_bars, "
+                    "created_at) VALUES (1, 'cfg', 'direct', 'mean', 0.5, 50, :regime, 1.25, 20, 500, :now)"
+                ), {"regime": regime, "now": now})
+            connection.execute(text(
+                "INSERT INTO regime_best_models (regime, rank, training_run_id, inference_backtest_id, "
+                "inference_config_hash, score, trade_count, n_trials, deflated_sharpe, updated_at) "
+                "VALUES ('bull_trending', 1, 1, 2, 'cfg', 1.25, 20, 135, 0.7, :now)"
+            ), {"now": now})
+    finally:
+        engine.dispose()
+
+
+def _rows(url: str, sql: str) -> list[tuple]:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Populated at 0001 -> 0002: backtests become segment 'test' with NULL trust columns, the best
+    survives with NULL trust fields; new segments can be stored beside them; 0002 -> 0001 keeps the
+    'test' rows (and their best) and drops the others; the schema matches the models at head."""
+    monkeypatch.chdir(tmp_path)
+    assert db.upgrade(db_url, "0001_initial") == "0001_initial"
+    _populate_at_0001(db_url)
+    assert db.upgrade(db_url) == "0002_trust"
+    assert schema_differences(db_url) == []
+    assert _rows(db_url, "SELECT id, segment, sharpe, sharpe_per_bar, skewness, block_sum_ret FROM inference_backtests ORDER BY id") == [
+        (1, "test", 1.25, None, None, None),
+        (2, "test", 1.25, None, None, None),
+    ]
+    assert _rows(db_url, "SELECT regime, inference_backtest_id, score, deflated_sharpe, selection_score, pbo, significant "
+                         "FROM regime_best_models") == [("bull_trending", 2, 1.25, 0.7, None, None, None)]
+
+    from forex_pipeline.store import inference_backtests
+    from forex_pipeline.store.db import session_scope
+
+    engine = db.make_engine(db_url)
+    try:
+        frame = pd.DataFrame([{
+            "prediction_method": "direct", "ensemble_method": "mean", "confidence_threshold": 0.5,
+            "lookback_window": 50, "inference_config_hash": "cfg", "regime": "bull_trending", "segment": segment,
+            "sharpe": 1.0, "sortino": 1.0, "max_drawdown": -0.1, "total_return": 0.01, "win_rate": 0.5,
+            "profit_factor": 1.2, "trade_count": 20, "exposure": 0.5, "n_bars": 300, "sharpe_per_bar": 0.05,
+            "skewness": 0.1, "kurtosis": 3.2, "sum_ret": 0.01, "sum_sq": 0.002, "sum_cube": 0.0, "sum_quad": 0.0,
+            "block_sum_ret": [0.001] * 16, "block_sum_sq": [0.0001] * 16, "block_n_bars": [10.0] * 16,
+        } for segment in ("selection", "holdout")])
+        with session_scope(engine) as session:
+            inference_backtests.batch_insert_backtests(session, 1, frame)
+            moments = inference_backtests.regime_trial_moments(session, "selection")
+        assert moments == {"bull_trending": (1, 1, pytest.approx(0.05), pytest.approx(0.0025))}
+    finally:
+        engine.dispose()
+
+    assert db.downgrade(db_url, "0001_initial") == "0001_initial"
+    assert _rows(db_url, "SELECT id, regime, sharpe FROM inference_backtests ORDER BY id") == [
+        (1, "all", 1.25), (2, "bull_trending", 1.25)
+    ]
+    assert _rows(db_url, "SELECT regime, inference_backtest_id, score FROM regime_best_models") == [("bull_trending", 2, 1.25)]
+    assert db.upgrade(db_url) == "0002_trust"
+    assert _rows(db_url, "SELECT COUNT(*) FROM regime_best_models") == [(1,)]
+    assert db.downgrade(db_url) is None
+    assert table_names(db_url) == set()

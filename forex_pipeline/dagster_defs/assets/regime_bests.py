@@ -18,7 +18,8 @@ FRESH_CHECK = "reflects_latest_outcomes"
             description="no model outcome recorded since this table was built (a WARN means stale: a refresh is on its way)",
         )
     ],
-    description="Best (model, inference configuration) per regime, improvement, deflated Sharpe, charts.",
+    description="Best (model, inference configuration) per regime, improvement, deflated Sharpe, the trust "
+    "figures and the `significant` verdict (docs/regimes.md), charts.",
 )
 def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
     from forex_pipeline.reporting.dashboard import build_dashboard
@@ -29,6 +30,8 @@ def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg
         "bests": table_metadata(dashboard.table),
         "models_in_bests": dg.MetadataValue.int(dashboard.n_models),
         "regimes_with_bests": dg.MetadataValue.text(", ".join(regimes_with_bests) or "none yet"),
+        # the `significant` verdict of each regime's rank-1 best (docs/regimes.md)
+        "significant_regimes": dg.MetadataValue.text(", ".join(dashboard.significant_regimes) or "none"),
     }
     for name, path in dashboard.charts.items():
         metadata.update(chart_metadata(name, path))

@@ -1,0 +1,139 @@
+"""The CSCV loop of the probability of backtest overfitting (regimes/significance.py `cscv_pbo`) as a
+numba kernel: for every split, the in-sample winner and the relative rank of its out-of-sample
+Sharpe, in one pass over the trials per split (no (splits x trials) matrices).
+
+Meet in the middle: a split is a 16-bit mask of in-sample blocks; each trial's sums over any subset
+of the first and of the last 8 blocks are tabulated once (256 entries each), so the in-sample sum
+over a split is two look-ups. Same semantics as the matrix version: a set without a defined Sharpe
+(fewer than 2 bars, or no variance: no trade) scores 0; ties in the in-sample Sharpe go to the first
+trial; out-of-sample ties are averaged.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+HALF = 8
+
+
+@numba.njit(cache=True)
+def _sharpe(total: float, total_sq: float, n: float) -> float:
+    safe_n = max(n, 1.0)
+    mean = total / safe_n
+    var = (total_sq - total * mean) / max(n - 1.0, 1.0)
+    if n >= 2.0 and var > 1e-12 * total_sq / safe_n and var > 0.0:
+        return mean / np.sqrt(var)
+    return 0.0
+
+
+@numba.njit(cache=True)
+def _subset_sums(values: np.ndarray, first: int, count: int) -> np.ndarray:
+    """(2^count, trials): sums of values[:, first + b] over the blocks b set in each mask (a mask's
+    row is contiguous over trials, the order the split loop reads it in)."""
+    n_trials = values.shape[0]
+    out = np.zeros((1 << count, n_trials))
+    for mask in range(1, 1 << count):
+        low = mask & (-mask)
+        bit = 0
+        while (1 << bit) != low:
+            bit += 1
+        rest = mask ^ low
+        for i in range(n_trials):
+            out[mask, i] = out[rest, i] + values[i, first + bit]
+    return out
+
+
+@numba.njit(cache=True)
+def _direct_sums(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, mask: int, out: np.ndarray) -> None:
+    """out[0..2, i] = trial i's sums over the blocks set in `mask` (few splits: no tables needed)."""
+    n_trials, n_blocks = ret.shape
+    for i in range(n_trials):
+        r = 0.0
+        q = 0.0
+        c = 0.0
+        for b in range(n_blocks):
+            if (mask >> b) & 1:
+                r += ret[i, b]
+                q += sq[i, b]
+                c += n[i, b]
+        out[0, i] = r
+        out[1, i] = q
+        out[2, i] = c
+
+
+@numba.njit(cache=True)
+def _logits_direct(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    n_trials = ret.shape[0]
+    tot_r = ret.sum(axis=1)
+    tot_q = sq.sum(axis=1)
+    tot_n = n.sum(axis=1)
+    sums = np.empty((3, n_trials))
+    oos = np.empty(n_trials)
+    out = np.empty(masks.shape[0])
+    for c in range(masks.shape[0]):
+        _direct_sums(ret, sq, n, masks[c], sums)
+        best = -np.inf
+        winner = 0
+        for i in range(n_trials):
+            s = _sharpe(sums[0, i], sums[1, i], sums[2, i])
+            if s > best:
+                best = s
+                winner = i
+            oos[i] = _sharpe(tot_r[i] - sums[0, i], tot_q[i] - sums[1, i], tot_n[i] - sums[2, i])
+        out[c] = _logit_of_rank(oos, winner)
+    return out
+
+
+@numba.njit(cache=True)
+def _logit_of_rank(oos: np.ndarray, winner: int) -> float:
+    value = oos[winner]
+    less = 0
+    equal = 0
+    for i in range(oos.shape[0]):
+        if oos[i] < value:
+            less += 1
+        elif oos[i] == value:
+            equal += 1
+    rank = less + 0.5 * (equal - 1) + 1.0
+    w = rank / (oos.shape[0] + 1.0)
+    return np.log(w / (1.0 - w))
+
+
+@numba.njit(cache=True)
+def cscv_logits(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """lambda_c = logit(relative OOS rank of the IS winner) for each split mask (blocks = 16 at most).
+    Fewer splits than table entries: the sums are taken directly instead of from the tables."""
+    n_trials, n_blocks = ret.shape
+    if masks.shape[0] < 512:
+        return _logits_direct(ret, sq, n, masks)
+    lo_count = min(HALF, n_blocks)
+    hi_count = n_blocks - lo_count
+    lo_mask = (1 << lo_count) - 1
+    tables = []
+    for values in (ret, sq, n):
+        tables.append(_subset_sums(values, 0, lo_count))
+        tables.append(_subset_sums(values, lo_count, hi_count))
+    r_lo, r_hi, q_lo, q_hi, n_lo, n_hi = tables[0], tables[1], tables[2], tables[3], tables[4], tables[5]
+    tot_r = ret.sum(axis=1)
+    tot_q = sq.sum(axis=1)
+    tot_n = n.sum(axis=1)
+    out = np.empty(masks.shape[0])
+    oos = np.empty(n_trials)
+    for c in range(masks.shape[0]):
+        a = masks[c] & lo_mask
+        b = masks[c] >> lo_count
+        best = -np.inf
+        winner = 0
+        ra, rb, qa, qb, na, nb = r_lo[a], r_hi[b], q_lo[a], q_hi[b], n_lo[a], n_hi[b]
+        for i in range(n_trials):
+            rs = ra[i] + rb[i]
+            qs = qa[i] + qb[i]
+            ns = na[i] + nb[i]
+            s = _sharpe(rs, qs, ns)
+            if s > best:
+                best = s
+                winner = i
+            oos[i] = _sharpe(tot_r[i] - rs, tot_q[i] - qs, tot_n[i] - ns)
+        out[c] = _logit_of_rank(oos, winner)
+    return out

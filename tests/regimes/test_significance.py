@@ -1,0 +1,184 @@
+"""The trust figures of regime bests: DSR as published, N and V over all trials, PBO by CSCV, the
+noise p-value, the verdict; and a standing best re-deflated when trials are added."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forex_pipeline.regimes.deflated_sharpe import deflated_sharpe, expected_max_sharpe
+from forex_pipeline.regimes.selection import select_regime_bests
+from forex_pipeline.regimes.significance import (
+    TrialMoments,
+    annualised_to_per_bar,
+    best_baseline,
+    cscv_pbo,
+    deflate,
+    fit_gumbel,
+    is_significant,
+    noise_p_value,
+    regime_pbo,
+    regime_trials,
+    trial_moments,
+)
+from forex_pipeline.settings import SignificanceSettings
+
+
+def test_paper_worked_example() -> None:
+    """Bailey & Lopez de Prado (2014), section 'A numerical example': annualised SR 2.5 from T = 1250
+    daily returns, N = 100 trials whose annualised Sharpes have variance 0.5, skewness -3, kurtosis
+    10: E[max SR] = 0.1132 a day and DSR = 0.9004."""
+    sr, v = annualised_to_per_bar(2.5, 0.5, 250)
+    assert expected_max_sharpe(100, v) == pytest.approx(0.1132, abs=5e-5)
+    assert deflated_sharpe(sr, 100, v, 1250, -3.0, 10.0) == pytest.approx(0.9004, abs=5e-5)
+    # feeding the annualised figures directly (the old mistake) gives something else entirely
+    assert abs(deflated_sharpe(2.5, 100, 0.5, 1250, -3.0, 10.0) - 0.9004) > 0.05
+
+
+def test_trial_moments_merge_and_variance() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.01, 0.02, 300)
+    values[::17] = np.nan
+    whole = trial_moments(values)
+    parts = trial_moments(values[:100]) + trial_moments(values[100:])
+    assert whole.n_trials == parts.n_trials == 300
+    assert whole.n_finite == parts.n_finite == int(np.isfinite(values).sum())
+    assert parts.variance == pytest.approx(np.nanvar(values, ddof=1), rel=1e-9)
+    assert TrialMoments().variance == 0.0
+
+
+def _rows(model: str, regime: str, sharpes_per_bar: list[float], segment: str = "selection", n_bars: int = 800) -> pd.DataFrame:
+    year = 6240.0
+    return pd.DataFrame(
+        {
+            "regime": regime,
+            "segment": segment,
+            "model_config_hash": model,
+            "inference_config_hash": [f"cfg{i}" for i in range(len(sharpes_per_bar))],
+            "sharpe": np.asarray(sharpes_per_bar) * math.sqrt(year),
+            "sharpe_per_bar": sharpes_per_bar,
+            "trade_count": 40,
+            "n_bars": n_bars,
+            "skewness": -0.5,
+            "kurtosis": 8.0,
+        }
+    )
+
+
+def test_regime_trials_count_every_row_of_the_selection_segment() -> None:
+    rows = pd.concat([_rows("a", "bull", [0.01, 0.02, np.nan]), _rows("a", "bull", [0.5], segment="holdout"), _rows("a", "all", [0.1])])
+    trials = regime_trials(rows)
+    assert set(trials) == {"bull"}
+    assert trials["bull"].n_trials == 3 and trials["bull"].n_finite == 2
+
+
+def test_a_standing_best_is_deflated_again_when_trials_are_added() -> None:
+    first_rows = _rows("m1", "bull", [0.12, 0.02, 0.01])
+    trials = regime_trials(first_rows)
+    first = select_regime_bests(first_rows, pd.DataFrame(), top_n=3, min_trades=10, trials=trials)
+    best = first.bests.iloc[0]
+    assert best["n_trials"] == 3 and best["model_config_hash"] == "m1"
+    dsr_before = best["deflated_sharpe"]
+    assert dsr_before == pytest.approx(deflated_sharpe(0.12, 3, trials["bull"].variance, 800, -0.5, 8.0))
+    # a weaker model arrives: m1 stays rank 1, but N and V grew, so its DSR must move
+    second_rows = _rows("m2", "bull", list(np.linspace(-0.05, 0.08, 40)))
+    trials = regime_trials(pd.concat([first_rows, second_rows]))
+    second = select_regime_bests(second_rows, first.bests, top_n=3, min_trades=10, trials=trials)
+    again = second.bests.iloc[0]
+    assert again["model_config_hash"] == "m1" and again["n_trials"] == 43
+    assert again["deflated_sharpe"] == pytest.approx(deflated_sharpe(0.12, 43, trials["bull"].variance, 800, -0.5, 8.0))
+    assert again["deflated_sharpe"] < dsr_before
+    assert deflate(second.bests, trials).tolist() == pytest.approx(second.bests["deflated_sharpe"].tolist())
+
+
+def test_selection_ranks_on_selection_only_and_reports_the_holdout() -> None:
+    selection = pd.concat([_rows("m1", "bull", [0.05, 0.03]), _rows("m2", "bull", [0.04])])
+    holdout = pd.concat([_rows("m1", "bull", [-0.01, 0.20], segment="holdout"), _rows("m2", "bull", [0.30], segment="holdout")])
+    bests = select_regime_bests(pd.concat([selection, holdout]), pd.DataFrame(), top_n=2, min_trades=10).bests
+    assert list(bests["model_config_hash"]) == ["m1", "m2"]
+    assert list(bests["inference_config_hash"]) == ["cfg0", "cfg0"]
+    assert bests["holdout_score"].tolist() == pytest.approx([-0.01 * math.sqrt(6240), 0.30 * math.sqrt(6240)])
+    assert bests["selection_score"].tolist() == pytest.approx([0.05 * math.sqrt(6240), 0.04 * math.sqrt(6240)])
+    assert bests["holdout_trades"].tolist() == [40, 40]
+
+
+def _blocks(returns: np.ndarray, n_blocks: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(trials, S) block sums of a (trials, bars) return matrix."""
+    parts = np.array_split(np.arange(returns.shape[1]), n_blocks)
+    ret = np.stack([returns[:, p].sum(axis=1) for p in parts], axis=1)
+    sq = np.stack([(returns[:, p] ** 2).sum(axis=1) for p in parts], axis=1)
+    n = np.stack([np.full(returns.shape[0], p.size, float) for p in parts], axis=1)
+    return ret, sq, n
+
+
+def test_pbo_is_near_zero_for_a_dominant_strategy_and_near_half_for_noise() -> None:
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1e-3, (50, 3200))
+    noise_pbo = cscv_pbo(*_blocks(noise))
+    assert noise_pbo.n_combinations == 12870 and noise_pbo.n_trials == 50
+    assert noise_pbo.pbo > 0.25                        # one grid varies; the average is ~0.5 (next test)
+    dominant = noise.copy()
+    dominant[7] += 4e-4                                 # a per-bar Sharpe of 0.4 in every block
+    assert cscv_pbo(*_blocks(dominant)).pbo < 0.02
+
+
+def test_pbo_over_many_noise_grids_averages_one_half() -> None:
+    values = [cscv_pbo(*_blocks(np.random.default_rng(s).normal(0, 1e-3, (20, 640)))).pbo for s in range(12)]
+    assert np.mean(values) == pytest.approx(0.5, abs=0.12)
+
+
+def test_regime_pbo_reads_block_lists_or_json() -> None:
+    rng = np.random.default_rng(2)
+    ret, sq, n = _blocks(rng.normal(0, 1e-3, (6, 320)))
+    rows = pd.DataFrame(
+        {
+            "regime": "bull",
+            "segment": "selection",
+            "block_sum_ret": ret.tolist(),
+            "block_sum_sq": [json.dumps(x.tolist()) for x in sq],
+            "block_n_bars": n.tolist(),
+        }
+    )
+    assert regime_pbo(rows)["bull"] == cscv_pbo(ret, sq, n).pbo
+
+
+def test_noise_p_value_is_calibrated_and_accounts_for_the_number_of_trials() -> None:
+    rng = np.random.default_rng(3)
+    per_model = 50
+    noise = rng.normal(size=(400, per_model)).max(axis=1)           # 400 noise model-bests
+    fit = fit_gumbel(noise)
+    assert fit.scale > 0
+    # a best over m fresh noise models: its p-value is ~uniform, so p <= 0.05 about 5% of the time
+    m = 8
+    observed = rng.normal(size=(2000, m * per_model)).max(axis=1)
+    p = np.array([noise_p_value(x, noise, m * per_model, per_model) for x in observed])
+    assert 0.02 < (p <= 0.05).mean() < 0.09
+    assert 0.4 < np.median(p) < 0.6
+    # the same score chosen from more trials is less surprising
+    assert noise_p_value(4.0, noise, 10 * per_model, per_model) > noise_p_value(4.0, noise, per_model, per_model)
+    assert math.isnan(noise_p_value(float("nan"), noise, 100, per_model))
+    assert math.isnan(noise_p_value(3.0, noise[:5], 100, per_model))
+
+
+def test_verdict_thresholds() -> None:
+    t = SignificanceSettings()
+    assert is_significant(0.96, 0.01, 0.5, t)
+    assert not is_significant(0.94, 0.01, 0.5, t)
+    assert not is_significant(0.96, 0.06, 0.5, t)
+    assert not is_significant(0.96, 0.01, 0.0, t)
+    assert not is_significant(float("nan"), 0.01, 0.5, t)
+    assert is_significant(0.5, 0.2, 0.1, SignificanceSettings(min_deflated_sharpe=0.5, max_noise_p_value=0.2))
+
+
+def test_best_baseline_scores_flat_as_zero() -> None:
+    baselines = pd.DataFrame(
+        {"baseline": ["flat", "long", "short", "momentum"], "regime": "bull", "segment": "selection", "sharpe": [np.nan, -1.0, 0.5, -2.0]}
+    )
+    assert best_baseline(baselines, "bull") == ("short", 0.5)
+    baselines["sharpe"] = [np.nan, -1.0, -0.5, -2.0]
+    assert best_baseline(baselines, "bull") == ("flat", 0.0)
+    assert best_baseline(baselines, "bear")[0] is None
