@@ -7,16 +7,18 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from forex_pipeline.errors import EXIT_FAILED
 from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, fail, read_session
 from forex_pipeline.io import atomic_write_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.orm import Session
 
 IS_ROOT_COMMANDS = True
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
@@ -95,6 +97,8 @@ NUMBER_FORMATS: dict[str, str] = {
 
 def _cell(value: Any, column: str = "") -> str:
     """A table cell: numbers per NUMBER_FORMATS, missing values as '-', times to the minute (UTC)."""
+    import pandas as pd
+
     if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
@@ -121,6 +125,8 @@ def render_table(frame: pd.DataFrame, columns: tuple[tuple[str, str], ...], titl
 
 def to_json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain JSON values: NaN -> null, timestamps -> ISO 8601 UTC, numpy scalars -> Python."""
+    import pandas as pd
+
     records = []
     for row in frame.to_dict("records"):
         clean: dict[str, Any] = {}
@@ -194,6 +200,8 @@ def bests(
 ) -> None:
     """Current best models per regime: rank, model, inference config, selection and holdout Sharpe, deflated
     Sharpe, trials, noise p-value, PBO, improvement over the best baseline and the `significant` verdict."""
+    import pandas as pd
+
     from forex_pipeline.reporting.charts import inference_config_label
     from forex_pipeline.store.regime_best_models import current_bests
 
@@ -260,6 +268,8 @@ def history(
 
 def _all_history(session: Session, filters: Any, query: Callable[..., Any]) -> tuple[pd.DataFrame, int]:
     """Every page of a history query, concatenated in order."""
+    import pandas as pd
+
     from dataclasses import replace
 
     frames, number = [], 1
