@@ -195,6 +195,13 @@ def _stat_columns(stats: np.ndarray, annualisation: float) -> dict[str, object]:
 BASELINES: tuple[str, ...] = ("flat", "long", "short", "momentum")
 
 
+def momentum_bars(trend_hours: float, base_timeframe: str) -> int:
+    """The regime labels' trend span (settings.regimes.trend_hours) in bars of `base_timeframe` (at least 1)."""
+    from forex_pipeline.data.timeframes import timeframe_minutes
+
+    return max(1, round(trend_hours * 60.0 / timeframe_minutes(base_timeframe)))
+
+
 def baseline_forecasts(close: np.ndarray, test_rows: np.ndarray, trend_window: int) -> np.ndarray:
     """(4, n_test) forecasts of the baselines on the test rows, in BASELINES order.
 
@@ -230,7 +237,7 @@ def run_baseline_backtests(
     regimes = encode_regimes(_test_labels(regime_labels, test_rows, close.shape[0]), (*settings.regimes.definitions, REGIME_UNCLASSIFIED))
     n_test = test_rows.size
     segments = whole_test(n_test) if segments is None else tuple(segments)
-    forecasts = baseline_forecasts(close, test_rows, settings.regimes.trend_window)
+    forecasts = baseline_forecasts(close, test_rows, momentum_bars(settings.regimes.trend_hours, base_timeframe))
     stats = segment_stats(
         forecasts, np.ones_like(forecasts), np.array([0.0]), close[test_rows], horizon,
         settings.data.costs_for(symbol), regimes.codes, len(regimes.names), segments,

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from forex_pipeline.backtest.run import (
+    momentum_bars,
     BASELINES,
     baseline_forecasts,
     run_baseline_backtests,
@@ -70,8 +71,8 @@ def test_baselines_run_through_the_same_simulator(settings: Settings) -> None:
     close = matrix.close[TEST]
     long_log = np.log(close[-1] / close[0]) - unit / close[0] - unit / close[-1]
     assert np.log1p(alls.loc["long", "total_return"]) == pytest.approx(long_log, abs=1e-12)
-    forecasts = baseline_forecasts(matrix.close, TEST, settings.regimes.trend_window)
-    w = settings.regimes.trend_window
+    w = momentum_bars(settings.regimes.trend_hours, matrix.base_timeframe)
+    forecasts = baseline_forecasts(matrix.close, TEST, w)
     assert forecasts[3, 0] == pytest.approx(np.log(matrix.close[TEST[0]] / matrix.close[TEST[0] - w]))
 
 

@@ -34,6 +34,8 @@ def trust_env(isolated_storage: Path, monkeypatch: pytest.MonkeyPatch):
         isolated_storage / "settings.yaml",
         evaluation={"noise_models": 60},
         file_management={"keep_top_n_per_regime": 2},
+        # rule labels need no fit, so the market can plant its edge exactly where the pipeline will look
+        regimes={"detector": "rules"},
     )
     monkeypatch.setenv("FOREX_SETTINGS", str(settings_file))
     settings = get_settings()

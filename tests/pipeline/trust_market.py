@@ -39,14 +39,15 @@ def market(seed: int, settings: Settings, edge: float = 0.0, edge_regime: str = 
     n = DAYS * 24
     eps = SIGMA * rng.standard_normal(n)
     base = np.concatenate([[0.0], np.cumsum(eps[1:])])
-    labels = label_regimes(1.1 * np.exp(base), settings.regimes)
+    stamps = pd.date_range(START, periods=n, freq="h", tz="UTC", name="timestamp")
+    labels = label_regimes(1.1 * np.exp(base), settings.regimes, timeframe="1h", timestamps=stamps)
     returns = eps.copy()
     if edge:
         for t in range(1, n - 1):
             if labels[t] == edge_regime:
                 returns[t + 1] = eps[t + 1] + edge * returns[t]
     bars = _bars(np.concatenate([[0.0], np.cumsum(returns[1:])]))
-    return bars, np.asarray(label_regimes(bars["close"].to_numpy(), settings.regimes))
+    return bars, np.asarray(label_regimes(bars["close"].to_numpy(), settings.regimes, timeframe="1h", timestamps=bars.index))
 
 
 def import_market(artifacts_dir: Path, bars: pd.DataFrame) -> Path:
