@@ -32,6 +32,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "training_pipeline.yaml"
 # Rule features (forex_pipeline/regimes/rules.py); "returns" and "volatility" are the specification's names.
 REGIME_FEATURES = ("trend_strength", "returns", "volatility", "volatility_percentile", "return_sign")
+# The values each rule feature can take (None: unbounded): a rule outside them can never match.
+REGIME_FEATURE_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "trend_strength": (0.0, 1.0), "returns": (None, None), "volatility": (0.0, None),
+    "volatility_percentile": (0.0, 1.0), "return_sign": (-1.0, 1.0),
+}
 
 
 class _Strict(BaseModel):
@@ -147,8 +152,8 @@ class Bound(_Strict):
     The text form ("> 0.7", "< 50th percentile", "> 0.2 and <= 0.6") parses into this model.
     """
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
     min_inclusive: bool = True
     max_inclusive: bool = True
     percentile: bool = False
@@ -199,6 +204,14 @@ class RegimeDefinition(_Strict):
         unknown = sorted(set(rules) - set(REGIME_FEATURES))
         if unknown:
             raise ValueError(f"unknown regime rule feature(s) {unknown}; known: {list(REGIME_FEATURES)}")
+        for feature, bound in rules.items():
+            if bound.percentile:
+                continue
+            low, high = REGIME_FEATURE_RANGES[feature]
+            if (bound.min is not None and high is not None and (bound.min > high or (bound.min == high and not bound.min_inclusive))) or (
+                bound.max is not None and low is not None and (bound.max < low or (bound.max == low and not bound.max_inclusive))
+            ):
+                raise ValueError(f"rule on {feature} can never match: {feature} lies in [{low}, {high}]")
         return rules
 
 

@@ -101,8 +101,14 @@ def add(
     from forex_pipeline.store import regime_definitions
     from forex_pipeline.store.db import session_scope
 
+    parsed = [parse_rule(r) for r in rule]
+    features = [feature for feature, _ in parsed]
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        fail(f"regime {name!r}: more than one --rule on {', '.join(repeated)}; give one rule per feature "
+             "(combine bounds as 'FEATURE: > 0.2 and < 0.6')")
     engine, _ = _engine_and_settings()
-    rules = dict(parse_rule(r) for r in rule)
+    rules = dict(parsed)
     try:
         with session_scope(engine) as session:
             regime_definitions.add_regime_definition(session, name, rules, description=description)

@@ -7,10 +7,13 @@ Order matters (the first matching rule wins): built-ins in YAML order, then cust
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from forex_pipeline.settings import RegimeDefinition, RegimeSettings
+
+logger = logging.getLogger(__name__)
 
 
 class RegimeRow(Protocol):
@@ -30,5 +33,9 @@ def active_regimes(settings: RegimeSettings, rows: Iterable[RegimeRow]) -> Regim
     definitions = {name: d for name, d in settings.definitions.items() if name not in disabled}
     for row in rows:
         if row.enabled and not row.is_builtin and row.name not in definitions:
-            definitions[row.name] = RegimeDefinition(description=row.description, rules=row.rules)
+            try:
+                definitions[row.name] = RegimeDefinition(description=row.description, rules=row.rules)
+            except ValueError as exc:  # a row written by an older version or by hand: skip it, loudly
+                logger.warning("custom regime %r is not scored: its stored rules are invalid (%s); fix or delete it",
+                               row.name, " ".join(str(exc).split())[:300])
     return settings.model_copy(update={"definitions": definitions})

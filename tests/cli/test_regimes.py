@@ -133,3 +133,41 @@ def test_regimes_test_on_real_bars_shows_shares_and_timeline_charts(grid_env, fx
     assert charts == ["GBPNZD_1h_hmm.png", "GBPNZD_4h_hmm.png"]
     assert all((tmp_path / name).stat().st_size > 10_000 for name in charts)
     assert "of 4h bars carry the majority label of their 1h bars" in result.output
+
+
+def _custom_rows() -> list[str]:
+    from forex_pipeline.store import regime_definitions
+
+    with session_scope(get_engine(get_settings().database_url)) as session:
+        return [r.name for r in regime_definitions.list_regime_definitions(session) if not r.is_builtin]
+
+
+def test_a_rule_that_is_not_finite_repeated_or_satisfiable_is_refused_and_nothing_stored(grid_env):
+    for rule in ("trend_strength:nan:", "trend_strength:inf:", "trend_strength:1e309:", "return_sign:2:", "trend_strength: > 1"):
+        result = runner.invoke(app, ["regimes", "add", "r7", "--rule", rule])
+        assert result.exit_code == 2, (rule, result.output)
+        assert "finite" in result.output or "never match" in result.output, (rule, result.output)
+    twice = runner.invoke(app, ["regimes", "add", "r8", "--rule", "trend_strength:0.1:", "--rule", "trend_strength:0.2:"])
+    assert twice.exit_code == 2 and "more than one --rule on trend_strength" in twice.output
+    assert _custom_rows() == []
+
+
+def test_a_stored_invalid_rule_disables_its_regime_instead_of_failing_every_model(grid_env, caplog):
+    from sqlalchemy import insert
+
+    from forex_pipeline.store.regime_definitions import active_regimes
+    from forex_pipeline.store.tables import RegimeDefinitionRow, utcnow
+
+    assert runner.invoke(app, ["regimes", "list"]).exit_code == 0  # seeds the built-ins
+    engine = get_engine(get_settings().database_url)
+    with session_scope(engine) as session:
+        session.execute(insert(RegimeDefinitionRow).values(
+            name="broken", description="", rules={"trend_strength": {"min": None}}, enabled=True, is_builtin=False,
+            created_at=utcnow(), updated_at=utcnow(),
+        ))
+    with session_scope(engine) as session:
+        scored = active_regimes(session, get_settings()).definitions
+    assert "broken" not in scored and "calm_ranging" in scored
+    assert "custom regime 'broken' is not scored" in caplog.text
+    listed = runner.invoke(app, ["regimes", "list"])
+    assert listed.exit_code == 0 and "broken" in listed.output
