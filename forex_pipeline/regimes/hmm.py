@@ -205,18 +205,29 @@ def fit_hmm(x_train: np.ndarray, settings: HmmSettings, hours_per_bar: float, se
     transitions = sticky_transitions(n_states, hours_per_bar, settings.expected_regime_hours)
     start = np.full(n_states, 1.0 / n_states)
     weight = settings.prior_hours / hours_per_bar
-    model = GaussianHMM(
-        n_components=n_states, covariance_type="diag", n_iter=settings.max_iterations, tol=EM_TOLERANCE_PER_BAR * z.size,
-        random_state=seed, init_params="", params="mc", implementation="scaling",
-        means_prior=means[:, None], means_weight=np.full((n_states, 1), weight),
-        covars_prior=weight * variances[:, None], covars_weight=weight + 1.0,
-    )
-    model.startprob_ = start
-    model.transmat_ = transitions
-    model.means_ = means[:, None]
-    model.covars_ = variances[:, None]
-    with _quiet_hmmlearn():
-        model.fit(z[:, None])
+    def fitted(implementation: str) -> GaussianHMM:
+        model = GaussianHMM(
+            n_components=n_states, covariance_type="diag", n_iter=settings.max_iterations, tol=EM_TOLERANCE_PER_BAR * z.size,
+            random_state=seed, init_params="", params="mc", implementation=implementation,
+            means_prior=means[:, None], means_weight=np.full((n_states, 1), weight),
+            covars_prior=weight * variances[:, None], covars_weight=weight + 1.0,
+        )
+        model.startprob_ = start
+        model.transmat_ = transitions
+        model.means_ = means[:, None]
+        model.covars_ = variances[:, None]
+        with _quiet_hmmlearn():
+            model.fit(z[:, None])
+        return model
+
+    # The scaled forward pass is several times faster, but on long runs of near-identical 1m returns
+    # (flat nights, rounded quotes) its scaling factors underflow; the log-space pass cannot.
+    try:
+        model = fitted("scaling")
+    except ValueError as exc:
+        if "underflow" not in str(exc):
+            raise
+        model = fitted("log")
     fitted_means = model.means_[:, 0].copy()
     fitted_variances = np.asarray(model.covars_).reshape(n_states, -1)[:, 0].copy()
     occupancy = model.predict_proba(z[:, None]).sum(axis=0)

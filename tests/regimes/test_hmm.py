@@ -124,3 +124,20 @@ def test_fit_refuses_too_little_or_flat_data() -> None:
         fit_hmm(np.zeros(10), HmmSettings(), 1.0)
     with pytest.raises(ValueError, match="no variance"):
         fit_hmm(np.zeros(100), HmmSettings(), 1.0)
+
+
+def test_an_underflowing_scaled_fit_falls_back_to_the_log_space_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scaled forward pass underflowed on a year of real EUR/USD M1 bars (bench_inference); the
+    log-space pass must then give the same regimes, not an exception."""
+    from hmmlearn import _hmmc
+
+    returns, _ = _regime_returns(1)
+    expected = fit_hmm(returns[:2400], HmmSettings(), 1.0)
+
+    def underflow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ValueError("forward pass failed with underflow; consider using implementation='log' instead")
+
+    monkeypatch.setattr(_hmmc, "forward_scaling", underflow)
+    fallback = fit_hmm(returns[:2400], HmmSettings(), 1.0)
+    assert fallback.state_regimes == expected.state_regimes
+    np.testing.assert_allclose(fallback.means, expected.means, rtol=1e-3, atol=1e-6)
