@@ -5,16 +5,21 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 def dagster_instance():  # noqa: ANN201
     """The Dagster instance at DAGSTER_HOME (default ./dagster_home, created with SQLite storage)."""
     import dagster as dg
 
-    from forex_pipeline.settings import dagster_home
-
-    from forex_pipeline.settings import PROJECT_ROOT
+    from forex_pipeline.settings import PROJECT_ROOT, dagster_home
 
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -29,17 +34,22 @@ def dagster_instance():  # noqa: ANN201
 def run_in_foreground(queue_id: int, console: Console):  # noqa: ANN201 - QueueRecord
     """Work the queue to its end here; each batch is a Dagster run recorded in the instance."""
     from forex_pipeline.dagster_defs.jobs import execute_batch, register_partitions
+    from forex_pipeline.dagster_defs.tags import fail_orphaned_runs
+    from forex_pipeline.keys import QueueStatus
+    from forex_pipeline.queue.lifecycle import configurations_of, detect_interrupted
+    from forex_pipeline.queue.worker import run_queue
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store import training_queue
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.queue.lifecycle import configurations_of
-    from forex_pipeline.queue.worker import run_queue
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
     instance = dagster_instance()
+    detect_interrupted(engine, settings)
     with session_scope(engine) as session:
         queue = training_queue.get_queue(session, queue_id)
+    if queue.status != QueueStatus.RUNNING:
+        fail_orphaned_runs(instance, queue_id, f"queue {queue_id} was found {queue.status}: the worker of this run stopped without finishing (crash or kill)")
     register_partitions(instance, configurations_of(queue.grid_spec))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
@@ -85,10 +95,10 @@ def _materialize_regime_bests(instance) -> None:  # noqa: ANN001
 def start_detached(queue_id: int) -> None:
     """Register the queue's partitions and hand it to the daemon's `training_queue_sensor`."""
     from forex_pipeline.dagster_defs.jobs import register_partitions
+    from forex_pipeline.queue.lifecycle import configurations_of, hand_to_daemon
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store import training_queue
     from forex_pipeline.store.db import get_engine, session_scope
-    from forex_pipeline.queue.lifecycle import configurations_of, hand_to_daemon
 
     settings = get_settings()
     engine = get_engine(settings.database_url)

@@ -8,7 +8,13 @@ from __future__ import annotations
 import dagster as dg
 
 from forex_pipeline.dagster_defs.resources import ForexStorage
-from forex_pipeline.dagster_defs.tags import QUEUE_TAG, batch_keys, batch_run_config, queue_of
+from forex_pipeline.dagster_defs.tags import (
+    QUEUE_TAG,
+    batch_keys,
+    batch_run_config,
+    fail_orphaned_runs,
+    queue_of,
+)
 from forex_pipeline.hashing import config_hash
 from forex_pipeline.keys import QueueStatus
 
@@ -29,7 +35,12 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
         Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes
         them in daemon mode: the sensor itself then feeds their remaining batches.
         """
-        from forex_pipeline.queue.lifecycle import detect_interrupted, hand_to_daemon, pending_configurations, settle_and_notify
+        from forex_pipeline.queue.lifecycle import (
+            detect_interrupted,
+            hand_to_daemon,
+            pending_configurations,
+            settle_and_notify,
+        )
         from forex_pipeline.store import training_queue
         from forex_pipeline.store.db import get_engine, session_scope
 
@@ -37,6 +48,7 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
         engine = get_engine(storage.db_url)
         for queue_id in detect_interrupted(engine, settings):
             context.log.warning(f"queue {queue_id} was interrupted")
+            fail_orphaned_runs(context.instance, queue_id, f"queue {queue_id} was found interrupted: the worker of this run stopped without finishing")
             if settings.recovery.auto_resume:
                 hand_to_daemon(engine, queue_id)
         with session_scope(engine) as session:

@@ -23,3 +23,19 @@ def queue_of(tags: dict[str, str]) -> int | None:
     """The queue id a run is tagged with, if any."""
     value = tags.get(QUEUE_TAG)
     return int(value) if value else None
+
+
+def fail_orphaned_runs(instance, queue_id: int, reason: str) -> int:  # noqa: ANN001 - DagsterInstance
+    """Mark the batch runs of a queue that still read STARTED/STARTING as failed, with `reason`.
+
+    Called when the queue is found stopped (its worker crashed or was killed): such a run can never
+    finish, and without this it would show as running in the UI for good. Returns how many runs.
+    """
+    import dagster as dg
+
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={QUEUE_TAG: str(queue_id)}, statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+    )
+    for record in records:
+        instance.report_run_failed(record.dagster_run, message=reason)
+    return len(records)

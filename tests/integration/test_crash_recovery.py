@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
+from forex_pipeline.io import is_temp_path
 from tests.support import TINY_GRID, write_test_settings
 
 pytestmark = pytest.mark.slow
@@ -137,13 +139,18 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, baseline, 
             assert got == want, f"{part}: extra {sorted(set(got) - set(want))}, missing {sorted(set(want) - set(got))}"
         assert got == want, part
     assert baseline["state"]["duplicates"] == 0
-    leftovers = [p for p in (Path(env["FOREX_ARTIFACTS_DIR"]) / "models").rglob(".tmp*")]
+    leftovers = [p for p in Path(env["FOREX_ARTIFACTS_DIR"]).rglob("*") if is_temp_path(p)]
     assert leftovers == []
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        stuck = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
+        killed = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    assert stuck == [], "a killed batch run still reads STARTED in Dagster"
+    assert len(killed) >= 1  # the run each kill interrupted, marked failed when its queue was found interrupted
 
 
 def test_cancel_stops_a_running_worker_now_and_keeps_finished_work(tmp_path):
-    from forex_pipeline.store.db import make_engine
     from forex_pipeline.queue.lifecycle import cancel
+    from forex_pipeline.store.db import make_engine
 
     env = _env(tmp_path)
     queue_id = _submit(tmp_path, env, horizons=[1, 2, 3, 4, 5, 6, 7, 8])
