@@ -27,3 +27,8 @@ def timeframe_delta(timeframe: str) -> pd.Timedelta:
 def bars_per_year(timeframe: str) -> float:
     """Bars in a trading year for `timeframe` (daily bars: one per trading day)."""
     return TRADING_DAYS_PER_YEAR * 1440 / timeframe_minutes(timeframe)
+
+
+def rows_per_day(timeframe: str) -> float:
+    """Base bars per calendar day of an FX market open ~260 of 365 days, around the clock (an upper bound)."""
+    return 1440 / TIMEFRAME_MINUTES[timeframe] * TRADING_DAYS_PER_YEAR / 365

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from forex_pipeline.data.timeframes import TIMEFRAME_MINUTES, TRADING_DAYS_PER_YEAR
+from forex_pipeline.data.timeframes import TRADING_DAYS_PER_YEAR, rows_per_day
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash
 from forex_pipeline.models.spec import ModelConfiguration
@@ -81,11 +81,6 @@ class GridPlan:
     @property
     def to_train(self) -> int:
         return len(self.pending)
-
-
-def rows_per_day(timeframe: str) -> float:
-    """Base bars per calendar day of an FX market open ~260 of 365 days, around the clock."""
-    return 1440 / TIMEFRAME_MINUTES[timeframe] * TRADING_DAYS_PER_YEAR / 365
 
 
 def target_intervals(horizon: int, direct_multi_steps: int) -> int:

@@ -105,12 +105,44 @@ def _max_grid_size(explicit: int | None) -> int:
     return get_settings().queue.max_grid_size
 
 
+MIN_SEGMENT_ROWS = 30
+
+
+def window_problems(grid: Grid, settings: Settings) -> list[str]:
+    """Feature-set windows too short for a horizon or eaten by the warm-up, found from the spec alone.
+
+    The bar count is an upper bound (days_history x bars per trading day, minus warm-up), so a
+    refusal here is certain; a window that passes can still meet fewer bars in the data.
+    """
+    from forex_pipeline.data.timeframes import rows_per_day
+    from forex_pipeline.features.splits import split_rows
+
+    training = settings.training
+    problems = []
+    horizons = sorted({ms.horizon for ms in grid.model_specs})
+    for fs in grid.feature_sets:
+        rows = int(fs.days_history * rows_per_day(fs.base_timeframe)) - fs.preprocessing.warmup_bars
+        where = f"feature set {fs.symbol} {fs.base_timeframe} days_history={fs.days_history}"
+        if rows < 3 * MIN_SEGMENT_ROWS:
+            problems.append(f"{where}: the warm-up of {fs.preprocessing.warmup_bars} bars leaves at most {max(rows, 0)} rows")
+            continue
+        for horizon in horizons:
+            try:
+                split_rows(rows, horizon, training.train_fraction, training.validation_fraction, min_rows=MIN_SEGMENT_ROWS)
+            except ValueError:
+                problems.append(
+                    f"{where} with model_specs.horizons {horizon}: at most {rows} rows cannot hold train, validation "
+                    f"and test segments of {MIN_SEGMENT_ROWS}+ rows with an embargo of {horizon} rows each"
+                )
+    return problems
+
+
 def data_problems(grid: Grid, settings: Settings, artifacts_dir: Path, sample_dir: Path | None) -> list[str]:
     """What the data and settings cannot give the grid, found at plan time rather than at training time:
     a symbol without costs in settings (data.symbols), or without any source of bars."""
     from forex_pipeline.data.sources import resolve_source
 
-    problems = []
+    problems = window_problems(grid, settings)
     for i, symbol in enumerate(grid.spec.feature_sets.symbols):
         key = symbol
         try:

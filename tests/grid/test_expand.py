@@ -386,3 +386,23 @@ def test_format_duration_reads_like_a_person_would_say_it() -> None:
     assert [format_duration(s) for s in (0, 45, 600, 3 * 3600 + 5 * 60, 50 * 3600)] == [
         "0 s", "45 s", "10 min", "3 h 05 min", "2 d 2 h",
     ]
+
+
+def test_plan_refuses_windows_the_data_cannot_fill(isolated_storage, tmp_path: Path, wide_terminal) -> None:
+    """A horizon longer than the window allows, or a warm-up that eats every row, is refused at plan time."""
+    from tests.support import TINY_GRID
+
+    grid = json.loads(json.dumps(TINY_GRID))
+    grid["feature_sets"]["days_history"] = [30]
+    grid["model_specs"]["horizons"] = [1, 150]
+    path = tmp_path / "short.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    result = _plan_cli(str(path), "--no-db")
+    assert result.exit_code == 2
+    assert "horizons 150" in result.output and "embargo of 150 rows" in result.output
+    assert "horizons 1:" not in result.output  # the short horizon fits
+    grid["model_specs"]["horizons"] = [1]
+    grid["feature_sets"]["preprocessing"] = [{"warmup_bars": 5000}]
+    path.write_text(yaml.safe_dump(grid))
+    result = _plan_cli(str(path), "--no-db")
+    assert result.exit_code == 2 and "warm-up of 5000 bars" in result.output
