@@ -42,9 +42,14 @@ def errors() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+def print_error(message: str) -> None:
+    """`error: message` on stderr, clipped, with no markup taken from the message."""
+    errors().print(f"[red]error:[/red] {escape(_clip(message))}", highlight=False)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print `error: message` on stderr and leave with `code` (2: bad input, 1: failed operation)."""
-    errors().print(f"[red]error:[/red] {escape(_clip(message))}", highlight=False)
+    print_error(message)
     raise typer.Exit(code=code)
 
 
@@ -115,6 +120,6 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None) -> NoReturn:
         if handled is None or debug:
             raise
         code, message = handled
-        errors().print(f"[red]error:[/red] {escape(_clip(message))}", highlight=False)
+        print_error(message)
         raise SystemExit(code) from None
     raise SystemExit(0)

@@ -103,11 +103,6 @@ def pending_configurations(engine: Engine, queue_id: int) -> list[ModelConfigura
     return [c for c in configurations if c.model_config_hash not in done | failed]
 
 
-def failed_count(engine: Engine, queue_id: int) -> int:
-    """How many of this queue's configurations failed (and were not trained since)."""
-    with session_scope(engine) as session:
-        return sum(r.status == RunStatus.FAILED for r in training_runs.runs_of_queue(session, queue_id))
-
 
 def _queue(session, queue_id: int) -> training_queue.QueueRecord:  # noqa: ANN001 - Session
     queue = training_queue.get_queue(session, queue_id)

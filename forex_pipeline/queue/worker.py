@@ -95,14 +95,16 @@ def free_disk_gb(path: Path) -> float:
     return shutil.disk_usage(path).free / 1e9
 
 
-def pause_for_disk(engine: Engine, queue_id: int, reason: str) -> None:
-    """Pause the queue with the reason; when even that cannot be written (the database is full), the
-    queue is settled later: `queue resume` releases claims and continues."""
+def pause_for_disk(engine: Engine, queue_id: int, message: str, on_disk_pause: Callable[[str], None] | None) -> None:
+    """Pause the queue with `message` and tell the shell; when even the pause cannot be written (the
+    database is on the full disk), the queue is settled later: `queue resume` releases claims and continues."""
     try:
         with session_scope(engine) as session:
-            training_queue.set_queue_status(session, queue_id, QueueStatus.PAUSED, error_message=f"paused: {reason}; free space, then resume")
+            training_queue.set_queue_status(session, queue_id, QueueStatus.PAUSED, error_message=message)
     except Exception:
         pass
+    if on_disk_pause is not None:
+        on_disk_pause(message)
 
 
 def process_batch(
@@ -134,10 +136,7 @@ def process_batch(
         free = free_disk_gb(artifacts_dir)
         if free < settings.queue.min_free_disk_gb:
             message = f"paused: {free:.2f} GB free under {artifacts_dir}, below queue.min_free_disk_gb={settings.queue.min_free_disk_gb}"
-            with session_scope(engine) as session:
-                training_queue.set_queue_status(session, queue_id, QueueStatus.PAUSED, error_message=message)
-            if on_disk_pause is not None:
-                on_disk_pause(message)
+            pause_for_disk(engine, queue_id, message, on_disk_pause)
             return BatchResult(tuple(outcomes), "disk")
         if on_start is not None:
             on_start(len(outcomes), configuration)
@@ -152,9 +151,7 @@ def process_batch(
                 dagster_run_id=dagster_run_id,
             )
         except DiskFullError as exc:
-            pause_for_disk(engine, queue_id, str(exc))
-            if on_disk_pause is not None:
-                on_disk_pause(f"paused: {exc}")
+            pause_for_disk(engine, queue_id, f"paused: {exc}; free space, then resume", on_disk_pause)
             return BatchResult(tuple(outcomes), "disk")
         outcomes.append(outcome)
         with session_scope(engine) as session:
