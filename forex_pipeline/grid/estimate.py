@@ -12,7 +12,6 @@ from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash
 from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.grid.spec import GridSpec
-from forex_pipeline.keys import RunStatus
 from forex_pipeline.models.spec import ModelSpec
 
 # Default time table, used for a model type with no completed run in the database yet. Reference size:
@@ -184,18 +183,9 @@ def plan(
 
 def past_seconds(session: Session, model_types: Iterable[str], recent: int = HISTORY_RUNS) -> dict[str, list[float]]:
     """training_seconds + backtest_seconds of the `recent` latest completed runs of each model type."""
-    from forex_pipeline.store.history import HistoryFilter, query_history
+    from forex_pipeline.store.history import recent_durations
 
-    history: dict[str, list[float]] = {}
-    for model_type in model_types:
-        filters = HistoryFilter(status=RunStatus.COMPLETED, model_type=model_type, sort="-completed_at", page_size=recent)
-        rows = query_history(session, filters).rows
-        rows = rows[rows["training_seconds"].notna()]
-        seconds = rows["training_seconds"] + rows["backtest_seconds"].fillna(0.0)
-        valid = [float(s) for s in seconds if s > 0]
-        if valid:
-            history[model_type] = valid
-    return history
+    return recent_durations(session, model_types, recent)
 
 
 # One random-forecast model of the noise reference through the 135 configurations on the reference

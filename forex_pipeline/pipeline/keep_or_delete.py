@@ -179,7 +179,7 @@ def record_outcome(
         regimes = _regime_names(session, settings)
         _lock_all_regimes(session, regimes)
         run = training_runs.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
-        inference_backtests.batch_insert_backtests(session, run.id, backtests, replace=True)
+        ids = inference_backtests.write_backtests(session, run.id, backtests, replace=True)
         training_runs.mark_run_status(
             session,
             identity["model_config_hash"],
@@ -192,8 +192,7 @@ def record_outcome(
             model_bytes=model_file.bytes,
             dagster_run_id=dagster_run_id,
         )
-        stored = inference_backtests.get_backtests(session, run.id)
-        stored = stored.rename(columns={"id": "inference_backtest_id"})
+        stored = inference_backtests.stored_rows(backtests, run.id, ids).rename(columns={"id": "inference_backtest_id"})
         stored["model_config_hash"] = identity["model_config_hash"]
         stored["partition_key"] = identity["partition_key"]
         stored["base_timeframe"] = configuration.feature_set.base_timeframe
@@ -205,15 +204,14 @@ def record_outcome(
             session, stored, standing, settings, regimes,
             references={group: reference} if reference is not None else None, artifacts_dir=artifacts_dir,
         )
+        delete_files = settings.file_management.delete_unkept_models
         to_delete = training_runs.set_kept(
             session,
             before={int(i) for i in standing.get("training_run_id", [])} | {run.id},
             after={int(i) for i in bests.get("training_run_id", [])},
+            delete_files=delete_files,
         )
-        if settings.file_management.delete_unkept_models:
-            for record in to_delete:
-                training_runs.mark_file_deleted(session, record.id)
-        else:
+        if not delete_files:
             to_delete = []
         in_top = tuple(sorted(bests.loc[bests["training_run_id"] == run.id, "regime"].unique()))
         overall = stored[(stored["regime"] == REGIME_ALL) & (stored["segment"] == ranking_segments(settings.evaluation)[0])]["sharpe"]

@@ -155,13 +155,13 @@ def process_batch(
             return BatchResult(tuple(outcomes), "disk")
         outcomes.append(outcome)
         with session_scope(engine) as session:
-            training_queue.update_queue_counts(
+            # kept / deleted counts moved in the keep-or-delete transaction itself (store.training_runs.set_kept)
+            queue = training_queue.update_queue_counts(
                 session,
                 queue_id,
                 completed=int(outcome.status in (RunStatus.COMPLETED, "skipped")),
                 failed=int(outcome.status == RunStatus.FAILED),
             )
-            queue = training_queue.refresh_kept_deleted(session, queue_id)
             training_queue.heartbeat(session, queue_id, checkpoint=checkpoint_state(queue, outcome))
         notify_outcome_events(settings, outcome)
         if on_outcome is not None:

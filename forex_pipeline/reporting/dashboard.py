@@ -104,7 +104,7 @@ def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Das
         bests = regime_best_models.current_bests(session)
         run_ids = sorted({int(r) for r in bests["training_run_id"]}) if not bests.empty else []
         heat = _pivot(history.best_sharpe_by_model_and_regime(session, run_ids, settings.regimes.min_trades), Path(artifacts_dir)) if run_ids else pd.DataFrame()
-        points = history.best_backtest_per_run(session)
+        points = history.risk_return_points(session)
     paths: dict[str, Path] = {}
     if not heat.empty:
         paths["model_regime_heatmap"] = charts.heatmap_chart(heat, out / "model_regime_heatmap.png")

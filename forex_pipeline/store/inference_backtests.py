@@ -1,9 +1,11 @@
 """inference_backtests: one row per inference configuration, regime and segment of a trained model.
 
-Besides the rows themselves, the two reads the trust figures need (regimes/significance.py) without
-loading the table: the per-regime trial moments (COUNT / SUM / SUM of squares of the per-bar Sharpe
-over one segment, aggregated in the database) and the CSCV block lists of the trials of one
-(feature set, horizon), the set over which the probability of backtest overfitting is computed.
+Rows are written in one round trip from column arrays (binary COPY on PostgreSQL, executemany on
+SQLite), and the same write keeps what readers need without scanning the table: the run's summaries
+(store/run_summaries.py) and the per-regime trial moments (COUNT / SUM / SUM of squares of the per-bar
+Sharpe over one segment, running totals in regime_trial_moments). The other read the trust figures need
+(regimes/significance.py) is the CSCV block lists of the trials of one (feature set, horizon), the set
+over which the probability of backtest overfitting is computed.
 """
 
 from __future__ import annotations
@@ -14,25 +16,32 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import REGIME_ALL
-from forex_pipeline.store.common import in_chunks, is_nan, select_frame
+from forex_pipeline.store import run_summaries
+from forex_pipeline.store.common import dialect_insert, in_chunks, select_frame
 from forex_pipeline.store.tables import (
     BACKTEST_BLOCKS,
     BACKTEST_COLUMNS,
     BACKTEST_FLOATS,
     BACKTEST_METRICS,
     BACKTEST_SEGMENT,
+    CONFIRMING_SEGMENT_PREFIX,
     InferenceBacktest,
+    RegimeTrialMoments,
     TrainingRun,
+    json_safe,
     utcnow,
 )
 
 # Columns a frame may leave out (stored as NULL): the trust columns. Everything else is required.
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in BACKTEST_COLUMNS if c in BACKTEST_FLOATS and c not in BACKTEST_METRICS) + BACKTEST_BLOCKS
 _NULLABLE = frozenset((*BACKTEST_METRICS, *OPTIONAL_COLUMNS))
+_FLOAT_COLUMNS = frozenset((*BACKTEST_FLOATS, "confidence_threshold"))
+_INT_COLUMNS = frozenset(("lookback_window", "trade_count", "n_bars"))
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('inference_backtests', 'id')) FROM generate_series(1, :n)"
 
 
 def _block_list(value: Any) -> list[float] | None:
@@ -42,8 +51,9 @@ def _block_list(value: Any) -> list[float] | None:
     return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
 
-def _backtest_rows(training_run_id: int, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows for executemany: the contract columns (trust columns may be absent), NaN -> None, ints as int."""
+def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every contract column (absent trust columns as NaN / None) in contract order,
+    after checking its columns and required values."""
     missing = [c for c in BACKTEST_COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
     extra = [c for c in frame.columns if c not in BACKTEST_COLUMNS]
     if missing or extra:
@@ -53,47 +63,182 @@ def _backtest_rows(training_run_id: int, frame: pd.DataFrame) -> list[dict[str, 
     nulls = [c for c in BACKTEST_COLUMNS if c in frame.columns and c not in _NULLABLE and frame[c].isna().any()]
     if nulls:
         raise ValueError(f"backtest frame has missing values in required column(s) {nulls}")
+    absent = {c: (None if c in BACKTEST_BLOCKS else np.nan) for c in BACKTEST_COLUMNS if c not in frame.columns}
+    return frame.assign(**absent).loc[:, list(BACKTEST_COLUMNS)].reset_index(drop=True)
+
+
+def _column_values(frame: pd.DataFrame) -> dict[str, list[Any] | np.ndarray]:
+    """Per contract column, the values the drivers take: floats (NaN = NULL), ints, str, block lists."""
+    out: dict[str, list[Any] | np.ndarray] = {}
+    for name in BACKTEST_COLUMNS:
+        if name in BACKTEST_BLOCKS:
+            out[name] = [_block_list(v) for v in frame[name]]
+        elif name in _FLOAT_COLUMNS:
+            out[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        elif name in _INT_COLUMNS:
+            out[name] = frame[name].to_numpy(dtype=np.int64)
+        else:
+            out[name] = [str(v) for v in frame[name]]
+    return out
+
+
+def _insert_postgresql(session: Session, training_run_id: int, values: dict[str, Any], n: int) -> np.ndarray:
+    """Binary COPY of the rows with ids taken from the table's sequence first (one round trip each)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from forex_pipeline.store.pg_copy import CopyColumn, copy_columns
+
+    ids = np.fromiter(session.scalars(text(_NEXT_IDS), {"n": n}), dtype=np.int64, count=n)
+    columns = [
+        CopyColumn("id", "int4", ids),
+        CopyColumn("training_run_id", "int4", np.full(n, training_run_id)),
+        CopyColumn("created_at", "timestamptz", utcnow()),
+    ]
+    for name in BACKTEST_COLUMNS:
+        if name in BACKTEST_BLOCKS:
+            blocks = [None if v is None else json.dumps(json_safe(v)) for v in values[name]]
+            columns.append(CopyColumn(name, "jsonb", blocks))
+        elif name in _FLOAT_COLUMNS:
+            columns.append(CopyColumn(name, "float8", values[name]))
+        elif name in _INT_COLUMNS:
+            columns.append(CopyColumn(name, "int4", values[name]))
+        else:
+            columns.append(CopyColumn(name, "text", values[name]))
+    connection = session.connection()
+    try:
+        copy_columns(connection.connection.dbapi_connection, InferenceBacktest.__tablename__, columns, n)
+    except Exception as exc:
+        if getattr(exc, "pgcode", "") and str(exc.pgcode).startswith("23"):   # integrity_constraint_violation
+            raise IntegrityError(f"COPY {InferenceBacktest.__tablename__}", None, exc) from exc
+        raise
+    return ids
+
+
+def _insert_sqlite(session: Session, training_run_id: int, values: dict[str, Any], n: int) -> np.ndarray:
+    """One executemany; SQLite numbers the new rows max(id) + 1, + 2, ... in order (single writer), so the
+    run's n highest ids are the rows in frame order."""
+    columns = list(BACKTEST_COLUMNS)
+    cells = [
+        [None if np.isnan(v) else float(v) for v in values[c]] if c in _FLOAT_COLUMNS
+        else [int(v) for v in values[c]] if c in _INT_COLUMNS
+        else values[c]
+        for c in columns
+    ]
     now = utcnow()
-    present = [c for c in BACKTEST_COLUMNS if c in frame.columns]
-    blocks = set(BACKTEST_BLOCKS)
-    rows = []
-    for record in frame.loc[:, present].to_dict("records"):
-        row = {c: None for c in BACKTEST_COLUMNS}
-        for key, value in record.items():
-            if key in blocks:
-                row[key] = _block_list(value)
-            elif key in _NULLABLE and is_nan(value):
-                row[key] = None
-            elif key in _NULLABLE:
-                row[key] = float(value)
-            else:
-                row[key] = value
-        row["trade_count"], row["n_bars"] = int(row["trade_count"]), int(row["n_bars"])
-        row["lookback_window"] = int(row["lookback_window"])
-        row["confidence_threshold"] = float(row["confidence_threshold"])
-        row[BACKTEST_SEGMENT] = str(row[BACKTEST_SEGMENT])
-        row["training_run_id"], row["created_at"] = training_run_id, now
-        rows.append(row)
-    return rows
+    rows = [
+        {"training_run_id": training_run_id, "created_at": now, **dict(zip(columns, row))} for row in zip(*cells)
+    ]
+    session.execute(insert(InferenceBacktest.__table__), rows)
+    newest = session.scalars(
+        select(InferenceBacktest.id)
+        .where(InferenceBacktest.training_run_id == training_run_id)
+        .order_by(InferenceBacktest.id.desc())
+        .limit(n)
+    ).all()
+    return np.asarray(newest[::-1], dtype=np.int64)
+
+
+def write_backtests(
+    session: Session, training_run_id: int, frame: pd.DataFrame, *, replace: bool = False
+) -> np.ndarray:
+    """Insert one model's backtest rows in one round trip (binary COPY on PostgreSQL, executemany on
+    SQLite) and bring its run summaries and the regimes' trial moments up to date; returns the new
+    rows' ids in frame order.
+
+    `frame` has the columns of backtest/columns.py EVALUATION_COLUMNS (the trust columns may be left
+    out: NULL; NaN metrics are stored as NULL). With replace=True the run's earlier rows (and any
+    regime bests pointing at them) are deleted first and taken out of the trial moments.
+    """
+    frame = _checked_frame(frame)
+    if session.get(TrainingRun, training_run_id) is None:
+        raise LookupError(f"no training run with id {training_run_id}")
+    if replace:
+        _forget_backtests(session, training_run_id)
+    if frame.empty:
+        return np.empty(0, dtype=np.int64)
+    values = _column_values(frame)
+    insert_rows = _insert_postgresql if session.get_bind().dialect.name == "postgresql" else _insert_sqlite
+    ids = insert_rows(session, training_run_id, values, len(frame))
+    _add_trial_moments(session, trial_moment_deltas(frame))
+    run_summaries.merge_summaries(session, training_run_id, run_summaries.summarise(frame, ids))
+    return ids
+
+
+def stored_rows(frame: pd.DataFrame, training_run_id: int, ids: np.ndarray) -> pd.DataFrame:
+    """The rows write_backtests just stored, as get_backtests would read them back (id, training_run_id,
+    the contract columns; NULL -> NaN, blocks as lists), built from the frame instead of a query."""
+    checked = _checked_frame(frame)
+    values = _column_values(checked)
+    out = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64), "training_run_id": training_run_id})
+    for name in BACKTEST_COLUMNS:
+        out[name] = pd.Series(values[name], dtype="object") if name in BACKTEST_BLOCKS else values[name]
+    return out
 
 
 def batch_insert_backtests(
     session: Session, training_run_id: int, frame: pd.DataFrame, *, replace: bool = False
 ) -> int:
-    """Insert one model's backtest results in one executemany (NaN metrics stored as NULL).
+    """write_backtests, returning how many rows were written."""
+    return len(write_backtests(session, training_run_id, frame, replace=replace))
 
-    `frame` has the columns of backtest/columns.py EVALUATION_COLUMNS (the trust columns may be left
-    out: NULL). With replace=True the run's earlier rows (and any regime bests pointing at them) are
-    deleted first.
-    """
-    rows = _backtest_rows(training_run_id, frame)
-    if session.get(TrainingRun, training_run_id) is None:
-        raise LookupError(f"no training run with id {training_run_id}")
-    if replace:
-        session.execute(delete(InferenceBacktest).where(InferenceBacktest.training_run_id == training_run_id))
-    if rows:
-        session.execute(insert(InferenceBacktest.__table__), rows)
-    return len(rows)
+
+def trial_moment_deltas(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per (regime, segment) of a frame's rows (not 'all'): the trials, finite per-bar Sharpes and their
+    sum and sum of squares it adds to regime_trial_moments."""
+    rows = frame[frame["regime"] != REGIME_ALL]
+    if rows.empty:
+        return []
+    sr = pd.to_numeric(rows["sharpe_per_bar"], errors="coerce").astype("float64")
+    grouped = pd.DataFrame({"regime": rows["regime"], "segment": rows["segment"], "sr": sr, "sq": sr * sr}).groupby(
+        ["regime", "segment"], sort=True
+    )
+    stats = grouped.agg(trials=("sr", "size"), finite=("sr", "count"), total=("sr", "sum"), total_sq=("sq", "sum"))
+    return [
+        {"b_regime": str(regime), "b_segment": str(segment), "b_trials": int(r.trials), "b_finite": int(r.finite),
+         "b_sum": float(r.total), "b_sum_sq": float(r.total_sq)}
+        for (regime, segment), r in stats.iterrows()
+    ]
+
+
+def _add_trial_moments(session: Session, deltas: list[dict[str, Any]]) -> None:
+    """Add (or, negated, take away) trial moment deltas: one INSERT of missing rows, one UPDATE (executemany)."""
+    if not deltas:
+        return
+    table = RegimeTrialMoments.__table__
+    zero = {"trials": 0, "finite_trials": 0, "sum_sharpe_per_bar": 0.0, "sum_sq_sharpe_per_bar": 0.0}
+    session.execute(
+        dialect_insert(session, table).on_conflict_do_nothing(index_elements=["regime", "segment"]),
+        [{"regime": d["b_regime"], "segment": d["b_segment"], **zero} for d in deltas],
+    )
+    session.execute(
+        update(table)
+        .where(table.c.regime == bindparam("b_regime"), table.c.segment == bindparam("b_segment"))
+        .values(
+            trials=table.c.trials + bindparam("b_trials"),
+            finite_trials=table.c.finite_trials + bindparam("b_finite"),
+            sum_sharpe_per_bar=table.c.sum_sharpe_per_bar + bindparam("b_sum"),
+            sum_sq_sharpe_per_bar=table.c.sum_sq_sharpe_per_bar + bindparam("b_sum_sq"),
+        ),
+        deltas,
+    )
+
+
+def _forget_backtests(session: Session, training_run_id: int) -> None:
+    """Delete a run's rows and summaries and take its trials out of the moments (a re-recorded run)."""
+    test = InferenceBacktest
+    sr = test.sharpe_per_bar
+    old = session.execute(
+        select(test.regime, test.segment, func.count(), func.count(sr), func.sum(sr), func.sum(sr * sr))
+        .where(test.training_run_id == training_run_id, test.regime != REGIME_ALL)
+        .group_by(test.regime, test.segment)
+    ).all()
+    _add_trial_moments(session, [
+        {"b_regime": regime, "b_segment": segment, "b_trials": -int(n), "b_finite": -int(n_finite),
+         "b_sum": -float(total or 0.0), "b_sum_sq": -float(total_sq or 0.0)}
+        for regime, segment, n, n_finite, total, total_sq in old
+    ])
+    run_summaries.delete_summaries(session, training_run_id)
+    session.execute(delete(test).where(test.training_run_id == training_run_id))
 
 
 def get_backtests(session: Session, training_run_id: int, segments: Iterable[str] | None = None) -> pd.DataFrame:
@@ -111,24 +256,24 @@ def get_backtests(session: Session, training_run_id: int, segments: Iterable[str
 def not_confirming(table: Any = InferenceBacktest) -> Any:
     """Rows a figure may rank on: every segment but the holdouts (`holdout`, walk-forward `holdout_k`),
     which only confirm a best and never choose one. Legacy `test` rows count as ranked."""
-    return ~table.segment.like("holdout%")
+    return ~table.segment.like(f"{CONFIRMING_SEGMENT_PREFIX}%")
 
 
 def regime_trial_moments(session: Session, segment: str) -> dict[str, tuple[int, int, float, float]]:
     """Per regime (not 'all'): (trials, trials with a per-bar Sharpe, SUM(sharpe_per_bar),
-    SUM(sharpe_per_bar^2)) over every recorded row of `segment`, aggregated in the database.
+    SUM(sharpe_per_bar^2)) over every recorded row of `segment`.
 
-    These are N and the sums behind V of the deflated Sharpe (regimes/significance.py TrialMoments).
+    These are N and the sums behind V of the deflated Sharpe (regimes/significance.py TrialMoments),
+    read from the running totals every backtest write keeps (regime_trial_moments), one row a regime.
     """
-    sr = InferenceBacktest.sharpe_per_bar
+    moments = RegimeTrialMoments
     statement = (
-        select(InferenceBacktest.regime, func.count(), func.count(sr), func.sum(sr), func.sum(sr * sr))
-        .where(InferenceBacktest.segment == segment, InferenceBacktest.regime != REGIME_ALL)
-        .group_by(InferenceBacktest.regime)
-        .order_by(InferenceBacktest.regime)
+        select(moments.regime, moments.trials, moments.finite_trials, moments.sum_sharpe_per_bar, moments.sum_sq_sharpe_per_bar)
+        .where(moments.segment == segment, moments.regime != REGIME_ALL, moments.trials > 0)
+        .order_by(moments.regime)
     )
     return {
-        str(regime): (int(n), int(n_finite), float(total or 0.0), float(total_sq or 0.0))
+        str(regime): (int(n), int(n_finite), float(total), float(total_sq))
         for regime, n, n_finite, total, total_sq in session.execute(statement)
     }
 

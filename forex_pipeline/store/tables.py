@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of the five project tables; the Alembic migration creates the same schema."""
+"""SQLAlchemy 2 models of the project tables; the Alembic migrations create the same schema."""
 
 from __future__ import annotations
 
@@ -242,7 +242,6 @@ class InferenceBacktest(Base):
             "segment",
             name="uq_inference_backtests_run_config_regime_segment",
         ),
-        Index(None, "regime", "sharpe"),
         Index(None, "segment", "regime"),
     )
 
@@ -275,6 +274,47 @@ class InferenceBacktest(Base):
     block_sum_sq: Mapped[list[float] | None] = mapped_column(JSONList, nullable=True)
     block_n_bars: Mapped[list[float] | None] = mapped_column(JSONList, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrainingRunSummary(Base):
+    """What history, the plan estimate and the dashboards read about one run in one regime (or `all`),
+    written with the run's backtests (store/inference_backtests.py) so no reader scans that table.
+
+    Over the ranked rows (every segment but the holdouts, as `not_confirming`): how many there are, the
+    best Sharpe, the smallest |max drawdown| of any configuration, and the figures of the best-Sharpe
+    configuration (`best_config_*`, ties broken by the lower row id).
+    """
+
+    __tablename__ = "training_run_summaries"
+    __table_args__ = (Index(None, "regime", "best_sharpe"),)
+
+    training_run_id: Mapped[int] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    regime: Mapped[str] = mapped_column(String(64), primary_key=True)
+    configurations: Mapped[int] = mapped_column(Integer)
+    best_sharpe: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    best_max_drawdown: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    best_config_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    best_config_max_drawdown: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    best_config_total_return: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    best_config_trade_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class RegimeTrialMoments(Base):
+    """Running totals of the trials of one regime on one segment: N and the sums behind V of the
+    deflated Sharpe (regimes/significance.py TrialMoments), kept up to date by every backtest write so
+    the keep-or-delete transaction reads one row per regime instead of aggregating the backtests.
+    Trials stay counted when their run is deleted: they were tried (Bailey & Lopez de Prado's N)."""
+
+    __tablename__ = "regime_trial_moments"
+
+    regime: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(32), primary_key=True)
+    trials: Mapped[int] = mapped_column(BigInteger, default=0)
+    finite_trials: Mapped[int] = mapped_column(BigInteger, default=0)
+    sum_sharpe_per_bar: Mapped[float] = mapped_column(Float, default=0.0)
+    sum_sq_sharpe_per_bar: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class RegimeDefinitionRow(Base):
@@ -334,4 +374,5 @@ BACKTEST_METRICS: tuple[str, ...] = NULLABLE_METRICS
 BACKTEST_FLOATS: tuple[str, ...] = (*NULLABLE_METRICS, *MOMENT_COLUMNS)       # NULL <-> NaN
 BACKTEST_BLOCKS: tuple[str, ...] = BLOCK_COLUMNS                              # JSON lists of floats
 BACKTEST_SEGMENT: str = SEGMENT_COLUMN
+CONFIRMING_SEGMENT_PREFIX = "holdout"   # `holdout`, walk-forward `holdout_k`: confirm a best, never rank one
 LEGACY_SEGMENT = "test"     # rows recorded before segments: the whole test segment (migration 0002)

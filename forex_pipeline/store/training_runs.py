@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import RunStatus
 from forex_pipeline.store.common import aware_utc, check_status, dialect_insert, in_chunks, is_nan, record_of
 from forex_pipeline.store.tables import (
     RUN_STATUSES,
+    TrainingQueue,
     TrainingRun,
     json_safe,
     utcnow,
@@ -281,23 +282,64 @@ def release_claims(session: Session, queue_id: int, dagster_run_id: str | None =
     return result.rowcount
 
 
-def set_kept(session: Session, before: set[int], after: set[int]) -> list[TrainingRunRecord]:
+def set_kept(
+    session: Session, before: set[int], after: set[int], *, delete_files: bool = False
+) -> list[TrainingRunRecord]:
     """kept := in the new bests, for the runs whose fate can change (old bests, the new model, new bests);
-    returns the runs that just left every top N and still hold a file. Touches O(regimes x top N) rows,
-    not the whole table, so recording stays cheap with tens of thousands of models."""
-    dropped = sorted(before - after)
-    if after:
-        session.execute(update(TrainingRun).where(TrainingRun.id.in_(sorted(after))).values(kept=True))
-    if not dropped:
+    returns the runs that just left every top N and still hold a file. With `delete_files` those are
+    marked deleted (file_deleted_at) in the same statements.
+
+    Touches O(regimes x top N) rows, never the whole table, and moves each queue's kept / deleted
+    counts by exactly the changes made (no rescan of the queue's runs): a handful of statements.
+    """
+    run = TrainingRun
+    touched = sorted(before | after)
+    if not touched:
         return []
-    session.execute(update(TrainingRun).where(TrainingRun.id.in_(dropped)).values(kept=False))
+    state = {
+        int(row.id): row
+        for row in session.execute(
+            select(run.id, run.queue_id, run.kept, run.model_path, run.file_deleted_at).where(run.id.in_(touched))
+        )
+    }
+    now_kept = sorted(i for i in after if i in state and not state[i].kept)
+    now_unkept = sorted(i for i in before - after if i in state and state[i].kept)
+    dropped = sorted(i for i in before - after if i in state)
+    to_delete = [i for i in dropped if state[i].model_path is not None and state[i].file_deleted_at is None]
+    if now_kept:
+        session.execute(update(run).where(run.id.in_(now_kept)).values(kept=True).execution_options(synchronize_session=False))
+    if now_unkept:
+        session.execute(update(run).where(run.id.in_(now_unkept)).values(kept=False).execution_options(synchronize_session=False))
+    if delete_files and to_delete:
+        session.execute(
+            update(run).where(run.id.in_(to_delete)).values(file_deleted_at=utcnow()).execution_options(synchronize_session=False)
+        )
+    deltas: dict[int, list[int]] = {}
+    for ids, position, sign in ((now_kept, 0, 1), (now_unkept, 0, -1), (to_delete if delete_files else [], 1, 1)):
+        for i in ids:
+            if state[i].queue_id is not None:
+                deltas.setdefault(int(state[i].queue_id), [0, 0])[position] += sign
+    _move_queue_counts(session, deltas)
+    if not to_delete:
+        return []
     rows = session.scalars(
-        select(TrainingRun)
-        .where(TrainingRun.id.in_(dropped), TrainingRun.model_path.is_not(None), TrainingRun.file_deleted_at.is_(None))
-        .order_by(TrainingRun.id)
-        .execution_options(populate_existing=True)
+        select(run).where(run.id.in_(to_delete)).order_by(run.id).execution_options(populate_existing=True)
     )
     return [record_of(TrainingRunRecord, row) for row in rows]
+
+
+def _move_queue_counts(session: Session, deltas: Mapping[int, list[int]]) -> None:
+    """Add (kept, deleted) deltas to each queue's counts: one UPDATE, executed once per queue."""
+    changes = [{"b_queue": q, "b_kept": k, "b_deleted": d} for q, (k, d) in sorted(deltas.items()) if k or d]
+    if not changes:
+        return
+    queue = TrainingQueue.__table__
+    session.execute(
+        update(queue)
+        .where(queue.c.id == bindparam("b_queue"))
+        .values(kept_models=queue.c.kept_models + bindparam("b_kept"), deleted_models=queue.c.deleted_models + bindparam("b_deleted")),
+        changes,
+    )
 
 
 def model_paths_on_disk(session: Session) -> list[str]:
