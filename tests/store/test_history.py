@@ -6,6 +6,7 @@ import math
 from datetime import datetime, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
@@ -83,3 +84,88 @@ def test_metric_columns_are_nullable_floats() -> None:
     assert set(BACKTEST_METRICS) <= set(BACKTEST_COLUMNS)
     for name in BACKTEST_METRICS:
         assert InferenceBacktest.__table__.c[name].nullable
+
+
+def brute_force_fixture(engine: Engine) -> pd.DataFrame:
+    """30 runs over 3 symbols, 3 model types and both statuses, each with a few `all` / holdout /
+    calm_ranging rows; returns the runs with their figures computed here in pandas from the raw rows."""
+    rng = np.random.default_rng(7)
+    runs = []
+    with session_scope(engine) as session:
+        for n in range(30):
+            symbol, model_type = ["EURUSD", "GBPUSD", "USDJPY"][n % 3], ["ridge", "rf", "lasso"][(n // 3) % 3]
+            run = training_runs.insert_training_run(session, run_identity(n, symbol=symbol, model_type=model_type))
+            status = "failed" if n % 7 == 3 else "completed"
+            run = training_runs.mark_run_status(session, run.model_config_hash, status, training_seconds=float(rng.integers(1, 6)))
+            runs.append(run)
+            if status == "failed":
+                continue
+            frame = backtest_frame(seed=n, regimes=("all", "calm_ranging")).iloc[:8].copy()
+            frame["segment"] = ["selection"] * 6 + ["holdout"] * 2
+            frame["sharpe"] = np.round(rng.normal(0.5, 1.0, 8), 1)   # rounded: ties in the sort break by id
+            if n % 5 == 0:
+                frame.loc[frame["regime"] == "all", "sharpe"] = np.nan
+            inference_backtests.batch_insert_backtests(session, run.id, frame)
+    with session_scope(engine) as session:
+        raw = pd.concat([inference_backtests.get_backtests(session, r.id) for r in runs], ignore_index=True)
+    ranked = raw[(raw["regime"] == "all") & ~raw["segment"].str.startswith("holdout")]
+    figures = ranked.groupby("training_run_id").agg(
+        best_sharpe=("sharpe", "max"), best_max_drawdown=("max_drawdown", lambda d: d.abs().min())
+    )
+    table = pd.DataFrame([{"id": r.id, "symbol": r.symbol, "model_type": r.model_type, "status": r.status,
+                           "training_seconds": r.training_seconds, "partition_key": r.partition_key} for r in runs])
+    return table.join(figures, on="id")
+
+
+def expected_ids(table: pd.DataFrame, sort: str, page: int, page_size: int, **where: object) -> tuple[list[int], int]:
+    """Filter, sort (NULLs last, ties by id in the sort's direction) and page in pandas."""
+    rows = table
+    for key, value in where.items():
+        if key == "min_sharpe":
+            rows = rows[rows["best_sharpe"] >= value]
+        elif key == "max_drawdown":
+            rows = rows[rows["best_max_drawdown"] <= value]
+        elif key == "search":
+            rows = rows[rows["partition_key"].str.lower().str.contains(str(value).lower(), regex=False)]
+        else:
+            rows = rows[rows[key] == value]
+    name, descending = sort.lstrip("-"), sort.startswith("-")
+    rows = rows.sort_values([name, "id"], ascending=[not descending, not descending], na_position="last", kind="mergesort")
+    start = (page - 1) * page_size
+    return list(rows["id"].iloc[start : start + page_size]), len(rows)
+
+
+PAGES = (
+        ("-best_sharpe", 1, 7, {}),
+        ("-best_sharpe", 4, 7, {}),
+        ("best_sharpe", 2, 5, {"status": "completed"}),
+        ("-training_seconds", 2, 4, {"model_type": "rf"}),
+        ("symbol", 3, 6, {"min_sharpe": 0.5}),
+        ("-best_max_drawdown", 1, 50, {"max_drawdown": 0.1, "symbol": "GBPUSD"}),
+        ("model_type", 2, 3, {"search": "usdjpy"}),
+        ("-best_sharpe", 9, 10, {}),
+)
+
+
+def test_history_pages_match_a_brute_force_pandas_computation(engine: Engine) -> None:
+    table = brute_force_fixture(engine)
+    for sort, page, page_size, where in PAGES:
+        want, total = expected_ids(table, sort, page, page_size, **where)
+        got = page_of(engine, sort=sort, page=page, page_size=page_size, **where)
+        assert (list(got.rows["id"]), got.total) == (want, total), (sort, page, page_size, where)
+        figures = table.set_index("id").loc[want]
+        for column in ("best_sharpe", "best_max_drawdown"):
+            np.testing.assert_allclose(got.rows[column].to_numpy(dtype=float), figures[column].to_numpy(dtype=float))
+
+
+def test_recent_durations_are_the_latest_completed_runs_per_model_type(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        for n, (model_type, status, seconds) in enumerate(
+            [("ridge", "completed", 2.0), ("ridge", "completed", 3.0), ("ridge", "failed", 50.0), ("ridge", "completed", 4.0),
+             ("rf", "completed", 0.0), ("rf", "pending", None)]
+        ):
+            run = training_runs.insert_training_run(session, run_identity(n, model_type=model_type))
+            training_runs.mark_run_status(session, run.model_config_hash, status, training_seconds=seconds, backtest_seconds=1.0)
+            session.get(TrainingRun, run.id).completed_at = datetime(2026, 1, 1 + n, tzinfo=timezone.utc)
+    with session_scope(engine) as session:
+        assert history.recent_durations(session, ["ridge", "rf", "lstm"], recent=2) == {"ridge": [5.0, 4.0], "rf": [1.0]}

@@ -193,3 +193,78 @@ def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
     assert _rows(db_url, "SELECT COUNT(*) FROM regime_best_models") == [(1,)]
     assert db.downgrade(db_url) is None
     assert table_names(db_url) == set()
+
+
+def test_0003_backfills_summaries_and_trial_moments_and_downgrades(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Populated at 0002 (rows written as 0002 wrote them) -> 0003: the backfilled summaries and trial
+    moments equal what the write path keeps; 0003 -> 0002 keeps every row and restores the index."""
+    from forex_pipeline.store import inference_backtests, run_summaries
+    from forex_pipeline.store.db import session_scope
+
+    from .conftest import backtest_frame, run_identity
+    from .test_run_summaries import expected_moments, expected_summaries
+
+    monkeypatch.chdir(tmp_path)
+    assert db.upgrade(db_url, "0002_trust") == "0002_trust"
+    frames = {
+        1: pd.concat([backtest_frame(seed=1), backtest_frame(seed=2, segment="holdout")], ignore_index=True),
+        2: backtest_frame(seed=3, regimes=("all", "calm_ranging")),
+    }
+    frames[1].loc[frames[1]["regime"] == "unclassified", "sharpe"] = float("nan")
+    engine = db.make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            for run_id, frame in frames.items():
+                identity = run_identity(run_id)
+                connection.execute(text(
+                    "INSERT INTO training_runs (id, model_config_hash, partition_key, feature_set_hash, model_spec_hash, "
+                    "feature_set, model_spec, symbol, base_timeframe, model_type, encoder, horizon, status, kept, created_at) "
+                    "VALUES (:id, :h, :pk, 'f', 'm', '{}', '{}', 'EURUSD', '1h', 'ridge', 'none', 5, 'completed', :kept, "
+                    "'2026-12-01 00:00:00')"
+                ), {"id": run_id, "h": identity["model_config_hash"], "pk": identity["partition_key"], "kept": False})
+                rows = inference_backtests.stored_rows(frame, run_id, list(range(len(frame)))).drop(columns="id")
+                records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+                for record in records:
+                    record["created_at"] = "2026-12-01 00:00:00"
+                    for key in ("block_sum_ret", "block_sum_sq", "block_n_bars"):
+                        record[key] = None if record[key] is None else json.dumps(record[key])
+                names = list(records[0])
+                connection.execute(
+                    text(f"INSERT INTO inference_backtests ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"),
+                    records,
+                )
+    finally:
+        engine.dispose()
+    assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(sum(len(f) for f in frames.values()),)]
+
+    assert db.upgrade(db_url) == "0003_run_summary"
+    assert schema_differences(db_url) == []
+    engine = db.make_engine(db_url)
+    try:
+        with session_scope(engine) as session:
+            rows = pd.concat([inference_backtests.get_backtests(session, i) for i in frames], ignore_index=True)
+            for run_id in frames:
+                stored = run_summaries.get_summaries(session, run_id)
+                want = expected_summaries(rows[rows["training_run_id"] == run_id])
+                assert set(stored) == set(want)
+                for regime, fields in want.items():
+                    for key, value in fields.items():
+                        got = stored[regime][key]
+                        assert got == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), (run_id, regime, key)
+            for segment in ("selection", "holdout"):
+                assert inference_backtests.regime_trial_moments(session, segment) == expected_moments(rows, segment)
+    finally:
+        engine.dispose()
+
+    assert db.downgrade(db_url, "0002_trust") == "0002_trust"
+    assert "training_run_summaries" not in table_names(db_url) and "regime_trial_moments" not in table_names(db_url)
+    assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(sum(len(f) for f in frames.values()),)]
+    engine = db.make_engine(db_url)
+    try:
+        assert "ix_inference_backtests_regime_sharpe" in {i["name"] for i in inspect(engine).get_indexes("inference_backtests")}
+    finally:
+        engine.dispose()
+    assert db.upgrade(db_url) == "0003_run_summary"
+    assert _rows(db_url, "SELECT COUNT(*) FROM training_run_summaries") == [(6 + 2,)]

@@ -81,3 +81,28 @@ def test_queue_counts_from_its_runs(engine: Engine) -> None:
         session.delete(session.get(TrainingQueue, queue.id))
     with session_scope(engine) as session:
         assert training_runs.get_training_run(session, run.id).queue_id is None
+
+
+def test_set_kept_moves_the_queue_counts_by_its_changes(engine: Engine) -> None:
+    """Kept / deleted counts maintained by set_kept (no rescan) equal a count of the queues' runs."""
+    with session_scope(engine) as session:
+        queues = [training_queue.create_queue(session, name, {}, name, 4).id for name in ("q1", "q2")]
+        runs = []
+        for n in range(6):
+            run = training_runs.insert_training_run(session, run_identity(n), queue_id=queues[n % 2], status="completed")
+            training_runs.mark_run_status(session, run.model_config_hash, "completed", model_path=f"m/{n}.joblib")
+            runs.append(run.id)
+    steps = [(set(), {runs[0], runs[1]}), ({runs[0], runs[1], runs[2]}, {runs[1], runs[2]}),
+             ({runs[1], runs[2], runs[3]}, {runs[3], runs[4]}), ({runs[3], runs[4], runs[5]}, {runs[3], runs[4], runs[5]})]
+    for before, after in steps:
+        with session_scope(engine) as session:
+            deleted = training_runs.set_kept(session, before, after, delete_files=True)
+            assert {r.id for r in deleted} == before - after
+    with session_scope(engine) as session:
+        for queue_id in queues:
+            mine = training_runs.runs_of_queue(session, queue_id)
+            queue = training_queue.get_queue(session, queue_id)
+            assert queue.kept_models == sum(r.kept for r in mine)
+            assert queue.deleted_models == sum(r.file_deleted_at is not None for r in mine)
+        assert sum(training_queue.get_queue(session, q).kept_models for q in queues) == 3
+        assert sum(training_queue.get_queue(session, q).deleted_models for q in queues) == 3
