@@ -64,11 +64,18 @@ def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
 @app.command()
 def status(queue_id: int, watch: bool = typer.Option(False, help="follow progress until the queue stops")) -> None:
     """Progress of one queue (a progress bar with --watch)."""
+    from forex_pipeline.cli.common import DatabaseUnavailable, read_session
     from forex_pipeline.queue.lifecycle import detect_interrupted
+    from forex_pipeline.settings import get_settings
 
-    settings, engine = _context()
-    detect_interrupted(engine, settings)
-    queue = _get(engine, queue_id)
+    settings = get_settings()
+    try:   # no migration on this path (a queue exists only in a migrated database): it starts faster
+        with read_session(settings.database_url) as session:
+            engine = session.get_bind()
+            detect_interrupted(engine, settings)
+            queue = _get(engine, queue_id)
+    except DatabaseUnavailable as exc:
+        fail(str(exc), EXIT_FAILED)
     if not watch:
         console().print_json(json.dumps(figures_of(queue)))
         return

@@ -17,7 +17,6 @@ from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, fail
 from forex_pipeline.io import atomic_write_text
 
 if TYPE_CHECKING:
-    import pandas as pd
     from sqlalchemy.orm import Session
 
 IS_ROOT_COMMANDS = True
@@ -95,64 +94,61 @@ NUMBER_FORMATS: dict[str, str] = {
 }
 
 
+Record = dict[str, Any]
+
+
+def _missing(value: Any) -> bool:
+    """None or a float NaN: shown as '-' and written as null / an empty CSV cell."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _cell(value: Any, column: str = "") -> str:
     """A table cell: numbers per NUMBER_FORMATS, missing values as '-', times to the minute (UTC)."""
-    import pandas as pd
-
-    if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "-"
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, (datetime, pd.Timestamp)):
-        stamp = pd.Timestamp(value)
-        return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, datetime):
+        stamp = value.astimezone(timezone.utc) if value.tzinfo else value
+        return stamp.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         return NUMBER_FORMATS.get(column, "{:.4g}").format(value)
     return str(value)
 
 
-def render_table(frame: pd.DataFrame, columns: tuple[tuple[str, str], ...], title: str) -> Table:
-    """A rich table of `frame` with (column, header) pairs."""
+def render_table(records: list[Record], columns: tuple[tuple[str, str], ...], title: str) -> Table:
+    """A rich table of `records` with (key, header) pairs."""
     table = Table(title=title, title_justify="left")
     for _, header in columns:
         table.add_column(header, overflow="fold")
-    for _, row in frame.iterrows():
-        table.add_row(*(_cell(row[name], name) for name, _ in columns))
+    for record in records:
+        table.add_row(*(_cell(record.get(name), name) for name, _ in columns))
     return table
 
 
-def to_json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain JSON values: NaN -> null, timestamps -> ISO 8601 UTC, numpy scalars -> Python."""
-    import pandas as pd
-
-    records = []
-    for row in frame.to_dict("records"):
-        clean: dict[str, Any] = {}
-        for key, value in row.items():
-            if isinstance(value, (pd.Timestamp, datetime)):
-                value = pd.Timestamp(value).isoformat()
-            elif value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-                value = None
-            elif hasattr(value, "item"):
-                value = value.item()
-                if isinstance(value, float) and math.isnan(value):
-                    value = None
-            clean[str(key)] = value
-        records.append(clean)
-    return records
+def to_json_records(records: list[Record]) -> list[Record]:
+    """Records as plain JSON values: NaN -> null, datetimes -> ISO 8601 UTC."""
+    return [
+        {str(k): None if _missing(v) else v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
+        for record in records
+    ]
 
 
-def serialise(frame: pd.DataFrame, fmt: str) -> str:
-    """CSV (header + rows) or JSON (a list of objects) text of `frame`."""
+def serialise(records: list[Record], fmt: str) -> str:
+    """CSV (header + rows; missing values empty) or JSON (a list of objects) text of `records`."""
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        names = list(records[0]) if records else []
+        writer.writerow(names)
+        writer.writerows(["" if _missing(r[n]) else r[n] for n in names] for r in records)
+        return buffer.getvalue()
     if fmt == "json":
-        return json.dumps(to_json_records(frame), indent=2) + "\n"
+        return json.dumps(to_json_records(records), indent=2) + "\n"
     raise ValueError(f"format {fmt!r} is not csv or json")
-
-
 
 
 def _check_format(fmt: str, output: Path | None) -> str:
@@ -164,19 +160,19 @@ def _check_format(fmt: str, output: Path | None) -> str:
     return fmt
 
 
-def emit(frame: pd.DataFrame, fmt: str, output: Path | None, table: Callable[[], Table], footer: str = "") -> None:
+def emit(records: list[Record], fmt: str, output: Path | None, table: Callable[[], Table], footer: str = "") -> None:
     """Print a rich table, or CSV/JSON to stdout or (atomically) to `output`."""
     if fmt == "table":
         console().print(table())
         if footer:
             console().print(footer, highlight=False)
         return
-    text = serialise(frame, fmt)
+    text = serialise(records, fmt)
     if output is None:
         typer.echo(text, nl=False)
         return
     atomic_write_text(output.expanduser(), text)
-    errors().print(f"wrote {len(frame)} row(s) to {output}", highlight=False)
+    errors().print(f"wrote {len(records)} row(s) to {output}", highlight=False)
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
@@ -200,26 +196,28 @@ def bests(
 ) -> None:
     """Current best models per regime: rank, model, inference config, selection and holdout Sharpe, deflated
     Sharpe, trials, noise p-value, PBO, improvement over the best baseline and the `significant` verdict."""
-    import pandas as pd
-
     from forex_pipeline.reporting.charts import inference_config_label
-    from forex_pipeline.store.regime_best_models import current_bests
+    from forex_pipeline.store.regime_best_models import best_records
 
     fmt = _check_format(fmt, output)
     try:
         with read_session() as session:
-            frame = current_bests(session)
+            rows = best_records(session, regime)
     except DatabaseUnavailable as exc:
         fail(str(exc), EXIT_FAILED)
-    if regime is not None:
-        frame = frame[frame["regime"] == regime]
-    frame = frame.drop(columns=[c for c in INTERNAL_BEST_COLUMNS if c in frame.columns]).reset_index(drop=True)
-    labels = [inference_config_label(row) for _, row in frame.iterrows()]
-    frame.insert(frame.columns.get_loc("inference_config_hash"), "inference_config", pd.Series(labels, dtype="object"))
-    if fmt == "table" and frame.empty:
+    records = []
+    for row in rows:
+        record: Record = {}
+        for key, value in row.items():
+            if key == "inference_config_hash":
+                record["inference_config"] = inference_config_label(row)
+            if key not in INTERNAL_BEST_COLUMNS:
+                record[key] = value
+        records.append(record)
+    if fmt == "table" and not records:
         console().print("no regime bests yet" + (f" for regime {regime!r}" if regime else ""), highlight=False)
         return
-    emit(frame, fmt, output, lambda: render_table(frame, BESTS_TABLE, "Regime bests"))
+    emit(records, fmt, output, lambda: render_table(records, BESTS_TABLE, "Regime bests"))
 
 
 def history(
@@ -239,7 +237,7 @@ def history(
     output: Path | None = typer.Option(None, "--output", help="write csv/json to this file instead of stdout"),
 ) -> None:
     """Training history with filters, sorting and paging; export as CSV or JSON."""
-    from forex_pipeline.store.history import HistoryFilter, query_history
+    from forex_pipeline.store.history import HistoryFilter, history_records
 
     fmt = _check_format(fmt, output)
     field = sort or "created_at"
@@ -253,31 +251,30 @@ def history(
     try:
         with read_session() as session:
             if all_pages:
-                frame, total = _all_history(session, filters, query_history)
+                records, total = _all_history(session, filters, history_records)
                 footer = f"{total} run(s)"
             else:
-                result = query_history(session, filters)
-                frame, total = result.rows, result.total
+                result = history_records(session, filters)
+                records, total = result.rows, result.total
                 footer = f"page {result.page} of {result.pages} ({total} matching run(s), {page_size} per page)"
     except DatabaseUnavailable as exc:
         fail(str(exc), EXIT_FAILED)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    emit(frame, fmt, output, lambda: render_table(frame, HISTORY_TABLE, "Training history"), footer)
+    emit(records, fmt, output, lambda: render_table(records, HISTORY_TABLE, "Training history"), footer)
 
 
-def _all_history(session: Session, filters: Any, query: Callable[..., Any]) -> tuple[pd.DataFrame, int]:
+def _all_history(session: Session, filters: Any, query: Callable[..., Any]) -> tuple[list[Record], int]:
     """Every page of a history query, concatenated in order."""
-    import pandas as pd
-
     from dataclasses import replace
 
-    frames, number = [], 1
+    records: list[Record] = []
+    number = 1
     while True:
         result = query(session, replace(filters, page=number, page_size=EXPORT_PAGE_SIZE))
-        frames.append(result.rows)
+        records.extend(result.rows)
         if number >= result.pages:
-            return pd.concat(frames, ignore_index=True), result.total
+            return records, result.total
         number += 1
 
 

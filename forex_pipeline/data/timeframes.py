@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # pandas loads when a delta is asked for: spec validation (and the CLI) never need it
+    import pandas as pd
 
 TIMEFRAME_MINUTES: dict[str, int] = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440}
 TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_MINUTES)
@@ -21,6 +24,8 @@ def timeframe_minutes(timeframe: str) -> int:
 
 
 def timeframe_delta(timeframe: str) -> pd.Timedelta:
+    import pandas as pd
+
     return pd.Timedelta(minutes=timeframe_minutes(timeframe))
 
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from forex_pipeline.io import atomic_write
 from forex_pipeline.keys import REGIME_UNCLASSIFIED
+
+if TYPE_CHECKING:   # numpy and pandas load with the charts that use them: the CLI labels configs without them
+    import numpy as np
+    import pandas as pd
 
 REGIME_COLOURS = {
     "bull_trending": "tab:green",
@@ -64,6 +67,8 @@ def regime_timeline_chart(timestamps: pd.DatetimeIndex, close: np.ndarray, label
 
 def heatmap_chart(table: pd.DataFrame, path: Path) -> Path:
     """Model x regime heatmap of the best Sharpe (rows: models, columns: regimes)."""
+    import numpy as np
+
     fig, ax = _figure(9, max(2.5, 0.35 * len(table) + 1))
     values = table.to_numpy(dtype=float)
     image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="RdYlGn")

@@ -10,12 +10,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
 from sqlalchemy import Select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:   # pandas loads with select_frame: the CLI's record reads never need it
+    import pandas as pd
 
 IN_CHUNK = 500
 R = TypeVar("R")
@@ -53,6 +55,8 @@ def select_frame(
     session: Session, statement: Select[Any], columns: Sequence[str], float_columns: Iterable[str] = ()
 ) -> pd.DataFrame:
     """Run a select into a DataFrame with the given column names; float columns get NaN for NULL."""
+    import pandas as pd
+
     frame = pd.DataFrame([tuple(row) for row in session.execute(statement)], columns=list(columns))
     for name in float_columns:
         if name in frame.columns:

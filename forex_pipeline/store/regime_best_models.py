@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
@@ -18,8 +17,8 @@ from forex_pipeline.store.tables import (
     utcnow,
 )
 
-if TYPE_CHECKING:
-    pass
+if TYPE_CHECKING:   # pandas loads with current_bests: the CLI reads best_records without it
+    import pandas as pd
 
 
 # The trust figures of a best (regimes/significance.py TRUST_BEST_COLUMNS; docs/regimes.md); NULL on
@@ -99,9 +98,8 @@ FLOAT_FIELDS: tuple[str, ...] = (
 )
 
 
-def current_bests(session: Session) -> pd.DataFrame:
-    """Every regime's ranked best models with their configuration, inference settings and trust figures
-    (holdout_trades as Int64 and significant as boolean, both nullable: NULL on rows from before them)."""
+def _bests_statement(regime: str | None = None) -> Any:
+    """The bests joined with their run and backtest row, columns BEST_COLUMNS, by regime then rank."""
     run, best, test = TrainingRun, RegimeBestModel, InferenceBacktest
     statement = (
         select(
@@ -117,7 +115,19 @@ def current_bests(session: Session) -> pd.DataFrame:
         .join(test, test.id == best.inference_backtest_id)
         .order_by(best.regime, best.rank)
     )
-    frame = select_frame(session, statement, BEST_COLUMNS, float_columns=FLOAT_FIELDS)
+    return statement if regime is None else statement.where(best.regime == regime)
+
+
+def best_records(session: Session, regime: str | None = None) -> list[dict[str, Any]]:
+    """current_bests as plain dicts (keys BEST_COLUMNS; NULL is None), optionally of one regime: what the
+    CLI prints without loading pandas."""
+    return [dict(zip(BEST_COLUMNS, row)) for row in session.execute(_bests_statement(regime))]
+
+
+def current_bests(session: Session) -> pd.DataFrame:
+    """Every regime's ranked best models with their configuration, inference settings and trust figures
+    (holdout_trades as Int64 and significant as boolean, both nullable: NULL on rows from before them)."""
+    frame = select_frame(session, _bests_statement(), BEST_COLUMNS, float_columns=FLOAT_FIELDS)
     frame["holdout_trades"] = frame["holdout_trades"].astype("Int64")
     frame["significant"] = frame["significant"].astype("boolean")
     return frame
@@ -153,6 +163,8 @@ def _best_rows(regime: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str,
 
 def _plain(value: Any) -> Any:
     """A value the drivers take: numpy scalars -> Python, NaN / pd.NA -> None."""
+    import pandas as pd
+
     if value is None or value is pd.NA:
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
