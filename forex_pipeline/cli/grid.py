@@ -188,10 +188,10 @@ def submit_command(
     from forex_pipeline.store.db import get_engine, upgrade
     from forex_pipeline.queue.lifecycle import submit_grid
 
-    spec, _ = load_grid_or_exit(grid_file)
+    _, grid = load_grid_or_exit(grid_file)
     settings = get_settings()
     upgrade(settings.database_url)
-    queue_id = submit_grid(get_engine(settings.database_url), spec, settings.artifacts_dir, name=name)
+    queue_id = submit_grid(get_engine(settings.database_url), grid, settings.artifacts_dir, name=name)
     typer.echo(f"queue_id={queue_id}")
     if run or detach:
         run_queue_command(queue_id, detach=detach)

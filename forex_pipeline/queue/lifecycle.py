@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 import signal
 import socket
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from forex_pipeline.errors import InputError, OperationError
-from forex_pipeline.grid.expand import expand_grid, grid_hash, parse_grid_spec
+from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash, parse_grid_spec
 from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.grid.spec import GridSpec
 from forex_pipeline.hashing import canonical_json
@@ -38,14 +38,24 @@ class QueueError(OperationError):
     """A queue operation is not possible in the queue's current state; the message says why."""
 
 
+EXPANDED_GRIDS_KEPT = 8
+_expanded: OrderedDict[str, tuple[ModelConfiguration, ...]] = OrderedDict()
+
+
 def configurations_of(grid_spec: dict[str, Any]) -> list[ModelConfiguration]:
     """The grid's configurations in grid order (expanded once per process and grid: ~1 s at 49,000)."""
-    return list(_expanded(canonical_json(grid_spec)))
+    key = canonical_json(grid_spec)
+    if key not in _expanded:
+        _remember(key, tuple(expand_grid(parse_grid_spec(json.loads(key))).configurations))
+    _expanded.move_to_end(key)
+    return list(_expanded[key])
 
 
-@lru_cache(maxsize=8)
-def _expanded(grid_json: str) -> tuple[ModelConfiguration, ...]:
-    return tuple(expand_grid(parse_grid_spec(json.loads(grid_json))).configurations)
+def _remember(key: str, configurations: tuple[ModelConfiguration, ...]) -> None:
+    """Keep a grid's expansion for configurations_of (the EXPANDED_GRIDS_KEPT most recent grids)."""
+    _expanded[key] = configurations
+    while len(_expanded) > EXPANDED_GRIDS_KEPT:
+        _expanded.popitem(last=False)
 
 
 def configurations_by_key(grid_spec: dict[str, Any], keys: list[str]) -> list[ModelConfiguration]:
@@ -69,24 +79,29 @@ def validate_queue_name(name: str) -> str:
 
 
 def submit_grid(
-    engine: Engine, grid: GridSpec | dict[str, Any], artifacts_dir: Path, *, name: str | None = None, paused: bool = False
+    engine: Engine, grid: Grid | GridSpec | dict[str, Any], artifacts_dir: Path, *, name: str | None = None, paused: bool = False
 ) -> int:
     """Validate and expand a grid, store its specs, create a pending (or paused) queue row; returns its id.
 
-    Everything that can be refused is checked before the first spec file is written.
+    An already expanded `Grid` is used as it is: a submit expands its grid once (hash, spec files and
+    counts all come from that expansion). Everything that can be refused is checked before the first
+    spec file is written.
     """
-    spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
+    if isinstance(grid, Grid):
+        spec, expanded = grid.spec, grid
+    else:
+        spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
+        expanded = expand_grid(spec)
     name = validate_queue_name(name or spec.name)
-    expanded = expand_grid(spec)
+    grid_spec = spec.model_dump(mode="json")
+    _remember(canonical_json(grid_spec), tuple(expanded.configurations))
     for feature_set in expanded.feature_sets:
         write_spec(artifacts_dir, feature_set)
     for model_spec in expanded.model_specs:
         write_spec(artifacts_dir, model_spec)
     with session_scope(engine) as session:
         regime_definitions.seed_regime_definitions(session)
-        queue = training_queue.create_queue(
-            session, name, spec.model_dump(mode="json"), grid_hash(expanded), len(expanded.configurations)
-        )
+        queue = training_queue.create_queue(session, name, grid_spec, grid_hash(expanded), len(expanded.configurations))
         recount(session, queue.id)
         if paused:
             training_queue.set_queue_status(session, queue.id, QueueStatus.PAUSED)

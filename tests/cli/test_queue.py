@@ -53,3 +53,35 @@ def test_invalid_grid_lists_every_problem_and_queues_nothing(grid_env, tmp_path)
     assert "days_history" in result.output and "xgboost" in result.output
     listed = runner.invoke(app, ["queue", "list"], env={"COLUMNS": "200"})
     assert "tiny" not in listed.output
+
+
+def test_submit_expands_its_grid_once(grid_env, tmp_path, monkeypatch):
+    """Validation, the grid hash, spec files, the queue row and its first count share one expansion."""
+    from forex_pipeline.grid import expand
+    from forex_pipeline.queue import lifecycle
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store import training_queue
+    from forex_pipeline.store.db import get_engine, session_scope
+
+    calls = []
+    real = expand.expand_grid
+
+    def counted(spec):
+        calls.append(spec.name)
+        return real(spec)
+
+    monkeypatch.setattr(expand, "expand_grid", counted)
+    monkeypatch.setattr(lifecycle, "expand_grid", counted)
+    monkeypatch.setattr(lifecycle, "_expanded", type(lifecycle._expanded)())
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump(TINY_GRID))
+    submitted = runner.invoke(app, ["grid", "submit", str(grid), "--no-run"])
+    assert submitted.exit_code == 0, submitted.output
+    assert calls == [TINY_GRID["name"]]
+    queue_id = int(submitted.output.split("queue_id=")[1].split()[0])
+    with session_scope(get_engine(get_settings().database_url)) as session:
+        queue = training_queue.get_queue(session, queue_id)
+    expected = real(expand.parse_grid_spec(TINY_GRID))
+    assert (queue.total_models, queue.grid_hash) == (expected.size, expand.grid_hash(expected))
+    assert [c.model_config_hash for c in lifecycle.configurations_of(queue.grid_spec)] == [c.model_config_hash for c in expected.configurations]
+    assert calls == [TINY_GRID["name"]]   # the queue's own grid spec reads back from the same expansion
