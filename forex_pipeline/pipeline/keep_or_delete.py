@@ -123,8 +123,13 @@ def update_bests(
         groups = {(str(f), int(h)) for f, h in zip(bests["feature_set_hash"], bests["horizon"])}
         new_groups = {(str(f), int(h)) for f, h in zip(new_rows["feature_set_hash"], new_rows["horizon"])}
         found = dict(references or {})
-        for group in groups - set(found):
-            found[group] = _cached_reference(session, group, bests, settings, artifacts_dir)
+        missing = groups - set(found)
+        if missing:
+            from forex_pipeline.store.regime_definitions import active_regimes
+
+            catalog = active_regimes(session, settings)   # read once, not once per group
+            for group in missing:
+                found[group] = _cached_reference(group, bests, settings, catalog, artifacts_dir)
         pbo = {
             group: group_pbo(inference_backtests.trial_blocks(session, group[0], group[1], regimes, selection_segment))
             for group in groups & new_groups
@@ -137,15 +142,15 @@ def update_bests(
 
 
 def _cached_reference(
-    session: Session, group: tuple[str, int], bests: pd.DataFrame, settings: Settings, artifacts_dir: Path | None
+    group: tuple[str, int], bests: pd.DataFrame, settings: Settings, catalog: Any, artifacts_dir: Path | None
 ) -> TrustReference | None:
-    """The cached reference runs of a standing best's (feature set, horizon), or None if not on disk."""
+    """The cached reference runs of a standing best's (feature set, horizon), or None if not on disk
+    (`catalog`: the scored regimes, store.regime_definitions.active_regimes)."""
     from forex_pipeline.keys import split_multi_partition_key
-    from forex_pipeline.store.regime_definitions import active_regimes
 
     row = bests[(bests["feature_set_hash"] == group[0]) & (bests["horizon"] == group[1])].iloc[0]
     feature_set_key, _ = split_multi_partition_key(str(row["partition_key"]))
-    key = reference_key(group[0], group[1], str(row["symbol"]), settings, active_regimes(session, settings))
+    key = reference_key(group[0], group[1], str(row["symbol"]), settings, catalog)
     return load_reference(reference_dir(artifacts_dir or settings.artifacts_dir, feature_set_key, group[1], key))
 
 
@@ -195,6 +200,7 @@ def record_outcome(
         stored = inference_backtests.stored_rows(backtests, run.id, ids).rename(columns={"id": "inference_backtest_id"})
         stored["model_config_hash"] = identity["model_config_hash"]
         stored["partition_key"] = identity["partition_key"]
+        stored["symbol"] = configuration.feature_set.symbol
         stored["base_timeframe"] = configuration.feature_set.base_timeframe
         stored["feature_set_hash"] = configuration.feature_set_hash
         stored["horizon"] = int(configuration.model_spec.horizon)

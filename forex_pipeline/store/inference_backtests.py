@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Text, and_, bindparam, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import REGIME_ALL
@@ -48,7 +48,18 @@ def _block_list(value: Any) -> list[float] | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     values = json.loads(value) if isinstance(value, str) else value
-    return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+    return np.asarray(values, dtype=np.float64).reshape(-1).tolist()
+
+
+def _block_json(value: Any) -> str | None:
+    """A block list as the JSON text both backends store (non-finite floats as null), None for none."""
+    values = _block_list(value)
+    if values is None:
+        return None
+    try:
+        return json.dumps(values, allow_nan=False)
+    except ValueError:
+        return json.dumps(json_safe(values))
 
 
 def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,11 +79,11 @@ def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _column_values(frame: pd.DataFrame) -> dict[str, list[Any] | np.ndarray]:
-    """Per contract column, the values the drivers take: floats (NaN = NULL), ints, str, block lists."""
+    """Per contract column, the values the drivers take: floats (NaN = NULL), ints, str, blocks as JSON text."""
     out: dict[str, list[Any] | np.ndarray] = {}
     for name in BACKTEST_COLUMNS:
         if name in BACKTEST_BLOCKS:
-            out[name] = [_block_list(v) for v in frame[name]]
+            out[name] = [_block_json(v) for v in frame[name]]
         elif name in _FLOAT_COLUMNS:
             out[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         elif name in _INT_COLUMNS:
@@ -96,8 +107,7 @@ def _insert_postgresql(session: Session, training_run_id: int, values: dict[str,
     ]
     for name in BACKTEST_COLUMNS:
         if name in BACKTEST_BLOCKS:
-            blocks = [None if v is None else json.dumps(json_safe(v)) for v in values[name]]
-            columns.append(CopyColumn(name, "jsonb", blocks))
+            columns.append(CopyColumn(name, "jsonb", values[name]))
         elif name in _FLOAT_COLUMNS:
             columns.append(CopyColumn(name, "float8", values[name]))
         elif name in _INT_COLUMNS:
@@ -115,20 +125,24 @@ def _insert_postgresql(session: Session, training_run_id: int, values: dict[str,
 
 
 def _insert_sqlite(session: Session, training_run_id: int, values: dict[str, Any], n: int) -> np.ndarray:
-    """One executemany; SQLite numbers the new rows max(id) + 1, + 2, ... in order (single writer), so the
-    run's n highest ids are the rows in frame order."""
-    columns = list(BACKTEST_COLUMNS)
+    """One executemany of plain values (blocks already JSON text, so no per-value type processing);
+    SQLite numbers the new rows max(id) + 1, + 2, ... in order (single writer), so the run's n highest
+    ids are the rows in frame order."""
+    columns = ["training_run_id", "created_at", *BACKTEST_COLUMNS]
     cells = [
-        [None if np.isnan(v) else float(v) for v in values[c]] if c in _FLOAT_COLUMNS
-        else [int(v) for v in values[c]] if c in _INT_COLUMNS
-        else values[c]
-        for c in columns
+        [training_run_id] * n,
+        [utcnow().replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")] * n,   # UTCDateTime's storage
+        *(
+            [None if v != v else v for v in values[c].tolist()] if c in _FLOAT_COLUMNS
+            else values[c].tolist() if c in _INT_COLUMNS
+            else values[c]
+            for c in BACKTEST_COLUMNS
+        ),
     ]
-    now = utcnow()
-    rows = [
-        {"training_run_id": training_run_id, "created_at": now, **dict(zip(columns, row))} for row in zip(*cells)
-    ]
-    session.execute(insert(InferenceBacktest.__table__), rows)
+    placeholders = ", ".join("?" * len(columns))
+    session.connection().exec_driver_sql(
+        f"INSERT INTO {InferenceBacktest.__tablename__} ({', '.join(columns)}) VALUES ({placeholders})", list(zip(*cells))
+    )
     newest = session.scalars(
         select(InferenceBacktest.id)
         .where(InferenceBacktest.training_run_id == training_run_id)
@@ -166,12 +180,14 @@ def write_backtests(
 
 def stored_rows(frame: pd.DataFrame, training_run_id: int, ids: np.ndarray) -> pd.DataFrame:
     """The rows write_backtests just stored, as get_backtests would read them back (id, training_run_id,
-    the contract columns; NULL -> NaN, blocks as lists), built from the frame instead of a query."""
+    the contract columns; NULL -> NaN, blocks as the lists given), built from the frame, not a query."""
     checked = _checked_frame(frame)
-    values = _column_values(checked)
     out = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64), "training_run_id": training_run_id})
     for name in BACKTEST_COLUMNS:
-        out[name] = pd.Series(values[name], dtype="object") if name in BACKTEST_BLOCKS else values[name]
+        if name in _FLOAT_COLUMNS:
+            out[name] = pd.to_numeric(checked[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            out[name] = checked[name].to_numpy()
     return out
 
 
@@ -283,14 +299,20 @@ def trial_blocks(
 ) -> pd.DataFrame:
     """The CSCV inputs of every trial of one (feature set, horizon) in `regimes` on `segment`:
     regime, training_run_id, inference_config_hash and the three block lists (rows without blocks
-    are left out). Trials of one feature set and horizon share their segments, hence their blocks."""
+    are left out). Trials of one feature set and horizon share their segments, hence their blocks.
+
+    The block lists are read as JSON text and parsed in one call per column (a group holds tens of
+    thousands of them: per-value JSON processing was most of a keep-or-delete transaction)."""
     test, run = InferenceBacktest, TrainingRun
     regimes = [r for r in dict.fromkeys(regimes) if r != REGIME_ALL]
     columns = ["regime", "training_run_id", "inference_config_hash", *BACKTEST_BLOCKS]
-    frames = []
+    rows: list[Any] = []
     for chunk in in_chunks(regimes):
         statement = (
-            select(test.regime, test.training_run_id, test.inference_config_hash, *(getattr(test, c) for c in BACKTEST_BLOCKS))
+            select(
+                test.regime, test.training_run_id, test.inference_config_hash,
+                *(cast(getattr(test, c), Text) for c in BACKTEST_BLOCKS),
+            )
             .join(run, run.id == test.training_run_id)
             .where(
                 and_(
@@ -303,6 +325,10 @@ def trial_blocks(
             )
             .order_by(test.regime, test.training_run_id, test.inference_config_hash)
         )
-        frames.append(select_frame(session, statement, columns))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return frame[frame["block_sum_ret"].notna()].reset_index(drop=True) if len(frame) else frame
+        rows.extend(session.execute(statement).all())
+    rows = [r for r in rows if r[3] is not None and r[3] != "null"]
+    frame = pd.DataFrame({name: [r[i] for r in rows] for i, name in enumerate(columns[:3])}, columns=columns[:3])
+    for i, name in enumerate(BACKTEST_BLOCKS, start=3):
+        texts = [r[i] if r[i] is not None and r[i] != "null" else "null" for r in rows]
+        frame[name] = pd.Series(json.loads("[" + ",".join(texts) + "]"), dtype="object")
+    return frame.loc[:, columns]

@@ -242,7 +242,6 @@ class InferenceBacktest(Base):
             "segment",
             name="uq_inference_backtests_run_config_regime_segment",
         ),
-        Index(None, "segment", "regime"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -83,3 +83,22 @@ def test_a_failed_transaction_leaves_nothing_half_written(engine: Engine) -> Non
         assert after is not None and after.status == "pending" and after.training_seconds is None
     assert count(engine, InferenceBacktest) == 0
     assert count(engine, TrainingRun) == 1
+
+
+def test_trial_blocks_read_back_the_written_lists_of_one_group(engine: Engine) -> None:
+    """The CSCV blocks of a (feature set, horizon) group, per regime row (not 'all', none without blocks)."""
+    runs = [add_run(engine, n) for n in (1, 2)]
+    frame = backtest_frame(seed=4, regimes=("all", "calm_ranging", "bull_trending"))
+    frame.loc[frame.index[5], "block_sum_ret"] = None
+    with session_scope(engine) as session:
+        for run in runs:
+            inference_backtests.batch_insert_backtests(session, run.id, frame)
+        found = inference_backtests.trial_blocks(session, runs[0].feature_set_hash, 5, ["calm_ranging", "all"], "selection")
+    group = {runs[0].id} | ({runs[1].id} if runs[1].feature_set_hash == runs[0].feature_set_hash else set())
+    expected = frame[(frame["regime"] == "calm_ranging") & frame["block_sum_ret"].notna()]
+    assert set(found["training_run_id"]) == group and len(found) == len(expected) * len(group)
+    assert list(found.columns) == ["regime", "training_run_id", "inference_config_hash", "block_sum_ret", "block_sum_sq", "block_n_bars"]
+    mine = found[found["training_run_id"] == runs[0].id].set_index("inference_config_hash")
+    for _, row in expected.iterrows():
+        for column in ("block_sum_ret", "block_sum_sq", "block_n_bars"):
+            assert mine.loc[row["inference_config_hash"], column] == pytest.approx(row[column], rel=1e-12)

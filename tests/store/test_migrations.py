@@ -263,7 +263,8 @@ def test_0003_backfills_summaries_and_trial_moments_and_downgrades(
     assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(sum(len(f) for f in frames.values()),)]
     engine = db.make_engine(db_url)
     try:
-        assert "ix_inference_backtests_regime_sharpe" in {i["name"] for i in inspect(engine).get_indexes("inference_backtests")}
+        indexes = {i["name"] for i in inspect(engine).get_indexes("inference_backtests")}
+        assert {"ix_inference_backtests_regime_sharpe", "ix_inference_backtests_segment_regime"} <= indexes
     finally:
         engine.dispose()
     assert db.upgrade(db_url) == "0003_run_summary"

@@ -1,5 +1,6 @@
 """Run summaries and running trial moments, so no read on the history / plan / dashboard / keep-or-delete
-paths scans inference_backtests (issue 14); drop the (regime, sharpe) index no measured query uses.
+paths scans inference_backtests (issue 14); drop the (regime, sharpe) and (segment, regime) indexes no
+query needs any more.
 
 `training_run_summaries` (one row per run and regime, `all` included) holds what history, the plan
 estimate and the dashboards read; `regime_trial_moments` (one row per regime and segment) the N and
@@ -25,6 +26,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SHARPE_INDEX = ("ix_inference_backtests_regime_sharpe", "inference_backtests", ["regime", "sharpe"])
+# Served the trial-moment aggregate, now a table of running totals; with it SQLite scanned every row of a
+# segment for the CSCV blocks of one (feature set, horizon) instead of that group's runs.
+SEGMENT_INDEX = ("ix_inference_backtests_segment_regime", "inference_backtests", ["segment", "regime"])
 SUMMARY_INDEX = ("ix_training_run_summaries_regime_best_sharpe", "training_run_summaries", ["regime", "best_sharpe"])
 
 # Ranked rows (store/inference_backtests.not_confirming): every segment but the holdouts.
@@ -85,10 +89,12 @@ def upgrade() -> None:
     op.execute(BACKFILL_SUMMARIES)
     op.execute(BACKFILL_MOMENTS)
     op.create_index(*SUMMARY_INDEX)
-    op.drop_index(SHARPE_INDEX[0], table_name=SHARPE_INDEX[1])
+    for name, table, _ in (SHARPE_INDEX, SEGMENT_INDEX):
+        op.drop_index(name, table_name=table)
 
 
 def downgrade() -> None:
+    op.create_index(*SEGMENT_INDEX)
     op.create_index(*SHARPE_INDEX)
     op.drop_index(SUMMARY_INDEX[0], table_name=SUMMARY_INDEX[1])
     op.drop_table("regime_trial_moments")
