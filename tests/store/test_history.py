@@ -169,3 +169,19 @@ def test_recent_durations_are_the_latest_completed_runs_per_model_type(engine: E
             session.get(TrainingRun, run.id).completed_at = datetime(2026, 1, 1 + n, tzinfo=timezone.utc)
     with session_scope(engine) as session:
         assert history.recent_durations(session, ["ridge", "rf", "lstm"], recent=2) == {"ridge": [5.0, 4.0], "rf": [1.0]}
+
+
+def test_risk_return_points_are_the_best_configurations_bounded_by_a_sample(engine: Engine) -> None:
+    table = brute_force_fixture(engine)
+    with session_scope(engine) as session:
+        raw = pd.concat([inference_backtests.get_backtests(session, int(i)) for i in table["id"]], ignore_index=True)
+        every = history.risk_return_points(session)
+        bounded = history.risk_return_points(session, limit=8, top=3)
+    ranked = raw[(raw["regime"] == "all") & ~raw["segment"].str.startswith("holdout") & raw["sharpe"].notna()]
+    best = ranked.sort_values(["sharpe", "id"], ascending=[False, True]).drop_duplicates("training_run_id")
+    assert list(every["run"]) == list(best["training_run_id"])
+    np.testing.assert_allclose(every["max_drawdown"], best["max_drawdown"])
+    np.testing.assert_allclose(every["total_return"], best["total_return"])
+    assert len(best) > 8 and 3 < len(bounded) <= 8
+    assert list(bounded["run"].iloc[:3]) == list(best["training_run_id"].iloc[:3])
+    assert set(bounded["run"]) <= set(best["training_run_id"])
