@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, and_, bindparam, cast, delete, func, insert, select, text, update
+from sqlalchemy import Text, and_, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import REGIME_ALL
@@ -27,7 +27,6 @@ from forex_pipeline.store.tables import (
     BACKTEST_COLUMNS,
     BACKTEST_FLOATS,
     BACKTEST_METRICS,
-    BACKTEST_SEGMENT,
     CONFIRMING_SEGMENT_PREFIX,
     InferenceBacktest,
     RegimeTrialMoments,
