@@ -389,10 +389,11 @@ queries = {
     "best_sharpe": HistoryFilter(sort="-best_sharpe"),
     "filters": HistoryFilter(model_type="rf", symbol="EURUSD", min_sharpe=0.5, sort="-best_sharpe"),
     "drawdown": HistoryFilter(max_drawdown=0.02, status="completed", sort="training_seconds"),
-    "deep_page": HistoryFilter(sort="-best_sharpe", page=400, page_size=50),
 }
 repeats = int(sys.argv[1])
 with read_session() as session:
+    runs = query_history(session, HistoryFilter(page_size=1)).total
+    queries["deep_page"] = HistoryFilter(sort="-best_sharpe", page=max(1, int(0.8 * runs / 50)), page_size=50)
     for name, filters in queries.items():
         times = []
         for _ in range(repeats):
@@ -449,7 +450,7 @@ engine = get_engine(settings.database_url)
 grid = expand_grid(load_grid_spec(sys.argv[1]))
 repeats, queue_id = int(sys.argv[2]), int(sys.argv[3])
 made = []
-times = []
+times, cpus = [], []   # wall, and this process's CPU (all of it on SQLite; the client's share on PostgreSQL)
 try:
     for i in range(repeats):
         feature_set = grid.feature_sets[(i * 37) % len(grid.feature_sets)]
@@ -460,7 +461,7 @@ try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x" * 1000)
         frame = bench_scale.backtest_frame(seed=1000 + i)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         result = record_outcome(engine, settings=settings, configuration=configuration,
                                 model_file=ModelFileInfo(path, hashlib.sha256(b"x" * 1000).hexdigest(), 1000),
                                 backtests=frame, metrics={}, training_seconds=1.0, backtest_seconds=0.5,
@@ -470,6 +471,7 @@ try:
             if WORKER_RESCANS:
                 training_queue.refresh_kept_deleted(session, queue_id)
         times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - cpu)
         made.append(result.training_run_id)
 finally:
     with session_scope(engine) as session:
@@ -478,6 +480,7 @@ finally:
             session.execute(text("DELETE FROM training_runs WHERE id IN (%s)" % ",".join(map(str, made))))
             session.execute(text("UPDATE training_queue SET completed_models = completed_models - :n WHERE id = :q"), {"n": len(made), "q": queue_id})
 print("RAW record_model " + " ".join(f"{x:.5f}" for x in times))
+print("RAW record_model_cpu " + " ".join(f"{x:.5f}" for x in cpus))
 """
 
 
