@@ -406,3 +406,132 @@ def test_plan_refuses_windows_the_data_cannot_fill(isolated_storage, tmp_path: P
     path.write_text(yaml.safe_dump(grid))
     result = _plan_cli(str(path), "--no-db")
     assert result.exit_code == 2 and "warm-up of 5000 bars" in result.output
+
+
+# ---------------------------------------------------------------- windows the bars do not cover, encoders wider than the features
+
+
+def _span(first: str, last: str):  # noqa: ANN202 - BarSpan
+    import pandas as pd
+
+    from forex_pipeline.data.sources import BarSource, BarSpan
+
+    return BarSpan(BarSource("EURUSD", "import", Path("/data/EURUSD.parquet"), None),
+                   pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC"))
+
+
+def _fs_axes(days: list[int], as_of: str):  # noqa: ANN202 - FeatureSetAxes
+    return parse_grid_spec(_raw(feature_sets__days_history=days, feature_sets__as_of=as_of)).feature_sets
+
+
+def test_a_window_longer_than_the_bars_is_refused_naming_the_axis_values() -> None:
+    from forex_pipeline.grid.expand import history_problems
+
+    span = _span("2018-01-01 22:00", "2019-12-31 21:59")
+    problems = history_problems(_fs_axes([365, 730, 800], "2019-12-31T00:00:00Z"), 1, span)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("feature_sets.days_history[2] = 800 with feature_sets.symbols[1] EURUSD and feature_sets.as_of 2019-12-31 00:00:")
+    assert "the window starts 2017-10-22 00:00" in problems[0] and "from 2018-01-01 22:00 to 2019-12-31 21:59" in problems[0]
+    assert "days_history <= 728" in problems[0] and "/data/EURUSD.parquet" in problems[0]
+
+
+def test_every_window_too_long_for_a_symbol_is_one_message_naming_a_few() -> None:
+    from forex_pipeline.grid.expand import history_problems
+
+    span = _span("2018-01-01 22:00", "2019-12-31 21:59")
+    days = [365, 900, 800, *range(1000, 1300)]
+    problems = history_problems(_fs_axes(days, "2019-12-31T00:00:00Z"), 0, span)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("feature_sets.days_history[1] = 900, [2] = 800, [3] = 1000 and 299 more with feature_sets.symbols[0]")
+    assert "the windows start on or before 2017-10-22 00:00" in problems[0]  # 800 days before as_of
+
+
+def test_a_window_edge_on_a_long_weekend_is_not_refused_but_a_week_beyond_is() -> None:
+    from forex_pipeline.grid.expand import DATA_EDGE_DAYS, history_problems
+
+    # bars from Tuesday 2019-01-01 22:00; a 31-day window ending 2019-01-31 starts on 2018-12-31 00:00
+    span = _span("2019-01-01 22:00", "2019-01-31 00:00")
+    assert history_problems(_fs_axes([30, 31], "2019-01-31T00:00:00Z"), 0, span) == []
+    refused = history_problems(_fs_axes([30, 31 + DATA_EDGE_DAYS], "2019-01-31T00:00:00Z"), 0, span)
+    assert [p.split(" with ")[0] for p in refused] == [f"feature_sets.days_history[1] = {31 + DATA_EDGE_DAYS}"]
+
+
+def test_an_as_of_after_or_before_the_bars_is_refused_once_per_symbol() -> None:
+    from forex_pipeline.grid.expand import history_problems
+
+    span = _span("2018-01-01 22:00", "2019-12-31 21:59")
+    after = history_problems(_fs_axes([30, 60], "2020-03-01T00:00:00Z"), 0, span)
+    assert len(after) == 1 and after[0].startswith("feature_sets.as_of 2020-03-01 00:00 with feature_sets.symbols[0] EURUSD:")
+    assert "misses its last 60 days" in after[0]
+    before = history_problems(_fs_axes([30, 60], "2017-06-01T00:00:00Z"), 0, span)
+    assert len(before) == 1 and "holds none of them" in before[0]
+
+
+def _pca_grid(dims: list[int]) -> Grid:
+    raw = _raw(model_specs__encoder_dims=dims, feature_sets__symbols=["EURUSD"], feature_sets__base_timeframes=["1h"],
+               feature_sets__days_history=[365], feature_sets__additional_features=[["returns_volatility"]])
+    raw["model_specs"]["model_types"], raw["model_specs"]["hyperparameters"] = ["ridge"], {}
+    return expand_grid(parse_grid_spec(raw))
+
+
+def test_an_encoder_dimension_above_the_spec_feature_count_is_refused(tmp_path: Path) -> None:
+    from forex_pipeline.features.build import spec_feature_names
+    from forex_pipeline.grid.expand import encoder_problems
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    grid = _pca_grid([4, 8, 60])
+    count = len(spec_feature_names(grid.feature_sets[0], settings.training.ar_lags))
+    assert 8 < count < 60
+    problems = encoder_problems(grid, settings, tmp_path)
+    assert problems == [
+        f"model_specs.encoder_dims[2] = 60 with model_specs.encoders pca: more than the {count} features of feature set "
+        f"EURUSD 1h 365d atr:1d rsi:4h returns_volatility (at most, counted from its spec); an encoder dimension must be "
+        "at most the feature count"
+    ]
+    assert encoder_problems(_pca_grid([count]), settings, tmp_path) == []
+
+
+def test_a_cached_feature_matrix_gives_the_exact_count_when_it_is_current(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from forex_pipeline.features.build import feature_matrix_path, save_feature_matrix
+    from forex_pipeline.features.matrix import FeatureMatrix
+    from forex_pipeline.grid.expand import encoder_problems
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    grid = _pca_grid([4, 8])
+    fs = grid.feature_sets[0]
+    stamps = pd.date_range("2019-06-03", periods=5, freq="h", tz="UTC", name="timestamp")
+
+    def cache(train_fraction: float) -> None:
+        names = ("rsi_14_4h", "atr_14_1d", "ret_lag_1", "ret_lag_2", "ret_lag_3", "ret_lag_4")
+        metadata = {"column_decision": {"train_fraction": train_fraction}}
+        save_feature_matrix(FeatureMatrix(fs.hash, stamps, np.zeros((5, len(names))), names, np.ones(5), "1h", "EURUSD", metadata),
+                            feature_matrix_path(tmp_path, fs))
+
+    cache(settings.training.train_fraction)
+    problems = encoder_problems(grid, settings, tmp_path)
+    assert len(problems) == 1 and problems[0].startswith("model_specs.encoder_dims[1] = 8 with model_specs.encoders pca: more than the 6 features")
+    assert "(its cached feature matrix)" in problems[0]
+    cache(settings.training.train_fraction / 2)  # columns decided otherwise: rebuilt before training, so not trusted
+    assert encoder_problems(grid, settings, tmp_path) == []
+
+
+def test_plan_refuses_days_history_beyond_the_bars_and_an_encoder_wider_than_the_features(
+    isolated_storage, tmp_path: Path, wide_terminal
+) -> None:
+    from tests.support import TINY_GRID
+
+    grid = json.loads(json.dumps(TINY_GRID))
+    grid["feature_sets"]["days_history"] = [150, 800]
+    grid["model_specs"].update(encoders=["none", "autoencoder"], encoder_dims=[2, 200])
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    result = _plan_cli(str(path), "--no-db")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "feature_sets.days_history[1] = 800 with feature_sets.symbols[0] SYNTH" in result.output
+    assert "model_specs.encoder_dims[1] = 200 with model_specs.encoders autoencoder" in result.output
+    assert "days_history[0]" not in result.output and "encoder_dims[0]" not in result.output
