@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -232,21 +233,67 @@ def _single(model_type: str, days: int, timeframe: str = "1h") -> Grid:
     return expand_grid(parse_grid_spec(raw))
 
 
-def test_estimate_uses_the_median_of_past_runs_of_the_same_type() -> None:
-    ridge, rf = _single("ridge", 365).configurations, _single("rf", 365).configurations
-    history = {"ridge": [1.0, 3.0, 100.0], "lasso": [7.0]}
-    assert estimate_seconds(ridge * 4, history) == pytest.approx(4 * 3.0)
-    assert estimate_seconds(rf, history) == pytest.approx(estimate_seconds(rf))
-    assert estimate_seconds(ridge, {"ridge": []}) == pytest.approx(estimate_seconds(ridge))
+def _duration(configuration, seconds: float, wall: float | None = None, backtest: float = 0.0):  # noqa: ANN001, ANN202
+    from datetime import datetime, timedelta, timezone
+
+    from forex_pipeline.store.training_runs import RunDuration
+
+    started = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    return RunDuration(
+        configuration.model_spec.model_type, configuration.feature_set.base_timeframe, configuration.feature_set.canonical(),
+        configuration.model_spec.canonical(), seconds - backtest, backtest, started,
+        None if wall is None else started + timedelta(seconds=wall),
+    )
+
+
+def test_the_estimate_uses_recorded_durations_per_family_and_timeframe() -> None:
+    from forex_pipeline.grid.estimate import calibrate, model_work_seconds, prior_work_seconds
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    ridge_1h, ridge_4h, rf = (_single("ridge", 365).configurations[0], _single("ridge", 365, "4h").configurations[0],
+                              _single("rf", 365).configurations[0])
+    prior = prior_work_seconds(ridge_1h, settings)
+    # ridge on 1h measured at 3x the table (median of 1x, 3x, 50x), on 730 days: the rate carries to 365 days
+    ridge_730 = _single("ridge", 730).configurations[0]
+    prior_730 = prior_work_seconds(ridge_730, settings)
+    runs = [_duration(ridge_730, f * prior_730, backtest=0.1 * prior_730) for f in (1.0, 3.0, 50.0)]
+    runs.append(_duration(ridge_4h, 10.0 * prior_work_seconds(ridge_4h, settings)))
+    calibration = calibrate(runs, settings)
+    assert calibration.model_rate("ridge", "1h") == pytest.approx(3.0)
+    assert calibration.model_rate("ridge", "4h") == pytest.approx(10.0)
+    assert calibration.model_rate("ridge", "15m") == pytest.approx(statistics.median([1.0, 3.0, 50.0, 10.0]))
+    assert calibration.model_rate("rf", "1h") == 1.0  # nothing recorded: the table (the prior)
+    assert model_work_seconds([ridge_1h] * 4, calibration, settings) == pytest.approx(4 * 3.0 * prior)
+    assert model_work_seconds([rf], calibration, settings) == pytest.approx(model_work_seconds([rf], None, settings))
+    assert calibration.runs == 4 and "ridge 1h x3.00" in calibration.describe()
+
+
+def test_the_shared_work_is_calibrated_from_claim_to_record_times() -> None:
+    from forex_pipeline.grid.estimate import calibrate, estimate_seconds, model_work_seconds, prior_shared_seconds
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    configurations = _model("ridge", 5, alpha=1.0).configurations + _model("ridge", 5, alpha=9.0).configurations
+    shared = prior_shared_seconds(configurations, settings)
+    # each run took 2 s of model work and (2 x shared / 2) s more from claim to record: twice the table's shared work
+    runs = [_duration(c, 2.0, wall=2.0 + shared) for c in configurations]
+    calibration = calibrate(runs, settings)
+    assert calibration.shared_rate == pytest.approx(2.0)
+    assert estimate_seconds(configurations, calibration, settings) == pytest.approx(
+        model_work_seconds(configurations, calibration, settings) + 2.0 * shared)
+    assert calibrate([_duration(c, 2.0) for c in configurations], settings).shared_rate is None  # no wall time recorded
 
 
 def test_default_estimate_scales_with_rows_and_ranks_model_families() -> None:
-    one_year = estimate_seconds(_single("rf", 365).configurations)
-    assert estimate_seconds(_single("rf", 730).configurations) == pytest.approx(2 * one_year)
-    assert estimate_seconds(_single("rf", 730, "4h").configurations) == pytest.approx(one_year / 2)
+    from forex_pipeline.grid.estimate import model_work_seconds
+
+    one_year = model_work_seconds(_single("rf", 365).configurations)
+    assert model_work_seconds(_single("rf", 730).configurations) == pytest.approx(2 * one_year)
+    assert model_work_seconds(_single("rf", 730, "4h").configurations) == pytest.approx(one_year / 2)
     ridge = estimate_seconds(_single("ridge", 365).configurations)
     neural = estimate_seconds(_single("lightning", 365).configurations)
-    assert ridge < one_year < neural
+    assert ridge < estimate_seconds(_single("rf", 365).configurations) < neural
 
 
 def _model(model_type: str, horizon: int, **hyperparameters: Any) -> Grid:
@@ -259,6 +306,7 @@ def _model(model_type: str, horizon: int, **hyperparameters: Any) -> Grid:
 
 
 def test_default_estimate_grows_with_horizon_intervals_trees_and_members() -> None:
+    from forex_pipeline.grid.estimate import model_work_seconds as estimate_seconds
     from forex_pipeline.settings import parse_settings
 
     h1 = estimate_seconds(_model("rf", 1).configurations)
@@ -363,11 +411,22 @@ def test_plan_command_counts_trained_configurations_from_the_database(
     with db.session_scope(engine) as session:
         grid_plan = plan(grid, session)
     engine.dispose()
-    # both completed runs are ridge at 1000 s each: every pending ridge configuration is estimated at 1000 s
+    # both completed runs are ridge at 1000 s each: the pending ridge configurations are estimated at the
+    # rate 1000 s makes of the table for those two runs, the other families by the table
+    from forex_pipeline.grid.estimate import calibrate, prior_work_seconds
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    done = grid.configurations[:2]
+    assert {c.model_spec.model_type for c in done} == {"ridge"}
+    rates = sorted(1000.0 / prior_work_seconds(c, settings) for c in done)
+    assert grid_plan.calibration.runs == 2 and grid_plan.calibration.model_rate("ridge", "1h") == pytest.approx(sum(rates) / 2)
     ridge = [c for c in grid_plan.pending if c.model_spec.model_type == "ridge"]
-    others = [c for c in grid_plan.pending if c.model_spec.model_type != "ridge"]
     assert len(ridge) == 6 * 16 - 2
-    assert grid_plan.estimated_seconds == pytest.approx(1000.0 * len(ridge) + estimate_seconds(others))
+    assert grid_plan.estimated_seconds > 10 * estimate_seconds(grid_plan.pending)  # recorded 1000 s, far above the table
+    assert grid_plan.estimated_seconds == pytest.approx(estimate_seconds(grid_plan.pending, calibrate(
+        [_duration(c, 1000.0) for c in done], settings), settings))
+    assert "calibrated on 2 recorded runs" in result.stdout
 
 
 def test_plan_command_lists_every_problem_and_fails(tmp_path: Path) -> None:
