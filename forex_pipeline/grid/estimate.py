@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,12 @@ REFERENCE_ROWS = 365 * 24 * TRADING_DAYS_PER_YEAR / 365
 # the bars and features of each feature set on the reference size (once per feature set).
 RECORD_SECONDS = 0.4
 FEATURES_SECONDS = 8.0
+# Work of a queue outside any configuration: per Dagster run of queue.models_per_run models (run
+# creation, resources, op events) and once per queue (process start, the regime_bests materialization
+# at its end). The demo on the shared machine under load ~25 spent 444 s from its start to its end
+# outside every claim-to-record time (shared rate 18.5 there): about 20 s at the table's load.
+BATCH_SECONDS = 1.5
+QUEUE_SECONDS = 17.0
 
 # How many recent completed runs per (model type, base timeframe) calibrate the time estimate.
 HISTORY_RUNS = 200
@@ -141,6 +148,13 @@ def prior_shared_seconds(configurations: Sequence[ModelConfiguration], settings:
     return RECORD_SECONDS * len(configurations) + features + evaluation_cost(configurations, settings).extra_seconds
 
 
+def queue_overhead_seconds(configurations: int, settings: Settings) -> float:
+    """The queue's own work by the reference table: its Dagster runs and its start and end (0 for nothing to do)."""
+    if configurations <= 0:
+        return 0.0
+    return QUEUE_SECONDS + BATCH_SECONDS * math.ceil(configurations / settings.queue.models_per_run)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """This machine's recorded runs against the reference table.
@@ -149,6 +163,8 @@ class Calibration:
     training + backtest seconds / the table's seconds for the same configuration (so a run of 730 days
     calibrates a plan of 365 days: the table carries the scaling by rows, intervals, trees, members).
     `family_rates`: the same per model type over all its timeframes, for a timeframe not yet recorded.
+    `machine_rate`: the median over every recorded run, for a family not yet recorded (the table's
+    ranking of families, at the speed this machine shows now).
     `shared_rate`: claim-to-record seconds beyond the model work of those runs, summed, / the table's
     shared work of the same runs (recording, their feature sets, their noise references).
     A rate of 1 is the table itself; with no recorded run every rate is the table's.
@@ -156,19 +172,21 @@ class Calibration:
 
     model_rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
     family_rates: Mapping[str, float] = field(default_factory=dict)
+    machine_rate: float = 1.0
     shared_rate: float | None = None
     runs: int = 0
 
     def model_rate(self, model_type: str, base_timeframe: str) -> float:
-        """The rate of (model type, timeframe), else of the model type, else 1 (the table)."""
-        return self.model_rates.get((model_type, base_timeframe), self.family_rates.get(model_type, 1.0))
+        """The rate of (model type, timeframe), else of the model type, else of the machine (1 when
+        nothing is recorded: the table)."""
+        return self.model_rates.get((model_type, base_timeframe), self.family_rates.get(model_type, self.machine_rate))
 
     def describe(self) -> str:
         if not self.runs:
             return "time estimate from the reference table (no completed run recorded yet)"
         rates = ", ".join(f"{t} {tf} x{r:.2f}" for (t, tf), r in sorted(self.model_rates.items()))
         shared = f"; shared work x{self.shared_rate:.2f}" if self.shared_rate is not None else ""
-        return f"time estimate calibrated on {self.runs} recorded runs: {rates}{shared}"
+        return f"time estimate calibrated on {self.runs} recorded runs: {rates}; other families x{self.machine_rate:.2f}{shared}"
 
 
 def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibration:
@@ -202,6 +220,7 @@ def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibrati
     return Calibration(
         model_rates={key: statistics.median(values) for key, values in ratios.items()},
         family_rates={key: statistics.median(values) for key, values in by_family.items()},
+        machine_rate=statistics.median([r for values in ratios.values() for r in values]) if ratios else 1.0,
         shared_rate=measured_shared / prior_shared if prior_shared > 0 else None,
         runs=sum(len(values) for values in ratios.values()),
     )
@@ -227,12 +246,14 @@ def model_work_seconds(
 def estimate_seconds(
     configurations: Iterable[ModelConfiguration], calibration: Calibration | None = None, settings: Settings | None = None
 ) -> float:
-    """Expected seconds to run `configurations` one at a time: their model work (model_work_seconds)
-    plus the work they share (prior_shared_seconds) times the calibrated shared rate."""
+    """Expected seconds to run `configurations` as one queue, one at a time: their model work
+    (model_work_seconds) plus the work they share (prior_shared_seconds, queue_overhead_seconds)
+    times the calibrated shared rate."""
     settings = settings or _settings()
     calibration = calibration or Calibration()
     configurations = list(configurations)
-    shared = prior_shared_seconds(configurations, settings) * (calibration.shared_rate or 1.0)
+    shared = prior_shared_seconds(configurations, settings) + queue_overhead_seconds(len(configurations), settings)
+    shared *= calibration.shared_rate or 1.0
     return model_work_seconds(configurations, calibration, settings) + shared
 
 

@@ -263,14 +263,23 @@ def test_the_estimate_uses_recorded_durations_per_family_and_timeframe() -> None
     assert calibration.model_rate("ridge", "1h") == pytest.approx(3.0)
     assert calibration.model_rate("ridge", "4h") == pytest.approx(10.0)
     assert calibration.model_rate("ridge", "15m") == pytest.approx(statistics.median([1.0, 3.0, 50.0, 10.0]))
-    assert calibration.model_rate("rf", "1h") == 1.0  # nothing recorded: the table (the prior)
+    # rf has no record: the table's rf at the speed this machine shows over every recorded run
+    assert calibration.model_rate("rf", "1h") == pytest.approx(statistics.median([1.0, 3.0, 50.0, 10.0]))
     assert model_work_seconds([ridge_1h] * 4, calibration, settings) == pytest.approx(4 * 3.0 * prior)
-    assert model_work_seconds([rf], calibration, settings) == pytest.approx(model_work_seconds([rf], None, settings))
+    assert model_work_seconds([rf], calibration, settings) == pytest.approx(
+        statistics.median([1.0, 3.0, 50.0, 10.0]) * model_work_seconds([rf], None, settings))
+    assert calibrate([], settings).model_rate("rf", "1h") == 1.0  # nothing recorded at all: the table
     assert calibration.runs == 4 and "ridge 1h x3.00" in calibration.describe()
 
 
 def test_the_shared_work_is_calibrated_from_claim_to_record_times() -> None:
-    from forex_pipeline.grid.estimate import calibrate, estimate_seconds, model_work_seconds, prior_shared_seconds
+    from forex_pipeline.grid.estimate import (
+        calibrate,
+        estimate_seconds,
+        model_work_seconds,
+        prior_shared_seconds,
+        queue_overhead_seconds,
+    )
     from forex_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -280,8 +289,10 @@ def test_the_shared_work_is_calibrated_from_claim_to_record_times() -> None:
     runs = [_duration(c, 2.0, wall=2.0 + shared) for c in configurations]
     calibration = calibrate(runs, settings)
     assert calibration.shared_rate == pytest.approx(2.0)
+    queue = queue_overhead_seconds(len(configurations), settings)
+    assert queue > 0 and queue_overhead_seconds(0, settings) == 0.0
     assert estimate_seconds(configurations, calibration, settings) == pytest.approx(
-        model_work_seconds(configurations, calibration, settings) + 2.0 * shared)
+        model_work_seconds(configurations, calibration, settings) + 2.0 * (shared + queue))
     assert calibrate([_duration(c, 2.0) for c in configurations], settings).shared_rate is None  # no wall time recorded
 
 
