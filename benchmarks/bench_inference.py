@@ -3,15 +3,20 @@
 A ridge model is trained on 2018 (features: RSI and ret_lag_1..5 on M1) and predicts every M1 row of
 2019 (about 370,000 bars), the backtest segment. Printed, one figure per line:
   model_prediction_seconds   predict_members for the three prediction methods
+  repetitions                timed runs of each side after a warm-up run (5); each figure is the best
   ours_seconds               simulator + metrics + per-regime metrics for all 135 configurations,
-                             from the 27 (forecast, confidence) series; numba warmed up, best of 3
+                             from the 27 (forecast, confidence) series; numba warmed up
   ours_from_members_seconds  the same plus ensembles and confidence, from the member predictions
   ours_single_thread_seconds ours_seconds with one numba thread (vectorbt runs on one core)
   vectorbt_seconds           Portfolio.from_signals on the same 135 signal columns (long/short entries
-                             and exits of our positions) plus its Sharpe, drawdown and win rate;
-                             warmed up, then one timed run
+                             and exits of our positions) plus its Sharpe, drawdown and win rate
   speedup_single_thread      vectorbt_seconds / ours_single_thread_seconds (core for core)
-  speedup_vs_vectorbt        vectorbt_seconds / ours_seconds (last line)
+  speedup_vs_vectorbt        vectorbt_seconds / ours_seconds (threaded; last line)
+
+The sides are timed in rounds (ours, ours on one thread, vectorbt, then again), so a change of load
+during the run reaches every side alike; the best of the rounds is the figure least disturbed by the
+other work on a shared machine (a single run's ratio fell from 205x to 50x under load while vectorbt
+slowed only 1.2x). The spread of each side (worst / best) is printed so a noisy run shows as one.
 
 Run: python benchmarks/bench_inference.py   (data: FOREX_SAMPLE_DATA or ../shared/data/fx)
 """
@@ -22,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,19 +52,42 @@ from forex_pipeline.settings import DEFAULT_SETTINGS_FILE, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 HORIZON = 5
+REPETITIONS = 5
 
 
 def data_dir() -> Path:
     return Path(os.environ.get("FOREX_SAMPLE_DATA") or REPO.parent / "shared" / "data" / "fx")
 
 
-def best_of(runs: int, fn) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - started)
-    return best, result
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def single_threaded(fn: Callable[[], object]) -> Callable[[], object]:
+    """`fn` run with one numba thread (the number of threads is restored afterwards)."""
+
+    def run() -> object:
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(threads)
+
+    return run
+
+
+def rounds(sides: dict[str, Callable[[], object]], repetitions: int) -> dict[str, list[float]]:
+    """Seconds of each side per round: every side once per round, after one untimed warm-up run each."""
+    for fn in sides.values():
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(repetitions):
+        for name, fn in sides.items():
+            seconds[name].append(timed(fn))
+    return seconds
 
 
 def main() -> None:
@@ -115,19 +144,6 @@ def main() -> None:
         return backtest_member_predictions(members, model.combiners, n_warmup, close, regimes, HORIZON, costs, grid,
                                            year, settings.performance.backtest_max_matrix_bytes)
 
-    ours()
-    ours_from_members()
-    ours_seconds, _ = best_of(3, ours)
-    from_members_seconds, frame = best_of(3, ours_from_members)
-    print(f"configurations={len(inference_configs(grid))} regimes={len(regimes.names)} rows={len(frame)}")
-    print(f"ours_seconds={ours_seconds:.3f}", flush=True)
-    print(f"ours_from_members_seconds={from_members_seconds:.3f}", flush=True)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    single_seconds, _ = best_of(3, ours)
-    numba.set_num_threads(threads)
-    print(f"ours_single_thread_seconds={single_seconds:.3f} (numba threads otherwise: {threads})", flush=True)
-
     import vectorbt as vbt
 
     positions = np.empty((test_rows.size, len(fc) * thresholds.size), dtype=np.int8)
@@ -148,12 +164,25 @@ def main() -> None:
         portfolio = vbt.Portfolio.from_signals(price, **signals, fees=fee, init_cash=1.0, freq="1min")
         return portfolio.sharpe_ratio(), portfolio.max_drawdown(), portfolio.trades.win_rate()
 
-    vectorbt_run()
-    vectorbt_seconds, _ = best_of(1, vectorbt_run)
+    threads = numba.get_num_threads()
+    seconds = rounds(
+        {"ours": ours, "ours_from_members": ours_from_members, "ours_single_thread": single_threaded(ours),
+         "vectorbt": vectorbt_run},
+        REPETITIONS,
+    )
+    best = {name: min(values) for name, values in seconds.items()}
+    frame = ours_from_members()
+    print(f"configurations={len(inference_configs(grid))} regimes={len(regimes.names)} rows={len(frame)}")
+    print(f"repetitions={REPETITIONS}")
+    print(f"ours_seconds={best['ours']:.3f}")
+    print(f"ours_from_members_seconds={best['ours_from_members']:.3f}")
+    print(f"ours_single_thread_seconds={best['ours_single_thread']:.3f} (numba threads otherwise: {threads})")
     print(f"vectorbt_version={vbt.__version__}")
-    print(f"vectorbt_seconds={vectorbt_seconds:.3f}", flush=True)
-    print(f"speedup_single_thread={vectorbt_seconds / single_seconds:.1f}")
-    print(f"speedup_vs_vectorbt={vectorbt_seconds / ours_seconds:.1f}")
+    print(f"vectorbt_seconds={best['vectorbt']:.3f}")
+    for name, values in seconds.items():
+        print(f"{name}_spread={max(values) / min(values):.2f}")
+    print(f"speedup_single_thread={best['vectorbt'] / best['ours_single_thread']:.1f}")
+    print(f"speedup_vs_vectorbt={best['vectorbt'] / best['ours']:.1f}")
 
 
 if __name__ == "__main__":

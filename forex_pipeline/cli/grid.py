@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,7 +131,7 @@ def summary_table(grid_plan: GridPlan, concurrent_runs: int, cost: EvaluationCos
         rows += [
             ("evaluation", cost.describe()),
             ("noise references (once per feature set x horizon)", f"{cost.reference_runs} x {cost.noise_models} random-forecast models"),
-            ("evaluation time included above", format_duration(cost.extra_seconds)),
+            ("evaluation time included above", format_duration(cost.extra_seconds * (grid_plan.calibration.shared_rate or 1.0))),
         ]
     for what, value in rows:
         table.add_row(what, str(value))
@@ -157,10 +156,9 @@ def plan_command(
     from forex_pipeline.grid.estimate import evaluation_cost
 
     cost = evaluation_cost(grid_plan.pending, settings)
-    grid_plan = replace(grid_plan, estimated_seconds=grid_plan.estimated_seconds + cost.extra_seconds)
     out = console()
     out.print(summary_table(grid_plan, settings.queue.max_concurrent_runs, cost))
-    out.print(source, style="dim", highlight=False)
+    out.print(f"{source}; {grid_plan.calibration.describe()}", style="dim", highlight=False)
     out.print(_truncated_table(
         f"Feature sets ({grid_plan.n_feature_sets})",
         ["partition key", "symbol", "base", "days", "as_of", "indicators", "additional features", "preprocessing"],

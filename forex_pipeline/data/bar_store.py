@@ -68,6 +68,37 @@ def read_bars(path: Path | str) -> pd.DataFrame:
     return bars.astype("float64")
 
 
+def parquet_time_span(path: Path | str, column: str = INDEX_NAME) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last UTC time of `column` in a Parquet file, from its row-group statistics (no
+    bar is read; the column alone is read when a writer left no statistics)."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    if column not in names:
+        raise ValueError(f"{path}: no {column!r} column in the Parquet file, found {names}")
+    position = parquet.metadata.schema.names.index(column) if column in parquet.metadata.schema.names else None
+    lows, highs = [], []
+    for group in range(parquet.metadata.num_row_groups):
+        stats = parquet.metadata.row_group(group).column(position).statistics if position is not None else None
+        if stats is None or not stats.has_min_max:
+            lows, highs = [], []
+            break
+        lows.append(stats.min)
+        highs.append(stats.max)
+    if not lows:
+        stamps = pd.DatetimeIndex(parquet.read(columns=[column]).column(column).to_pandas())
+        if stamps.empty:
+            raise ValueError(f"{path}: the Parquet file holds no rows")
+        lows, highs = [stamps.min()], [stamps.max()]
+    return _utc(min(lows)), _utc(max(highs))
+
+
+def _utc(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def write_regimes(labels: pd.Series, path: Path | str) -> Path:
     """Write per-bar regime labels (a Series indexed like the bars) atomically."""
     frame = labels.rename(REGIME_COLUMN).to_frame()

@@ -135,6 +135,63 @@ def load_bars(
     return LoadResult(bars=bars, report=report)
 
 
+TAIL_BYTES = 64 * 1024
+GZIP_CHUNK_BYTES = 1 << 20
+
+
+def _edge_lines(path: Path) -> tuple[str, str, str]:
+    """The first, second and last non-empty lines of a text file (gzip read through once, in chunks;
+    a plain file is read at its two ends only)."""
+    if path.suffix.lower() == ".gz":
+        head, tail = b"", b""
+        with gzip.open(path, "rb") as handle:
+            while chunk := handle.read(GZIP_CHUNK_BYTES):
+                if len(head) < TAIL_BYTES:
+                    head += chunk[:TAIL_BYTES]
+                tail = (tail + chunk)[-TAIL_BYTES:]
+    else:
+        with path.open("rb") as handle:
+            head = handle.read(TAIL_BYTES)
+            handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
+            tail = handle.read()
+    first = [line for line in head.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    last = [line for line in tail.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    if len(first) < 2 or not last:
+        raise BarFileError(f"bar file {path} holds no data rows")
+    return first[0], first[1], last[-1]
+
+
+def bar_file_span(path: Path | str, *, source_tz: str | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """UTC open times of the first and last bars of a bar file, without loading its bars: Parquet
+    statistics, or the first and last rows of a CSV / HistData file parsed as load_bars parses them.
+
+    Rows are assumed in time order (load_bars' `order` rule); the two edge rows are returned sorted.
+    """
+    from io import StringIO
+
+    from forex_pipeline.data.bar_store import parquet_time_span
+    from forex_pipeline.data.validation import canonical_columns
+
+    path = Path(path)
+    if not path.is_file():
+        raise BarFileError(f"bar file {path} does not exist or is not a regular file")
+    try:
+        if _is_parquet(path):
+            return parquet_time_span(path)
+        header, first, last = _edge_lines(path)
+        if _HISTDATA_LINE.match(header):
+            rows = pd.read_csv(StringIO(f"{header}\n{last}\n"), sep=";", header=None, names=list(HISTDATA_COLUMNS), dtype={"timestamp": "str"}, index_col=False)
+            stamps = histdata_parser(source_tz or HISTDATA_TZ)(rows["timestamp"])
+        else:
+            rows = pd.read_csv(StringIO(f"{header}\n{first}\n{last}\n"), sep=_sniff_separator(header), skipinitialspace=True)
+            stamps = timestamp_parser(source_tz or "UTC")(canonical_columns(rows, str(path))["timestamp"])
+    except (EOFError, zlib.error, OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as exc:
+        raise BarFileError(f"{path}: cannot read the first and last bars ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from None
+    if stamps.isna().any():
+        raise BarFileError(f"{path}: the first or last row's timestamp is not a valid time")
+    return stamps.min(), stamps.max()
+
+
 def infer_timeframe(bars: pd.DataFrame) -> str:
     """The timeframe whose length is the most common spacing between consecutive bars."""
     if len(bars) < 2:

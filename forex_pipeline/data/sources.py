@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
 from forex_pipeline.data.bar_store import import_path, read_bars, write_bars
-from forex_pipeline.data.loaders import FileFormat, LoadResult, infer_timeframe, load_bars
+from forex_pipeline.data.loaders import FileFormat, LoadResult, bar_file_span, infer_timeframe, load_bars
 from forex_pipeline.data.schema import assert_bar_frame
-from forex_pipeline.data.synthetic import generate_synthetic_bars
+from forex_pipeline.data.synthetic import generate_synthetic_bars, trading_minutes
 from forex_pipeline.settings import Settings, ValidationSettings, normalize_symbol
 
 SYNTH_SYMBOL = "SYNTH"
 SYNTH_DAYS = 365
 SYNTH_SEED = 7
+SYNTH_START = "2020-01-06"
 SAMPLE_DATA_ENV = "FOREX_SAMPLE_DATA"
 # File-name timeframe codes, finest first.
 SAMPLE_TIMEFRAMES: dict[str, str] = {"M1": "1m", "M5": "5m", "M15": "15m", "M30": "30m", "H1": "1h", "H4": "4h", "D1": "1d"}
@@ -94,13 +96,49 @@ def resolve_source(symbol: str, artifacts_dir: Path | str, sample_dir: Path | No
     )
 
 
+@dataclass(frozen=True)
+class BarSpan:
+    """The open times of the first and last bars a source holds, read without loading its bars."""
+
+    source: BarSource
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+    def describe(self) -> str:
+        days = (self.last - self.first) / pd.Timedelta(days=1)
+        return (
+            f"{self.source.symbol} has bars from {self.first:%Y-%m-%d %H:%M} to {self.last:%Y-%m-%d %H:%M} UTC "
+            f"({days:.0f} days; source: {self.source.description})"
+        )
+
+
+def source_span(source: BarSource) -> BarSpan:
+    """First and last bar of `source`: Parquet statistics of an import, the edge rows of a sample
+    file, the generator's calendar for synthetic bars (plan-time checks; loading is for training)."""
+    if source.kind == "synthetic":
+        minutes = trading_minutes(pd.Timestamp(SYNTH_START), SYNTH_DAYS)
+        return BarSpan(source, minutes[0], minutes[-1])
+    assert source.path is not None
+    stat = source.path.stat()
+    first, last = _file_span(str(source.path), stat.st_mtime_ns, stat.st_size)
+    return BarSpan(source, first, last)
+
+
+@lru_cache(maxsize=256)
+def _file_span(path: str, mtime_ns: int, size: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """bar_file_span, remembered per file version (a long-lived process such as the Dagster code
+    server reads each sample file once, and again only after it changes)."""
+    del mtime_ns, size  # part of the cache key only
+    return bar_file_span(path)
+
+
 def load_raw_bars(
     symbol: str, settings: Settings, sample_dir: Path | None = None, artifacts_dir: Path | None = None
 ) -> RawBars:
     """Resolve a symbol's source (imports under `artifacts_dir`, default settings.artifacts_dir) and load it."""
     source = resolve_source(symbol, artifacts_dir or settings.artifacts_dir, sample_dir)
     if source.kind == "synthetic":
-        bars = generate_synthetic_bars(SYNTH_DAYS, SYNTH_SEED, symbol=source.symbol).bars
+        bars = generate_synthetic_bars(SYNTH_DAYS, SYNTH_SEED, start=SYNTH_START, symbol=source.symbol).bars
     elif source.kind == "import":
         bars = read_bars(source.path)
     else:

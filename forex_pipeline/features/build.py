@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forex_pipeline.data.schema import INDEX_NAME, assert_bar_frame
-from forex_pipeline.data.timeframes import timeframe_delta
+from forex_pipeline.data.timeframes import TIMEFRAME_MINUTES, timeframe_delta
 from forex_pipeline.features.additional import VOLUME_FAMILIES, ar_lag_features, compute_additional
 from forex_pipeline.features.indicators import compute_indicators, day_boundary_for
 from forex_pipeline.features.matrix import FeatureMatrix
@@ -120,6 +120,34 @@ def compute_raw_features(spec: FeatureSetSpec, base_bars: pd.DataFrame, ar_lags:
     return RawFeatures(frame=frame, notes=notes, zero_volume_share=zero_share)
 
 
+STAND_IN_MIN_BARS = 300
+STAND_IN_COARSE_BARS = 3
+
+
+def stand_in_bars(spec: FeatureSetSpec) -> pd.DataFrame:
+    """A small deterministic random walk at the spec's base timeframe, long enough for 3 bars of its
+    coarsest indicator timeframe: what `spec_feature_names` runs the feature code on."""
+    step = timeframe_delta(spec.base_timeframe)
+    timeframes = [tf for tfs in spec.indicator_timeframes.values() for tf in tfs] + [spec.base_timeframe]
+    coarsest = timeframe_delta(max(timeframes, key=TIMEFRAME_MINUTES.__getitem__))
+    n = max(STAND_IN_MIN_BARS, int(STAND_IN_COARSE_BARS * coarsest / step) + 1)
+    index = pd.date_range("2020-01-06", periods=n, freq=step, tz="UTC", name=INDEX_NAME)
+    close = 1.1 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 1e-4, n)))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    return pd.DataFrame(
+        {"open": open_, "high": np.maximum(open_, close) * 1.0001, "low": np.minimum(open_, close) * 0.9999,
+         "close": close, "volume": np.full(n, 10.0)},
+        index=index,
+    )
+
+
+def spec_feature_names(spec: FeatureSetSpec, ar_lags: int) -> tuple[str, ...]:
+    """Every feature column `spec` computes, before min_coverage drops any: the feature code run on
+    stand-in bars, so the names need no real data and cannot drift from what training computes.
+    An upper bound of a built matrix's columns (volume features drop out on zero-volume data)."""
+    return tuple(str(name) for name in compute_raw_features(spec, stand_in_bars(spec), ar_lags).frame.columns)
+
+
 DEFAULT_TRAIN_FRACTION = 0.6   # settings.training.train_fraction's default; callers pass the setting
 
 
@@ -181,6 +209,32 @@ def build_feature_matrix(
         symbol=spec.symbol,
         metadata=metadata,
     )
+
+
+def feature_matrix_path(artifacts_dir: Path | str, feature_set: FeatureSetSpec) -> Path:
+    """artifacts/features/<feature_set key>.parquet."""
+    return Path(artifacts_dir) / "features" / f"{feature_set.partition_key}.parquet"
+
+
+def columns_decided_with(metadata: dict[str, Any] | None, train_fraction: float) -> bool:
+    """True when a matrix's columns were decided on the training period of `train_fraction` (its
+    metadata["column_decision"]); a matrix decided otherwise is rebuilt before use."""
+    decision = (metadata or {}).get("column_decision") or {}
+    recorded = decision.get("train_fraction")
+    return recorded is not None and abs(float(recorded) - float(train_fraction)) < 1e-12
+
+
+def read_feature_header(path: Path | str) -> dict[str, Any] | None:
+    """The header (feature names, metadata) of a saved feature matrix, read from the Parquet schema
+    alone; None when the file is missing or is not a feature matrix of this format."""
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(PARQUET_METADATA_KEY)
+    except (OSError, pa.ArrowException):
+        return None
+    if raw is None:
+        return None
+    header = json.loads(raw)
+    return header if header.get("format_version") == FORMAT_VERSION else None
 
 
 def _header(fm: FeatureMatrix) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,13 +48,28 @@ ENCODER_SECONDS: dict[str, float] = {"none": 0.0, "pca": 0.2, "latents": 10.0, "
 REFERENCE_MEMBERS = 5
 REFERENCE_ROWS = 365 * 24 * TRADING_DAYS_PER_YEAR / 365
 
-# How many recent completed runs per model type feed the time estimate.
+# The work a configuration shares or adds outside its model (prior, calibrated by `shared_rate`):
+# claim, spec files, the keep-or-delete transaction, queue counts and the batch's Dagster events per
+# configuration (recorded runs of the fast_50 grid: 2-4 s of claim-to-record time beyond training and
+# backtests on the shared machine under load ~20, so about 0.4 s at the load of the table above), and
+# the bars and features of each feature set on the reference size (once per feature set).
+RECORD_SECONDS = 0.4
+FEATURES_SECONDS = 8.0
+# Work of a queue outside any configuration: per Dagster run of queue.models_per_run models (run
+# creation, resources, op events) and once per queue (process start, the regime_bests materialization
+# at its end). The demo on the shared machine under load ~25 spent 444 s from its start to its end
+# outside every claim-to-record time (shared rate 18.5 there): about 20 s at the table's load.
+BATCH_SECONDS = 1.5
+QUEUE_SECONDS = 17.0
+
+# How many recent completed runs per (model type, base timeframe) calibrate the time estimate.
 HISTORY_RUNS = 200
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from forex_pipeline.settings import Settings
+    from forex_pipeline.store.training_runs import RunDuration
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class GridPlan:
     already_trained: int
     pending: list[ModelConfiguration] = field(repr=False)
     estimated_seconds: float
+    calibration: Calibration = field(default_factory=lambda: Calibration())
 
     @property
     def n_feature_sets(self) -> int:
@@ -117,35 +134,133 @@ def reference_scale(feature_set: FeatureSetSpec) -> float:
     return feature_set.days_history * rows_per_day(feature_set.base_timeframe) / REFERENCE_ROWS
 
 
-def estimate_seconds(
-    configurations: Iterable[ModelConfiguration],
-    history: Mapping[str, Sequence[float]] | None = None,
-    settings: Settings | None = None,
-) -> float:
-    """Expected seconds to train and backtest `configurations`.
+def prior_work_seconds(configuration: ModelConfiguration, settings: Settings) -> float:
+    """Training and backtests of one configuration by the reference table, scaled to its rows."""
+    return model_seconds(configuration.model_spec, settings) * reference_scale(configuration.feature_set)
 
-    The median of past runs of the same model type when there are any, else the default table
-    scaled linearly by rows (days_history x bars per day) relative to 1 year of 1h bars.
+
+def prior_shared_seconds(configurations: Sequence[ModelConfiguration], settings: Settings) -> float:
+    """What the configurations add outside their models by the reference table: recording per
+    configuration, bars and features per feature set, the evaluation's noise references and
+    walk-forward backtests (evaluation_cost)."""
+    feature_sets = {c.feature_set_hash: c.feature_set for c in configurations}
+    features = sum(FEATURES_SECONDS * reference_scale(fs) for fs in feature_sets.values())
+    return RECORD_SECONDS * len(configurations) + features + evaluation_cost(configurations, settings).extra_seconds
+
+
+def queue_overhead_seconds(configurations: int, settings: Settings) -> float:
+    """The queue's own work by the reference table: its Dagster runs and its start and end (0 for nothing to do)."""
+    if configurations <= 0:
+        return 0.0
+    return QUEUE_SECONDS + BATCH_SECONDS * math.ceil(configurations / settings.queue.models_per_run)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """This machine's recorded runs against the reference table.
+
+    `model_rates`: per (model type, base timeframe), the median over recent completed runs of measured
+    training + backtest seconds / the table's seconds for the same configuration (so a run of 730 days
+    calibrates a plan of 365 days: the table carries the scaling by rows, intervals, trees, members).
+    `family_rates`: the same per model type over all its timeframes, for a timeframe not yet recorded.
+    `machine_rate`: the median over every recorded run, for a family not yet recorded (the table's
+    ranking of families, at the speed this machine shows now).
+    `shared_rate`: claim-to-record seconds beyond the model work of those runs, summed, / the table's
+    shared work of the same runs (recording, their feature sets, their noise references).
+    A rate of 1 is the table itself; with no recorded run every rate is the table's.
     """
-    if settings is None:
-        from forex_pipeline.settings import get_settings
 
-        settings = get_settings()
-    medians = {
-        model_type: statistics.median(valid)
-        for model_type, seconds in (history or {}).items()
-        if (valid := [s for s in seconds if s is not None and s >= 0])
-    }
+    model_rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    family_rates: Mapping[str, float] = field(default_factory=dict)
+    machine_rate: float = 1.0
+    shared_rate: float | None = None
+    runs: int = 0
+
+    def model_rate(self, model_type: str, base_timeframe: str) -> float:
+        """The rate of (model type, timeframe), else of the model type, else of the machine (1 when
+        nothing is recorded: the table)."""
+        return self.model_rates.get((model_type, base_timeframe), self.family_rates.get(model_type, self.machine_rate))
+
+    def describe(self) -> str:
+        if not self.runs:
+            return "time estimate from the reference table (no completed run recorded yet)"
+        rates = ", ".join(f"{t} {tf} x{r:.2f}" for (t, tf), r in sorted(self.model_rates.items()))
+        shared = f"; shared work x{self.shared_rate:.2f}" if self.shared_rate is not None else ""
+        return f"time estimate calibrated on {self.runs} recorded runs: {rates}; other families x{self.machine_rate:.2f}{shared}"
+
+
+def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibration:
+    """Rates of measured against reference seconds from recorded runs (see Calibration); a run whose
+    stored specs no longer validate, or that measured nothing, is left out."""
+    from pydantic import ValidationError
+
+    from forex_pipeline.models.spec import model_config_hash
+
+    ratios: dict[tuple[str, str], list[float]] = {}
+    measured_shared, shared_configurations = 0.0, []
+    for run in durations:
+        try:
+            fs, ms = FeatureSetSpec.model_validate(run.feature_set), ModelSpec.model_validate(run.model_spec)
+            configuration = ModelConfiguration(fs, ms, fs.partition_key, ms.partition_key, fs.hash, ms.hash,
+                                               model_config_hash(fs.hash, ms.hash))
+            prior = prior_work_seconds(configuration, settings)
+        except (ValidationError, ValueError, KeyError):
+            continue
+        work = run.training_seconds + (run.backtest_seconds or 0.0)
+        if prior <= 0 or work <= 0:
+            continue
+        ratios.setdefault((run.model_type, run.base_timeframe), []).append(work / prior)
+        if run.wall_seconds is not None and run.wall_seconds >= work:
+            measured_shared += run.wall_seconds - work
+            shared_configurations.append(configuration)
+    by_family: dict[str, list[float]] = {}
+    for (model_type, _), values in ratios.items():
+        by_family.setdefault(model_type, []).extend(values)
+    prior_shared = prior_shared_seconds(shared_configurations, settings) if shared_configurations else 0.0
+    return Calibration(
+        model_rates={key: statistics.median(values) for key, values in ratios.items()},
+        family_rates={key: statistics.median(values) for key, values in by_family.items()},
+        machine_rate=statistics.median([r for values in ratios.values() for r in values]) if ratios else 1.0,
+        shared_rate=measured_shared / prior_shared if prior_shared > 0 else None,
+        runs=sum(len(values) for values in ratios.values()),
+    )
+
+
+def model_work_seconds(
+    configurations: Iterable[ModelConfiguration], calibration: Calibration | None = None, settings: Settings | None = None
+) -> float:
+    """Training and backtests of `configurations`: the reference table per configuration, scaled to
+    its rows, times the calibrated rate of its model type and timeframe."""
+    settings = settings or _settings()
+    calibration = calibration or Calibration()
     per_spec: dict[str, float] = {}
     total = 0.0
     for c in configurations:
-        if c.model_spec.model_type in medians:
-            total += medians[c.model_spec.model_type]
-            continue
         if c.model_spec_hash not in per_spec:
             per_spec[c.model_spec_hash] = model_seconds(c.model_spec, settings)
-        total += per_spec[c.model_spec_hash] * reference_scale(c.feature_set)
+        rate = calibration.model_rate(c.model_spec.model_type, c.feature_set.base_timeframe)
+        total += per_spec[c.model_spec_hash] * reference_scale(c.feature_set) * rate
     return float(total)
+
+
+def estimate_seconds(
+    configurations: Iterable[ModelConfiguration], calibration: Calibration | None = None, settings: Settings | None = None
+) -> float:
+    """Expected seconds to run `configurations` as one queue, one at a time: their model work
+    (model_work_seconds) plus the work they share (prior_shared_seconds, queue_overhead_seconds)
+    times the calibrated shared rate."""
+    settings = settings or _settings()
+    calibration = calibration or Calibration()
+    configurations = list(configurations)
+    shared = prior_shared_seconds(configurations, settings) + queue_overhead_seconds(len(configurations), settings)
+    shared *= calibration.shared_rate or 1.0
+    return model_work_seconds(configurations, calibration, settings) + shared
+
+
+def _settings() -> Settings:
+    from forex_pipeline.settings import get_settings
+
+    return get_settings()
 
 
 def plan(
@@ -153,21 +268,23 @@ def plan(
     session: Session | None = None,
     *,
     completed_hashes: Iterable[str] | None = None,
-    history: Mapping[str, Sequence[float]] | None = None,
+    calibration: Calibration | None = None,
+    settings: Settings | None = None,
 ) -> GridPlan:
     """Size of the grid, how many configurations are already trained and the time the rest needs.
 
-    With a session, completed configurations and past run times come from the project database
-    (added to `completed_hashes`; `history`, when given, is used instead of the database's).
+    With a session, completed configurations and the calibration come from the project database
+    (added to `completed_hashes`; `calibration`, when given, is used instead of the database's).
     """
+    settings = settings or _settings()
     expanded = grid if isinstance(grid, Grid) else expand_grid(grid)
     done = set(completed_hashes or ())
     if session is not None:
         from forex_pipeline.store.training_runs import find_completed_hashes
 
         done |= find_completed_hashes(session, (c.model_config_hash for c in expanded.configurations))
-        if history is None:
-            history = past_seconds(session, sorted({ms.model_type for ms in expanded.model_specs}))
+        if calibration is None:
+            calibration = recorded_calibration(session, sorted({ms.model_type for ms in expanded.model_specs}), settings)
     pending = [c for c in expanded.configurations if c.model_config_hash not in done]
     return GridPlan(
         name=expanded.spec.name,
@@ -177,15 +294,16 @@ def plan(
         model_specs=expanded.model_specs,
         already_trained=expanded.size - len(pending),
         pending=pending,
-        estimated_seconds=estimate_seconds(pending, history),
+        estimated_seconds=estimate_seconds(pending, calibration, settings),
+        calibration=calibration or Calibration(),
     )
 
 
-def past_seconds(session: Session, model_types: Iterable[str], recent: int = HISTORY_RUNS) -> dict[str, list[float]]:
-    """training_seconds + backtest_seconds of the `recent` latest completed runs of each model type."""
-    from forex_pipeline.store.history import recent_durations
+def recorded_calibration(session: Session, model_types: Iterable[str], settings: Settings, recent: int = HISTORY_RUNS) -> Calibration:
+    """The calibration of the `recent` latest completed runs per (model type, timeframe) of `model_types`."""
+    from forex_pipeline.store.training_runs import recent_durations
 
-    return recent_durations(session, model_types, recent)
+    return calibrate(recent_durations(session, model_types, recent), settings)
 
 
 # One random-forecast model of the noise reference through the 135 configurations on the reference

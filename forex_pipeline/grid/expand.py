@@ -32,6 +32,7 @@ from forex_pipeline.hashing import config_hash
 from forex_pipeline.yaml_input import YamlInputError, load_yaml
 
 if TYPE_CHECKING:
+    from forex_pipeline.data.sources import BarSpan
     from forex_pipeline.settings import Settings
 from forex_pipeline.models.spec import MODEL_TYPES, ModelConfiguration, ModelSpec, model_config_hash
 
@@ -137,10 +138,19 @@ def window_problems(grid: Grid, settings: Settings) -> list[str]:
     return problems
 
 
+# A window may start or end this far beyond the bars without being refused: the FX market closes from
+# Friday 22:00 to Sunday 22:00 UTC and on 25 December and 1 January, so a window edge can fall up to
+# 4 days before the next bar (a long weekend) while the data covers it in every trading sense.
+DATA_EDGE_DAYS = 4
+
+
 def data_problems(grid: Grid, settings: Settings, artifacts_dir: Path, sample_dir: Path | None) -> list[str]:
     """What the data and settings cannot give the grid, found at plan time rather than at training time:
-    a symbol without costs in settings (data.symbols), or without any source of bars."""
-    from forex_pipeline.data.sources import resolve_source
+    a symbol without costs in settings (data.symbols) or without any source of bars, a window
+    (days_history ending at as_of) the symbol's bars do not cover, an encoder dimension above the
+    feature count."""
+    from forex_pipeline.data.loaders import BarFileError
+    from forex_pipeline.data.sources import resolve_source, source_span
 
     problems = window_problems(grid, settings)
     for i, symbol in enumerate(grid.spec.feature_sets.symbols):
@@ -151,10 +161,105 @@ def data_problems(grid: Grid, settings: Settings, artifacts_dir: Path, sample_di
             problems.append(f"feature_sets.symbols[{i}]: {exc.args[0] if exc.args else exc}")
             continue
         try:
-            resolve_source(key, artifacts_dir, sample_dir)
-        except (FileNotFoundError, ValueError) as exc:
+            span = source_span(resolve_source(key, artifacts_dir, sample_dir))
+        except (FileNotFoundError, ValueError, BarFileError) as exc:
             problems.append(f"feature_sets.symbols[{i}]: {exc}")
+            continue
+        problems.extend(history_problems(grid.spec.feature_sets, i, span))
+    problems.extend(encoder_problems(grid, settings, artifacts_dir))
     return problems
+
+
+def history_problems(axes: FeatureSetAxes, symbol_index: int, span: BarSpan) -> list[str]:
+    """Windows of `days_history` days ending at `as_of` that the symbol's bars do not cover (within
+    DATA_EDGE_DAYS at each end); the span comes from the source's metadata, so no bar is loaded.
+
+    A hole inside the data is not seen here: the training-time window check (features.build) refuses
+    a window whose bars span less than half of it.
+    """
+    import pandas as pd
+
+    as_of = pd.Timestamp(axes.as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    edge, day = pd.Timedelta(days=DATA_EDGE_DAYS), pd.Timedelta(days=1)
+    where = f"feature_sets.symbols[{symbol_index}] {span.source.symbol}"
+    if as_of < span.first + edge:
+        return [f"feature_sets.as_of {as_of:%Y-%m-%d %H:%M} with {where}: {span.describe()}, so a window ending at as_of "
+                "holds none of them; choose an as_of within the data"]
+    problems = []
+    if span.last < as_of - edge:
+        problems.append(
+            f"feature_sets.as_of {as_of:%Y-%m-%d %H:%M} with {where}: {span.describe()}, so every window ending at "
+            f"as_of misses its last {(as_of - span.last) / day:.0f} days; choose an as_of within the data"
+        )
+    covered = int((min(as_of, span.last) - span.first) / day)
+    longer = [(i, days) for i, days in enumerate(axes.days_history) if span.first > as_of - pd.Timedelta(days=days) + edge]
+    if longer:
+        shown = ", ".join(f"[{i}] = {days}" for i, days in longer[:3])
+        more = f" and {len(longer) - 3} more" if len(longer) > 3 else ""
+        start = as_of - pd.Timedelta(days=min(days for _, days in longer))
+        starts = "the window starts" if len(longer) == 1 else "the windows start on or before"
+        problems.append(
+            f"feature_sets.days_history{shown}{more} with {where} and feature_sets.as_of {as_of:%Y-%m-%d %H:%M}: "
+            f"{starts} {start:%Y-%m-%d %H:%M}, but {span.describe()}; they cover days_history <= {covered}"
+        )
+    return problems
+
+
+def encoder_problems(grid: Grid, settings: Settings, artifacts_dir: Path) -> list[str]:
+    """Encoder dimensions above the feature count of a feature set they would encode.
+
+    The count is exact when the feature set's matrix is cached (its Parquet header, decided under the
+    current train_fraction); otherwise it is the columns the spec computes (features.build.
+    spec_feature_names, run on stand-in bars), an upper bound since min_coverage may drop some on
+    the real bars. Either way a refusal is certain.
+    """
+    dims = sorted({ms.encoder_dim for ms in grid.model_specs if ms.encoder != "none" and ms.encoder_dim is not None})
+    if not dims:
+        return []
+    axes = grid.spec.model_specs
+    problems: dict[tuple[int, int], list[str]] = {}
+    for fs in grid.feature_sets:
+        count, basis = feature_count(fs, settings, artifacts_dir)
+        for dim in dims:
+            if dim > count:
+                problems.setdefault((dim, count), []).append(f"{fs.label} ({basis})")
+    messages = []
+    for (dim, count), feature_sets in problems.items():
+        encoders = sorted({ms.encoder for ms in grid.model_specs if ms.encoder_dim == dim and ms.encoder != "none"})
+        more = f" and {len(feature_sets) - 1} more feature set(s) with the same columns" if len(feature_sets) > 1 else ""
+        messages.append(
+            f"model_specs.encoder_dims[{axes.encoder_dims.index(dim)}] = {dim} with model_specs.encoders "
+            f"{', '.join(encoders)}: more than the {count} features of feature set {feature_sets[0]}{more}; "
+            f"an encoder dimension must be at most the feature count"
+        )
+    return messages
+
+
+def feature_count(feature_set: FeatureSetSpec, settings: Settings, artifacts_dir: Path) -> tuple[int, str]:
+    """(feature count, how it was found): the cached matrix's header when it is current, else the
+    columns the spec computes before min_coverage (an upper bound)."""
+    from forex_pipeline.features.build import columns_decided_with, feature_matrix_path, read_feature_header
+
+    header = read_feature_header(feature_matrix_path(artifacts_dir, feature_set))
+    if header is not None and columns_decided_with(header.get("metadata"), settings.training.train_fraction):
+        return len(header["feature_names"]), "its cached feature matrix"
+    return len(_spec_feature_names(feature_set, settings.training.ar_lags)), "at most, counted from its spec"
+
+
+def _spec_feature_names(feature_set: FeatureSetSpec, ar_lags: int) -> tuple[str, ...]:
+    """spec_feature_names, once per distinct column-defining part of a spec (symbol and window do not
+    change the names)."""
+    from forex_pipeline.features.build import spec_feature_names
+
+    key = (feature_set.base_timeframe, tuple(feature_set.indicator_timeframes.items()), feature_set.additional_features,
+           feature_set.preprocessing, ar_lags)
+    if key not in _FEATURE_NAMES:
+        _FEATURE_NAMES[key] = spec_feature_names(feature_set, ar_lags)
+    return _FEATURE_NAMES[key]
+
+
+_FEATURE_NAMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
 
 def _section_or_none(model: type[BaseModel], raw: Any) -> Any:

@@ -19,7 +19,14 @@ from forex_pipeline.data.sources import load_raw_bars
 from forex_pipeline.data.timeframes import timeframe_minutes
 from forex_pipeline.data.validation import validate_bars
 from forex_pipeline.errors import InputError
-from forex_pipeline.features.build import build_feature_matrix, load_feature_matrix, save_feature_matrix, select_window
+from forex_pipeline.features.build import (
+    build_feature_matrix,
+    columns_decided_with,
+    feature_matrix_path,
+    load_feature_matrix,
+    save_feature_matrix,
+    select_window,
+)
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.settings import Settings
@@ -90,11 +97,6 @@ def ensure_bars(symbol: str, timeframe: str, settings: Settings, artifacts_dir: 
     return artifact.bars
 
 
-def feature_matrix_path(artifacts_dir: Path, feature_set: FeatureSetSpec) -> Path:
-    """artifacts/features/<feature_set key>.parquet."""
-    return Path(artifacts_dir) / "features" / f"{feature_set.partition_key}.parquet"
-
-
 def ensure_feature_matrix(
     feature_set: FeatureSetSpec, settings: Settings, artifacts_dir: Path, sample_dir: Path | None
 ) -> tuple[FeatureMatrix, bool]:
@@ -120,6 +122,4 @@ def ensure_feature_matrix(
 
 def decided_on_training_period(matrix: FeatureMatrix, train_fraction: float) -> bool:
     """True when the matrix's columns were decided on the training period of `train_fraction`."""
-    decision = (matrix.metadata or {}).get("column_decision") or {}
-    recorded = decision.get("train_fraction")
-    return recorded is not None and abs(float(recorded) - float(train_fraction)) < 1e-12
+    return columns_decided_with(matrix.metadata, train_fraction)

@@ -5,11 +5,10 @@ never from the backtest rows, so a page costs the same at 50 runs and at 49,000 
 backtest rows. Filters, sort, LIMIT and OFFSET run in SQL; the count is one `COUNT(*)` over the
 same filters (joining the summaries only when a metric filter needs them).
 
-The API (what the CLI `history`, the plan estimate, the dashboards and the results explorer use):
+The API (what the CLI `history`, the dashboards and the results explorer use):
 - `HistoryFilter`: the filters, sort key and page; `HISTORY_SORTS` the sort keys;
 - `history_records(session, filters)`: one page as plain dicts (no pandas: the CLI's fast path);
 - `query_history(session, filters)`: the same page with a DataFrame (`HistoryPage.rows`);
-- `recent_durations`: the latest run times per model type (the plan's time estimate);
 - `risk_return_points`: the dashboard's scatter, bounded (top K plus an even sample);
 - `best_sharpe_by_model_and_regime`: the dashboard's heatmap over the bests' runs (bounded by them).
 """
@@ -17,7 +16,6 @@ The API (what the CLI `history`, the plan estimate, the dashboards and the resul
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -228,25 +226,6 @@ def query_history(session: Session, filters: HistoryFilter = HistoryFilter()) ->
     for name in FLOAT_COLUMNS:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     return HistoryPage(rows=frame, total=records.total, page=records.page, page_size=records.page_size)
-
-
-def recent_durations(session: Session, model_types: Iterable[str], recent: int) -> dict[str, list[float]]:
-    """training_seconds + backtest_seconds (a missing backtest time counts 0) of the `recent` latest
-    completed runs of each model type with a positive duration; model types without one are left out."""
-    run = TrainingRun
-    out: dict[str, list[float]] = {}
-    for model_type in dict.fromkeys(model_types):
-        seconds = run.training_seconds + func.coalesce(run.backtest_seconds, 0.0)
-        statement = (
-            select(seconds)
-            .where(run.model_type == model_type, run.status == RunStatus.COMPLETED, run.training_seconds.is_not(None))
-            .order_by(run.completed_at.desc().nulls_last(), run.id.desc())
-            .limit(recent)
-        )
-        valid = [float(s) for s in session.scalars(statement) if s is not None and s > 0]
-        if valid:
-            out[model_type] = valid
-    return out
 
 
 RISK_RETURN_COLUMNS: tuple[str, ...] = ("run", "sharpe", "max_drawdown", "total_return", "kept")

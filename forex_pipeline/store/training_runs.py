@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import RunStatus
@@ -221,6 +221,51 @@ def find_completed_hashes(session: Session, hashes: Iterable[str]) -> set[str]:
         )
         done.update(session.scalars(statement))
     return done
+
+
+@dataclass(frozen=True)
+class RunDuration:
+    """What a completed run measured: its specs, its model work and its wall time from claim to record."""
+
+    model_type: str
+    base_timeframe: str
+    feature_set: dict[str, Any]
+    model_spec: dict[str, Any]
+    training_seconds: float
+    backtest_seconds: float | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """Claim to record: the model work plus its share of bars, features, references and recording."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
+def recent_durations(session: Session, model_types: Iterable[str], per_timeframe: int) -> list[RunDuration]:
+    """The `per_timeframe` latest completed runs of each (model type, base timeframe) among
+    `model_types`, in one query (what the plan's time estimate is calibrated on)."""
+    wanted = sorted(set(model_types))
+    if not wanted or per_timeframe < 1:
+        return []
+    recency = func.row_number().over(
+        partition_by=(TrainingRun.model_type, TrainingRun.base_timeframe),
+        order_by=(TrainingRun.completed_at.desc(), TrainingRun.id.desc()),
+    )
+    ranked = (
+        select(TrainingRun.id, recency.label("recency"))
+        .where(TrainingRun.status == RunStatus.COMPLETED, TrainingRun.model_type.in_(wanted), TrainingRun.training_seconds.is_not(None))
+        .subquery()
+    )
+    statement = (
+        select(TrainingRun)
+        .join(ranked, ranked.c.id == TrainingRun.id)
+        .where(ranked.c.recency <= per_timeframe)
+        .order_by(TrainingRun.model_type, TrainingRun.base_timeframe, ranked.c.recency)
+    )
+    return [record_of(RunDuration, row) for row in session.scalars(statement)]
 
 
 def runs_of_queue(session: Session, queue_id: int) -> list[TrainingRunRecord]:

@@ -130,3 +130,25 @@ def test_pause_resume_cancel_and_retry_from_the_launchpad(grid_env):
     with session_scope(engine) as session:
         queue = training_queue.get_queue(session, queue_id)
     assert queue.cancel_requested
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _with(("feature_sets", "days_history"), [150, 400]),
+        {**TINY_GRID, "model_specs": {**TINY_GRID["model_specs"], "encoders": ["pca"], "encoder_dims": [64]}},
+    ],
+    ids=["days_history", "encoder_dims"],
+)
+def test_what_the_data_cannot_serve_fails_the_launch_with_grid_plans_messages(grid_env, bad):
+    """The launchpad refuses what `grid plan` refuses from the data (data_problems), with its messages."""
+    from forex_pipeline.data.sources import default_sample_dir
+    from forex_pipeline.grid.expand import data_problems, expand_grid
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    problems = data_problems(expand_grid(parse_grid_spec(bad)), settings, settings.artifacts_dir, default_sample_dir())
+    assert len(problems) == 1 and ("days_history[1] = 400" in problems[0] or "encoder_dims[0] = 64" in problems[0])
+    with pytest.raises(dg.DagsterConfigMappingFunctionError) as refused:
+        dg.validate_run_config(submit_grid_job, bad)
+    assert problems[0] in str(refused.value.__cause__)

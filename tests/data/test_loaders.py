@@ -204,3 +204,61 @@ def test_real_coarser_files(fx_dir: Path, name: str, rows: int, first: str, last
     assert len(bars) == rows
     assert bars.index[0] == pd.Timestamp(first) and bars.index[-1] == pd.Timestamp(last)
     assert infer_timeframe(bars) == timeframe
+
+
+# ---------------------------------------------------------------- the span of a bar file, without loading it
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
+def test_bar_file_span_equals_the_first_and_last_bars_load_bars_reads(tmp_path: Path, suffix: str) -> None:
+    from forex_pipeline.data.bar_store import write_bars
+    from forex_pipeline.data.loaders import bar_file_span
+    from forex_pipeline.data.synthetic import generate_synthetic_bars
+
+    bars = generate_synthetic_bars(9, seed=3, start="2021-06-02 13:00").bars
+    path = tmp_path / f"bars{suffix}"
+    if suffix == ".parquet":
+        write_bars(bars, path)
+    else:
+        text = bars.reset_index().assign(timestamp=lambda f: f["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(index=False)
+        path.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    loaded = load_bars(path).bars
+    assert bar_file_span(path) == (loaded.index[0], loaded.index[-1])
+
+
+def test_bar_file_span_reads_histdata_stamps_and_naive_ones_in_the_source_zone(tmp_path: Path) -> None:
+    from forex_pipeline.data.loaders import bar_file_span
+
+    histdata = tmp_path / "DAT_ASCII_EURUSD_M1.csv"
+    histdata.write_text("20190102 170000;1.1;1.2;1.0;1.1;0\n20190102 170100;1.1;1.2;1.0;1.1;0\n20190103 090500;1.1;1.2;1.0;1.1;0\n")
+    assert bar_file_span(histdata) == (load_bars(histdata).bars.index[0], load_bars(histdata).bars.index[-1])
+    assert bar_file_span(histdata) == (pd.Timestamp("2019-01-02 22:00", tz="UTC"), pd.Timestamp("2019-01-03 14:05", tz="UTC"))
+    naive = tmp_path / "naive.csv"
+    naive.write_text("Date;Open;High;Low;Close\n2021-07-01 10:00;1;1;1;1\n2021-07-01 10:01;1;1;1;1\n\n")
+    assert bar_file_span(naive, source_tz="Europe/Berlin") == (
+        pd.Timestamp("2021-07-01 08:00", tz="UTC"), pd.Timestamp("2021-07-01 08:01", tz="UTC"))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"timestamp,open,high,low,close\n", "no data rows"),
+        (b"timestamp,open,high,low,close\nyesterday,1,1,1,1\n", "not a valid time"),
+        (b"open,high,low,close\n1,1,1,1\n", "cannot read the first and last bars"),
+        (gzip.compress(b"timestamp,open,high,low,close\n2021-01-01,1,1,1,1\n" * 50)[:-30], "cannot read the first and last bars"),
+    ],
+)
+def test_bar_file_span_refuses_an_unreadable_file_naming_it(tmp_path: Path, content: bytes, message: str) -> None:
+    from forex_pipeline.data.loaders import BarFileError, bar_file_span
+
+    path = tmp_path / "bad.csv.gz" if content[:2] == b"\x1f\x8b" else tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(BarFileError, match=message) as refused:
+        bar_file_span(path)
+    assert str(path) in str(refused.value)
+
+
+def test_bar_file_span_of_the_real_sample_file_matches_its_loaded_bars(eurusd_m1_path: Path, eurusd_m1: pd.DataFrame) -> None:
+    from forex_pipeline.data.loaders import bar_file_span
+
+    assert bar_file_span(eurusd_m1_path) == (eurusd_m1.index[0], eurusd_m1.index[-1])

@@ -35,16 +35,28 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LOCATION = "__repository__@forex_pipeline"
-# 4 configurations. SYNTH holds 365 days of bars, so the 800-day feature set's 2 configurations fail
-# when their bars are read (a window the spec alone cannot refuse; grid plan refuses the impossible ones).
+# 4 configurations. EURUSD is imported with a hole (`import_bars_with_a_hole`): its first and last bars
+# cover the 150-day window, which is all grid plan reads of them, but inside the window they span only
+# 40 days, so EURUSD's 2 configurations fail when their bars are read (grid plan refuses what the
+# spec and the source's span show impossible: a window longer than the bars, an as_of outside them).
 GRID_A = {
     **TINY_GRID,
     "name": "e2e-half-failing",
-    "feature_sets": {**TINY_GRID["feature_sets"], "days_history": [150, 800]},
+    "feature_sets": {**TINY_GRID["feature_sets"], "symbols": ["SYNTH", "EURUSD"]},
     "model_specs": {**TINY_GRID["model_specs"], "horizons": [1]},
 }
 GRID_B = {**TINY_GRID, "name": "e2e-to-terminate", "model_specs": {**TINY_GRID["model_specs"], "horizons": [1, 2, 3, 4]}}
 TYPO = {**GRID_A, "model_specs": {**GRID_A["model_specs"], "model_typs": ["ridge"]}}
+
+
+def import_bars_with_a_hole(artifacts: Path) -> None:
+    """EURUSD bars over SYNTH's year with nothing from 2020-03-01 to 2020-11-25 (a broker file with a gap)."""
+    from forex_pipeline.data.bar_store import import_path, write_bars
+    from forex_pipeline.data.synthetic import generate_synthetic_bars
+
+    bars = generate_synthetic_bars(365, seed=11, start="2020-01-06", symbol="EURUSD").bars
+    hole = (bars.index >= "2020-03-01") & (bars.index < "2020-11-25")
+    write_bars(bars[~hole], import_path(artifacts, "EURUSD"))
 
 
 def _free_port() -> int:
@@ -92,6 +104,7 @@ class Server:
             },
         }))
         write_test_settings(self.home / "settings.yaml", queue={"max_concurrent_runs": 1})
+        import_bars_with_a_hole(self.home / "artifacts")
         subprocess.run([sys.executable, "-m", "forex_pipeline.cli", "db", "upgrade"], cwd=ROOT, env=self.env, check=True, capture_output=True)
         log = open(self.home / "dagster_dev.log", "w")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(

@@ -194,3 +194,35 @@ def test_build_ignores_bars_outside_the_spec_window() -> None:
     assert whole.X.tobytes() == windowed.X.tobytes()
     assert whole.timestamps[-1] + pd.Timedelta(hours=1) <= pd.Timestamp(spec.as_of)
     assert whole.metadata["source_rows"] == len(select_window(bars, spec))
+
+
+@pytest.mark.parametrize(
+    "base, indicators, additional",
+    [
+        ("1h", ALL_TIMEFRAMES_1H, ADDITIONAL_FEATURES),
+        ("15m", {"rsi": ("15m", "4h"), "macd": ("1h",)}, ("returns_volatility", "trading_sessions")),
+        ("1d", {}, ()),
+    ],
+)
+def test_the_names_counted_from_a_spec_are_the_columns_real_bars_give(base, indicators, additional) -> None:
+    """spec_feature_names runs the feature code on stand-in bars: the same columns as on real bars,
+    before min_coverage (the plan-time bound on an encoder dimension)."""
+    from forex_pipeline.features.build import compute_raw_features, spec_feature_names
+
+    spec = FeatureSetSpec(symbol="EURUSD", base_timeframe=base, days_history=365, as_of="2025-01-01",
+                          indicator_timeframes=indicators, additional_features=additional)
+    real = compute_raw_features(spec, random_bars(2000, base, seed=4), ar_lags=3).frame.columns
+    assert spec_feature_names(spec, ar_lags=3) == tuple(real)
+    assert len(spec_feature_names(spec, ar_lags=7)) == len(real) + 4
+
+
+def test_a_built_matrix_never_has_more_columns_than_its_spec_counts() -> None:
+    """Zero volume drops the volume families at min_coverage: the spec's count is an upper bound."""
+    from forex_pipeline.features.build import spec_feature_names
+
+    spec = FeatureSetSpec(symbol="EURUSD", base_timeframe="1h", days_history=120, as_of="2024-07-01",
+                          indicator_timeframes={"rsi": ("1h",)}, additional_features=("volume_profile", "returns_volatility"),
+                          preprocessing=Preprocessing(warmup_bars=150))
+    matrix = build_feature_matrix(spec, random_bars(3000, "1h", seed=2, volume=False), ar_lags=5)
+    assert 0 < matrix.X.shape[1] < len(spec_feature_names(spec, ar_lags=5))
+    assert set(matrix.feature_names) <= set(spec_feature_names(spec, ar_lags=5))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -232,21 +233,78 @@ def _single(model_type: str, days: int, timeframe: str = "1h") -> Grid:
     return expand_grid(parse_grid_spec(raw))
 
 
-def test_estimate_uses_the_median_of_past_runs_of_the_same_type() -> None:
-    ridge, rf = _single("ridge", 365).configurations, _single("rf", 365).configurations
-    history = {"ridge": [1.0, 3.0, 100.0], "lasso": [7.0]}
-    assert estimate_seconds(ridge * 4, history) == pytest.approx(4 * 3.0)
-    assert estimate_seconds(rf, history) == pytest.approx(estimate_seconds(rf))
-    assert estimate_seconds(ridge, {"ridge": []}) == pytest.approx(estimate_seconds(ridge))
+def _duration(configuration, seconds: float, wall: float | None = None, backtest: float = 0.0):  # noqa: ANN001, ANN202
+    from datetime import datetime, timedelta, timezone
+
+    from forex_pipeline.store.training_runs import RunDuration
+
+    started = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    return RunDuration(
+        configuration.model_spec.model_type, configuration.feature_set.base_timeframe, configuration.feature_set.canonical(),
+        configuration.model_spec.canonical(), seconds - backtest, backtest, started,
+        None if wall is None else started + timedelta(seconds=wall),
+    )
+
+
+def test_the_estimate_uses_recorded_durations_per_family_and_timeframe() -> None:
+    from forex_pipeline.grid.estimate import calibrate, model_work_seconds, prior_work_seconds
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    ridge_1h, ridge_4h, rf = (_single("ridge", 365).configurations[0], _single("ridge", 365, "4h").configurations[0],
+                              _single("rf", 365).configurations[0])
+    prior = prior_work_seconds(ridge_1h, settings)
+    # ridge on 1h measured at 3x the table (median of 1x, 3x, 50x), on 730 days: the rate carries to 365 days
+    ridge_730 = _single("ridge", 730).configurations[0]
+    prior_730 = prior_work_seconds(ridge_730, settings)
+    runs = [_duration(ridge_730, f * prior_730, backtest=0.1 * prior_730) for f in (1.0, 3.0, 50.0)]
+    runs.append(_duration(ridge_4h, 10.0 * prior_work_seconds(ridge_4h, settings)))
+    calibration = calibrate(runs, settings)
+    assert calibration.model_rate("ridge", "1h") == pytest.approx(3.0)
+    assert calibration.model_rate("ridge", "4h") == pytest.approx(10.0)
+    assert calibration.model_rate("ridge", "15m") == pytest.approx(statistics.median([1.0, 3.0, 50.0, 10.0]))
+    # rf has no record: the table's rf at the speed this machine shows over every recorded run
+    assert calibration.model_rate("rf", "1h") == pytest.approx(statistics.median([1.0, 3.0, 50.0, 10.0]))
+    assert model_work_seconds([ridge_1h] * 4, calibration, settings) == pytest.approx(4 * 3.0 * prior)
+    assert model_work_seconds([rf], calibration, settings) == pytest.approx(
+        statistics.median([1.0, 3.0, 50.0, 10.0]) * model_work_seconds([rf], None, settings))
+    assert calibrate([], settings).model_rate("rf", "1h") == 1.0  # nothing recorded at all: the table
+    assert calibration.runs == 4 and "ridge 1h x3.00" in calibration.describe()
+
+
+def test_the_shared_work_is_calibrated_from_claim_to_record_times() -> None:
+    from forex_pipeline.grid.estimate import (
+        calibrate,
+        estimate_seconds,
+        model_work_seconds,
+        prior_shared_seconds,
+        queue_overhead_seconds,
+    )
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    configurations = _model("ridge", 5, alpha=1.0).configurations + _model("ridge", 5, alpha=9.0).configurations
+    shared = prior_shared_seconds(configurations, settings)
+    # each run took 2 s of model work and (2 x shared / 2) s more from claim to record: twice the table's shared work
+    runs = [_duration(c, 2.0, wall=2.0 + shared) for c in configurations]
+    calibration = calibrate(runs, settings)
+    assert calibration.shared_rate == pytest.approx(2.0)
+    queue = queue_overhead_seconds(len(configurations), settings)
+    assert queue > 0 and queue_overhead_seconds(0, settings) == 0.0
+    assert estimate_seconds(configurations, calibration, settings) == pytest.approx(
+        model_work_seconds(configurations, calibration, settings) + 2.0 * (shared + queue))
+    assert calibrate([_duration(c, 2.0) for c in configurations], settings).shared_rate is None  # no wall time recorded
 
 
 def test_default_estimate_scales_with_rows_and_ranks_model_families() -> None:
-    one_year = estimate_seconds(_single("rf", 365).configurations)
-    assert estimate_seconds(_single("rf", 730).configurations) == pytest.approx(2 * one_year)
-    assert estimate_seconds(_single("rf", 730, "4h").configurations) == pytest.approx(one_year / 2)
+    from forex_pipeline.grid.estimate import model_work_seconds
+
+    one_year = model_work_seconds(_single("rf", 365).configurations)
+    assert model_work_seconds(_single("rf", 730).configurations) == pytest.approx(2 * one_year)
+    assert model_work_seconds(_single("rf", 730, "4h").configurations) == pytest.approx(one_year / 2)
     ridge = estimate_seconds(_single("ridge", 365).configurations)
     neural = estimate_seconds(_single("lightning", 365).configurations)
-    assert ridge < one_year < neural
+    assert ridge < estimate_seconds(_single("rf", 365).configurations) < neural
 
 
 def _model(model_type: str, horizon: int, **hyperparameters: Any) -> Grid:
@@ -259,6 +317,7 @@ def _model(model_type: str, horizon: int, **hyperparameters: Any) -> Grid:
 
 
 def test_default_estimate_grows_with_horizon_intervals_trees_and_members() -> None:
+    from forex_pipeline.grid.estimate import model_work_seconds as estimate_seconds
     from forex_pipeline.settings import parse_settings
 
     h1 = estimate_seconds(_model("rf", 1).configurations)
@@ -363,11 +422,22 @@ def test_plan_command_counts_trained_configurations_from_the_database(
     with db.session_scope(engine) as session:
         grid_plan = plan(grid, session)
     engine.dispose()
-    # both completed runs are ridge at 1000 s each: every pending ridge configuration is estimated at 1000 s
+    # both completed runs are ridge at 1000 s each: the pending ridge configurations are estimated at the
+    # rate 1000 s makes of the table for those two runs, the other families by the table
+    from forex_pipeline.grid.estimate import calibrate, prior_work_seconds
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    done = grid.configurations[:2]
+    assert {c.model_spec.model_type for c in done} == {"ridge"}
+    rates = sorted(1000.0 / prior_work_seconds(c, settings) for c in done)
+    assert grid_plan.calibration.runs == 2 and grid_plan.calibration.model_rate("ridge", "1h") == pytest.approx(sum(rates) / 2)
     ridge = [c for c in grid_plan.pending if c.model_spec.model_type == "ridge"]
-    others = [c for c in grid_plan.pending if c.model_spec.model_type != "ridge"]
     assert len(ridge) == 6 * 16 - 2
-    assert grid_plan.estimated_seconds == pytest.approx(1000.0 * len(ridge) + estimate_seconds(others))
+    assert grid_plan.estimated_seconds > 10 * estimate_seconds(grid_plan.pending)  # recorded 1000 s, far above the table
+    assert grid_plan.estimated_seconds == pytest.approx(estimate_seconds(grid_plan.pending, calibrate(
+        [_duration(c, 1000.0) for c in done], settings), settings))
+    assert "calibrated on 2 recorded runs" in result.stdout
 
 
 def test_plan_command_lists_every_problem_and_fails(tmp_path: Path) -> None:
@@ -406,3 +476,132 @@ def test_plan_refuses_windows_the_data_cannot_fill(isolated_storage, tmp_path: P
     path.write_text(yaml.safe_dump(grid))
     result = _plan_cli(str(path), "--no-db")
     assert result.exit_code == 2 and "warm-up of 5000 bars" in result.output
+
+
+# ---------------------------------------------------------------- windows the bars do not cover, encoders wider than the features
+
+
+def _span(first: str, last: str):  # noqa: ANN202 - BarSpan
+    import pandas as pd
+
+    from forex_pipeline.data.sources import BarSource, BarSpan
+
+    return BarSpan(BarSource("EURUSD", "import", Path("/data/EURUSD.parquet"), None),
+                   pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC"))
+
+
+def _fs_axes(days: list[int], as_of: str):  # noqa: ANN202 - FeatureSetAxes
+    return parse_grid_spec(_raw(feature_sets__days_history=days, feature_sets__as_of=as_of)).feature_sets
+
+
+def test_a_window_longer_than_the_bars_is_refused_naming_the_axis_values() -> None:
+    from forex_pipeline.grid.expand import history_problems
+
+    span = _span("2018-01-01 22:00", "2019-12-31 21:59")
+    problems = history_problems(_fs_axes([365, 730, 800], "2019-12-31T00:00:00Z"), 1, span)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("feature_sets.days_history[2] = 800 with feature_sets.symbols[1] EURUSD and feature_sets.as_of 2019-12-31 00:00:")
+    assert "the window starts 2017-10-22 00:00" in problems[0] and "from 2018-01-01 22:00 to 2019-12-31 21:59" in problems[0]
+    assert "days_history <= 728" in problems[0] and "/data/EURUSD.parquet" in problems[0]
+
+
+def test_every_window_too_long_for_a_symbol_is_one_message_naming_a_few() -> None:
+    from forex_pipeline.grid.expand import history_problems
+
+    span = _span("2018-01-01 22:00", "2019-12-31 21:59")
+    days = [365, 900, 800, *range(1000, 1300)]
+    problems = history_problems(_fs_axes(days, "2019-12-31T00:00:00Z"), 0, span)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("feature_sets.days_history[1] = 900, [2] = 800, [3] = 1000 and 299 more with feature_sets.symbols[0]")
+    assert "the windows start on or before 2017-10-22 00:00" in problems[0]  # 800 days before as_of
+
+
+def test_a_window_edge_on_a_long_weekend_is_not_refused_but_a_week_beyond_is() -> None:
+    from forex_pipeline.grid.expand import DATA_EDGE_DAYS, history_problems
+
+    # bars from Tuesday 2019-01-01 22:00; a 31-day window ending 2019-01-31 starts on 2018-12-31 00:00
+    span = _span("2019-01-01 22:00", "2019-01-31 00:00")
+    assert history_problems(_fs_axes([30, 31], "2019-01-31T00:00:00Z"), 0, span) == []
+    refused = history_problems(_fs_axes([30, 31 + DATA_EDGE_DAYS], "2019-01-31T00:00:00Z"), 0, span)
+    assert [p.split(" with ")[0] for p in refused] == [f"feature_sets.days_history[1] = {31 + DATA_EDGE_DAYS}"]
+
+
+def test_an_as_of_after_or_before_the_bars_is_refused_once_per_symbol() -> None:
+    from forex_pipeline.grid.expand import history_problems
+
+    span = _span("2018-01-01 22:00", "2019-12-31 21:59")
+    after = history_problems(_fs_axes([30, 60], "2020-03-01T00:00:00Z"), 0, span)
+    assert len(after) == 1 and after[0].startswith("feature_sets.as_of 2020-03-01 00:00 with feature_sets.symbols[0] EURUSD:")
+    assert "misses its last 60 days" in after[0]
+    before = history_problems(_fs_axes([30, 60], "2017-06-01T00:00:00Z"), 0, span)
+    assert len(before) == 1 and "holds none of them" in before[0]
+
+
+def _pca_grid(dims: list[int]) -> Grid:
+    raw = _raw(model_specs__encoder_dims=dims, feature_sets__symbols=["EURUSD"], feature_sets__base_timeframes=["1h"],
+               feature_sets__days_history=[365], feature_sets__additional_features=[["returns_volatility"]])
+    raw["model_specs"]["model_types"], raw["model_specs"]["hyperparameters"] = ["ridge"], {}
+    return expand_grid(parse_grid_spec(raw))
+
+
+def test_an_encoder_dimension_above_the_spec_feature_count_is_refused(tmp_path: Path) -> None:
+    from forex_pipeline.features.build import spec_feature_names
+    from forex_pipeline.grid.expand import encoder_problems
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    grid = _pca_grid([4, 8, 60])
+    count = len(spec_feature_names(grid.feature_sets[0], settings.training.ar_lags))
+    assert 8 < count < 60
+    problems = encoder_problems(grid, settings, tmp_path)
+    assert problems == [
+        f"model_specs.encoder_dims[2] = 60 with model_specs.encoders pca: more than the {count} features of feature set "
+        f"EURUSD 1h 365d atr:1d rsi:4h returns_volatility (at most, counted from its spec); an encoder dimension must be "
+        "at most the feature count"
+    ]
+    assert encoder_problems(_pca_grid([count]), settings, tmp_path) == []
+
+
+def test_a_cached_feature_matrix_gives_the_exact_count_when_it_is_current(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from forex_pipeline.features.build import feature_matrix_path, save_feature_matrix
+    from forex_pipeline.features.matrix import FeatureMatrix
+    from forex_pipeline.grid.expand import encoder_problems
+    from forex_pipeline.settings import get_settings
+
+    settings = get_settings()
+    grid = _pca_grid([4, 8])
+    fs = grid.feature_sets[0]
+    stamps = pd.date_range("2019-06-03", periods=5, freq="h", tz="UTC", name="timestamp")
+
+    def cache(train_fraction: float) -> None:
+        names = ("rsi_14_4h", "atr_14_1d", "ret_lag_1", "ret_lag_2", "ret_lag_3", "ret_lag_4")
+        metadata = {"column_decision": {"train_fraction": train_fraction}}
+        save_feature_matrix(FeatureMatrix(fs.hash, stamps, np.zeros((5, len(names))), names, np.ones(5), "1h", "EURUSD", metadata),
+                            feature_matrix_path(tmp_path, fs))
+
+    cache(settings.training.train_fraction)
+    problems = encoder_problems(grid, settings, tmp_path)
+    assert len(problems) == 1 and problems[0].startswith("model_specs.encoder_dims[1] = 8 with model_specs.encoders pca: more than the 6 features")
+    assert "(its cached feature matrix)" in problems[0]
+    cache(settings.training.train_fraction / 2)  # columns decided otherwise: rebuilt before training, so not trusted
+    assert encoder_problems(grid, settings, tmp_path) == []
+
+
+def test_plan_refuses_days_history_beyond_the_bars_and_an_encoder_wider_than_the_features(
+    isolated_storage, tmp_path: Path, wide_terminal
+) -> None:
+    from tests.support import TINY_GRID
+
+    grid = json.loads(json.dumps(TINY_GRID))
+    grid["feature_sets"]["days_history"] = [150, 800]
+    grid["model_specs"].update(encoders=["none", "autoencoder"], encoder_dims=[2, 200])
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    result = _plan_cli(str(path), "--no-db")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "feature_sets.days_history[1] = 800 with feature_sets.symbols[0] SYNTH" in result.output
+    assert "model_specs.encoder_dims[1] = 200 with model_specs.encoders autoencoder" in result.output
+    assert "days_history[0]" not in result.output and "encoder_dims[0]" not in result.output

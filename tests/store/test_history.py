@@ -158,19 +158,6 @@ def test_history_pages_match_a_brute_force_pandas_computation(engine: Engine) ->
             np.testing.assert_allclose(got.rows[column].to_numpy(dtype=float), figures[column].to_numpy(dtype=float))
 
 
-def test_recent_durations_are_the_latest_completed_runs_per_model_type(engine: Engine) -> None:
-    with session_scope(engine) as session:
-        for n, (model_type, status, seconds) in enumerate(
-            [("ridge", "completed", 2.0), ("ridge", "completed", 3.0), ("ridge", "failed", 50.0), ("ridge", "completed", 4.0),
-             ("rf", "completed", 0.0), ("rf", "pending", None)]
-        ):
-            run = training_runs.insert_training_run(session, run_identity(n, model_type=model_type))
-            training_runs.mark_run_status(session, run.model_config_hash, status, training_seconds=seconds, backtest_seconds=1.0)
-            session.get(TrainingRun, run.id).completed_at = datetime(2026, 1, 1 + n, tzinfo=timezone.utc)
-    with session_scope(engine) as session:
-        assert history.recent_durations(session, ["ridge", "rf", "lstm"], recent=2) == {"ridge": [5.0, 4.0], "rf": [1.0]}
-
-
 def test_risk_return_points_are_the_best_configurations_bounded_by_a_sample(engine: Engine) -> None:
     table = brute_force_fixture(engine)
     with session_scope(engine) as session:

@@ -104,3 +104,32 @@ def test_set_kept_lists_files_to_delete(engine: Engine) -> None:
         training_runs.mark_file_deleted(session, dropped.id)
         assert training_runs.set_kept(session, before={kept.id, dropped.id}, after={kept.id}) == []
         assert training_runs.get_training_run(session, kept.id).kept is True
+
+
+def test_recent_durations_are_the_latest_completed_runs_per_family_and_timeframe(engine: Engine) -> None:
+    """What the plan's time estimate is calibrated on: one query, the `per_timeframe` latest completed
+    runs of each (model type, base timeframe) asked for, with their wall time from claim to record."""
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    layout = [  # (n, model_type, base_timeframe, status, minutes after start it completed)
+        (1, "ridge", "1h", "completed", 10), (2, "ridge", "1h", "completed", 30), (3, "ridge", "1h", "completed", 20),
+        (4, "ridge", "1h", "failed", 40), (5, "ridge", "4h", "completed", 5), (6, "rf", "1h", "completed", 50),
+        (7, "ridge", "1h", "pending", None),
+    ]
+    with session_scope(engine) as session:
+        for n, model_type, timeframe, status, minutes in layout:
+            identity = {**run_identity(n, model_type=model_type), "base_timeframe": timeframe}
+            training_runs.insert_training_run(session, identity)
+            if minutes is None:
+                continue
+            row = session.query(TrainingRun).filter_by(model_config_hash=identity["model_config_hash"]).one()
+            row.status, row.training_seconds, row.backtest_seconds = status, float(n), 0.5
+            row.started_at = start + timedelta(minutes=minutes, seconds=-3 * n)
+            row.completed_at = start + timedelta(minutes=minutes)
+    with session_scope(engine) as session:
+        recent = training_runs.recent_durations(session, ["ridge", "lasso"], per_timeframe=2)
+        assert training_runs.recent_durations(session, [], per_timeframe=2) == []
+    assert [(d.model_type, d.base_timeframe, d.training_seconds) for d in recent] == [
+        ("ridge", "1h", 2.0), ("ridge", "1h", 3.0), ("ridge", "4h", 5.0),
+    ]
+    assert [d.wall_seconds for d in recent] == [6.0, 9.0, 15.0]
+    assert recent[0].feature_set["days_history"] == 367 and recent[0].model_spec["model_type"] == "ridge"
