@@ -36,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from forex_pipeline.backtest.columns import BLOCK_COLUMNS  # noqa: E402
 from forex_pipeline.backtest.run import run_baseline_backtests, run_evaluation_backtests, run_noise_backtests  # noqa: E402
 from forex_pipeline.backtest.segments import evaluation_segments  # noqa: E402
-from forex_pipeline.pipeline.trust import TrustReference, annotate, group_pbo, ranking_segments  # noqa: E402
+from forex_pipeline.pipeline.trust import TrialBlockCache, TrustReference, annotate, group_pbo, ranking_segments  # noqa: E402
 from forex_pipeline.regimes.selection import select_regime_bests  # noqa: E402
 from forex_pipeline.regimes.significance import regime_trials  # noqa: E402
 from forex_pipeline.settings import DEFAULT_SETTINGS_FILE, load_settings  # noqa: E402
@@ -68,11 +69,12 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
     timings["reference"].append(time.perf_counter() - started)
 
     rows, standing = [], pd.DataFrame()
+    blocks_cache = TrialBlockCache()          # what the pipeline keeps per process (pipeline/trust.py)
     for m in range(MODELS):
         started = time.perf_counter()
         frame = run_evaluation_backtests(SignalModel(seed=100 * seed + m), matrix, TEST, labels, settings, "EURUSD").frame
         timings["internal"].append(time.perf_counter() - started)
-        frame = frame.assign(model_config_hash=f"model{m}", feature_set_hash="fs", horizon=horizon)
+        frame = frame.assign(model_config_hash=f"model{m}", feature_set_hash="fs", horizon=horizon, training_run_id=m)
         rows.append(frame)
         recorded = pd.concat(rows, ignore_index=True)
         trials = regime_trials(recorded, selection_segment)          # the database aggregate's figures
@@ -81,8 +83,15 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
             trials=trials, selection_segment=selection_segment, holdout_segment=holdout_segment,
         )
         started = time.perf_counter()
-        selected = recorded[recorded["segment"] == selection_segment]
-        pbo = {("fs", horizon): group_pbo(selected)}
+
+        def fetch(runs: list[int] | None) -> pd.DataFrame:
+            """The stored rows of `runs` (the store's trial_blocks query), from the recorded frames."""
+            chosen = rows if runs is None else [rows[r] for r in runs]
+            columns = ["training_run_id", "regime", *BLOCK_COLUMNS]
+            return pd.concat([f.loc[f["segment"].to_numpy() == selection_segment, columns] for f in chosen], ignore_index=True)
+
+        blocks = blocks_cache.blocks(("fs", horizon, selection_segment), {r: len(rows[r]) for r in range(len(rows))}, fetch)
+        pbo = {("fs", horizon): group_pbo(blocks)}
         bests = annotate(
             selection.bests, trials=trials, references={("fs", horizon): reference}, pbo=pbo,
             settings=settings, segment=selection_segment,

@@ -133,31 +133,72 @@ def regime_trial_moments(session: Session, segment: str) -> dict[str, tuple[int,
     }
 
 
+def _trial_set(feature_set_hash: str, horizon: int, regimes: Iterable[str], segment: str) -> Any:
+    """The WHERE clause of one trial set: rows of `segment` in `regimes` of the runs of one (feature
+    set, horizon) that carry blocks (the caller joins TrainingRun)."""
+    test, run = InferenceBacktest, TrainingRun
+    return and_(
+        run.feature_set_hash == feature_set_hash,
+        run.horizon == int(horizon),
+        test.segment == segment,
+        test.regime.in_([r for r in dict.fromkeys(regimes) if r != REGIME_ALL]),
+        test.block_sum_ret.is_not(None),
+    )
+
+
 def trial_blocks(
-    session: Session, feature_set_hash: str, horizon: int, regimes: Iterable[str], segment: str
+    session: Session,
+    feature_set_hash: str,
+    horizon: int,
+    regimes: Iterable[str],
+    segment: str,
+    run_ids: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """The CSCV inputs of every trial of one (feature set, horizon) in `regimes` on `segment`:
     regime, training_run_id, inference_config_hash and the three block lists (rows without blocks
-    are left out). Trials of one feature set and horizon share their segments, hence their blocks."""
+    are left out), ordered by regime, run, configuration; only the runs `run_ids` when given. Trials
+    of one feature set and horizon share their segments, hence their blocks."""
     test, run = InferenceBacktest, TrainingRun
     regimes = [r for r in dict.fromkeys(regimes) if r != REGIME_ALL]
     columns = ["regime", "training_run_id", "inference_config_hash", *BACKTEST_BLOCKS]
+    run_chunks = [None] if run_ids is None else list(in_chunks(sorted({int(i) for i in run_ids})))
     frames = []
     for chunk in in_chunks(regimes):
-        statement = (
-            select(test.regime, test.training_run_id, test.inference_config_hash, *(getattr(test, c) for c in BACKTEST_BLOCKS))
-            .join(run, run.id == test.training_run_id)
-            .where(
-                and_(
-                    run.feature_set_hash == feature_set_hash,
-                    run.horizon == int(horizon),
-                    test.segment == segment,
-                    test.regime.in_(list(chunk)),
-                    test.block_sum_ret.is_not(None),
-                )
+        for runs in run_chunks:
+            where = _trial_set(feature_set_hash, horizon, chunk, segment)
+            if runs is not None:
+                where = and_(where, test.training_run_id.in_(list(runs)))
+            statement = (
+                select(test.regime, test.training_run_id, test.inference_config_hash, *(getattr(test, c) for c in BACKTEST_BLOCKS))
+                .join(run, run.id == test.training_run_id)
+                .where(where)
+                .order_by(test.regime, test.training_run_id, test.inference_config_hash)
             )
-            .order_by(test.regime, test.training_run_id, test.inference_config_hash)
-        )
-        frames.append(select_frame(session, statement, columns))
+            frames.append(select_frame(session, statement, columns))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     return frame[frame["block_sum_ret"].notna()].reset_index(drop=True) if len(frame) else frame
+
+
+def trial_block_versions(
+    session: Session, feature_set_hash: str, horizon: int, regimes: Iterable[str], segment: str
+) -> dict[int, tuple[int, int, float | None]]:
+    """Per training run in the trial set of `trial_blocks`: (rows, largest row id, SUM(sharpe_per_bar)),
+    an aggregate that changes whenever the run's stored trials do (re-recorded rows get new ids), so
+    a reader can keep the blocks it has already read and fetch only new or changed runs."""
+    test, run = InferenceBacktest, TrainingRun
+    out: dict[int, tuple[int, int, float | None]] = {}
+    for chunk in in_chunks([r for r in dict.fromkeys(regimes) if r != REGIME_ALL]):
+        statement = (
+            select(test.training_run_id, func.count(), func.max(test.id), func.sum(test.sharpe_per_bar))
+            .join(run, run.id == test.training_run_id)
+            .where(_trial_set(feature_set_hash, horizon, chunk, segment))
+            .group_by(test.training_run_id)
+        )
+        for run_id, count, last_id, total in session.execute(statement):
+            version = (int(count), int(last_id), None if total is None else float(total))
+            previous = out.get(int(run_id))
+            if previous is not None:        # a run's regimes spread over two chunks: merge the aggregates
+                totals = [t for t in (previous[2], version[2]) if t is not None]
+                version = (previous[0] + version[0], max(previous[1], version[1]), sum(totals) if totals else None)
+            out[int(run_id)] = version
+    return out
