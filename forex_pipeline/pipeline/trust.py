@@ -56,11 +56,9 @@ PBO_MIN_SPLITS = 100
 
 
 def ranking_segments(evaluation: EvaluationSettings) -> tuple[str, str]:
-    """(segment bests are ranked on, segment that confirms them): selection / holdout, or the last
-    walk-forward fold (the largest selection window, confirmed on the latest block)."""
-    if evaluation.mode == "holdout":
-        return SELECTION, HOLDOUT
-    return f"{SELECTION}_{evaluation.folds}", f"{HOLDOUT}_{evaluation.folds}"
+    """(segment bests are ranked on, segment that confirms them): `selection` / `holdout` in both modes
+    (walk-forward pools its folds into `selection`: backtest/segments.py)."""
+    return SELECTION, HOLDOUT
 
 
 def trials_per_model(settings: Settings) -> int:

@@ -109,7 +109,7 @@ def get_backtests(session: Session, training_run_id: int, segments: Iterable[str
 
 
 def not_confirming(table: Any = InferenceBacktest) -> Any:
-    """Rows a figure may rank on: every segment but the holdouts (`holdout`, walk-forward `holdout_k`),
+    """Rows a figure may rank on: every segment but the holdouts (`holdout`, and `holdout_k` of older walk-forward rows),
     which only confirm a best and never choose one. Legacy `test` rows count as ranked."""
     return ~table.segment.like("holdout%")
 
