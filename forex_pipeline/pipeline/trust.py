@@ -300,13 +300,16 @@ def annotate(
         "deflated_sharpe": deflated,
         "null_p_value": p_values,
         "pbo": pbo_values,
-        "baseline": pd.Series(names, index=bests.index, dtype=object),
+        "baseline": pd.Series(names, dtype=object),
         "baseline_score": baseline_scores,
         "improvement_over_baseline": scores - baseline_scores,
         "significant": [bool(is_significant(d, p, h, thresholds)) for d, p, h in zip(deflated, p_values, holdout)],
     }
-    kept = bests.drop(columns=[c for c in figures if c in bests.columns])
-    return pd.concat([kept, pd.DataFrame(figures, index=bests.index)], axis=1)
+    kept = bests.drop(columns=[c for c in figures if c in bests.columns]).reset_index(drop=True)
+    figures["baseline"] = figures["baseline"].to_numpy()
+    out = pd.concat([kept, pd.DataFrame(figures)], axis=1)    # positional: safe with any index
+    out.index = bests.index
+    return out
 
 
 def _column(frame: pd.DataFrame, name: str, default: object) -> np.ndarray:
