@@ -90,7 +90,8 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
             """The stored rows of `runs` (the store's trial_blocks query), from the recorded frames."""
             chosen = rows if runs is None else [rows[r] for r in runs]
             columns = ["training_run_id", "regime", *BLOCK_COLUMNS]
-            return pd.concat([f.loc[f["segment"].to_numpy() == selection_segment, columns] for f in chosen], ignore_index=True)
+            parts = [f.loc[f["segment"].to_numpy() == selection_segment, columns] for f in chosen]
+            return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
         blocks = blocks_cache.blocks(("fs", horizon, selection_segment), {r: len(rows[r]) for r in range(len(rows))}, fetch)
         pbo = {("fs", horizon): group_pbo(blocks)}

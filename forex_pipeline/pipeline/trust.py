@@ -196,8 +196,10 @@ class TrialBlockCache:
         missing = [run for run, version in wanted if (run, version) not in cached]
         if missing:
             rows = fetch(None if len(missing) == len(wanted) else missing)
-            for run, part in rows.groupby("training_run_id", sort=False):
+            runs = rows["training_run_id"].to_numpy()
+            for run in dict.fromkeys(runs.tolist()):
                 if run in versions:
+                    part = rows if len(missing) == 1 and (runs == run).all() else rows[runs == run]
                     cached[(run, versions[run])] = TrialBlocks.from_rows(part)
         current = {key: cached[key] for key in wanted if key in cached}
         self._sets[trial_set] = current
