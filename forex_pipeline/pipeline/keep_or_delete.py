@@ -127,7 +127,7 @@ def update_bests(
         for group in groups - set(found):
             found[group] = _cached_reference(session, group, bests, settings, artifacts_dir)
         pbo = {
-            group: group_pbo(recorded_trial_blocks(session, group, regimes, selection_segment))
+            group: group_pbo(recorded_trial_blocks(session, group, regimes, selection_segment, known=new_rows))
             for group in groups & new_groups
         }
         bests = annotate(bests, trials=trials, references=found, pbo=pbo, settings=settings, segment=selection_segment)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from forex_pipeline.backtest.columns import BLOCK_COLUMNS
 from forex_pipeline.backtest.segments import HOLDOUT, SELECTION, evaluation_segments
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.features.spec import FeatureSetSpec
@@ -211,19 +212,47 @@ class TrialBlockCache:
 TRIAL_BLOCKS = TrialBlockCache()
 
 
-def recorded_trial_blocks(session: Session, group: tuple[str, int], regimes: list[str], segment: str) -> TrialBlocks:
+def recorded_trial_blocks(
+    session: Session, group: tuple[str, int], regimes: list[str], segment: str, known: pd.DataFrame | None = None
+) -> TrialBlocks:
     """The CSCV inputs of every recorded trial of (feature set, horizon) `group` in `regimes` on
-    `segment`, through this process's TrialBlockCache (only new or changed runs are read)."""
+    `segment`, through this process's TrialBlockCache (only new or changed runs are read). `known`:
+    stored rows already read in this transaction (with training_run_id, e.g. the model just
+    recorded), used for their runs instead of reading them again."""
     from forex_pipeline.store import inference_backtests
 
     feature_set_hash, horizon = group
     versions = inference_backtests.trial_block_versions(session, feature_set_hash, horizon, regimes, segment)
     trial_set = (str(session.get_bind().url), feature_set_hash, int(horizon), tuple(sorted(regimes)), segment)
-    return TRIAL_BLOCKS.blocks(
-        trial_set,
-        versions,
-        lambda runs: inference_backtests.trial_blocks(session, feature_set_hash, horizon, regimes, segment, run_ids=runs),
+    have = _trial_rows(known, regimes, segment)
+
+    def fetch(runs: list[Hashable] | None) -> pd.DataFrame:
+        wanted = set(versions) if runs is None else set(runs)
+        local = have[have["training_run_id"].isin(wanted)]
+        rest = sorted(wanted - set(local["training_run_id"].tolist()))
+        if not rest:
+            return local
+        every = runs is None and local.empty                       # nothing known: one read of the whole set
+        read = inference_backtests.trial_blocks(
+            session, feature_set_hash, horizon, regimes, segment, run_ids=None if every else rest
+        )
+        return pd.concat([local, read.loc[:, list(local.columns)]], ignore_index=True) if len(local) else read
+
+    return TRIAL_BLOCKS.blocks(trial_set, versions, fetch)
+
+
+def _trial_rows(rows: pd.DataFrame | None, regimes: list[str], segment: str) -> pd.DataFrame:
+    """The rows of `rows` that `trial_blocks` would return (segment, regimes but 'all', with blocks), in
+    its order within a run (regime, configuration hash)."""
+    columns = ["regime", "training_run_id", "inference_config_hash", *BLOCK_COLUMNS]
+    if rows is None or rows.empty:
+        return pd.DataFrame(columns=columns)
+    keep = (
+        (rows["segment"] == segment)
+        & rows["regime"].isin([r for r in regimes if r != REGIME_ALL])
+        & rows["block_sum_ret"].notna()
     )
+    return rows.loc[keep, columns].sort_values(["training_run_id", "regime", "inference_config_hash"], kind="mergesort")
 
 
 def group_pbo(blocks: pd.DataFrame | TrialBlocks) -> dict[str, float]:

@@ -98,3 +98,10 @@ def test_recorded_trial_blocks_read_only_new_runs_and_match_a_fresh_read(engine,
     assert calls[-1] == [ids[0]] and cached == fresh
     cached, fresh = both()
     assert len(calls) == 3 and cached == fresh                    # nothing changed: nothing read
+    # the model just recorded, already read in the transaction, is taken from its rows
+    fourth = _record(engine, run_identity(1, model_type="lasso"), seed=4)
+    with session_scope(engine) as session:
+        known = inference_backtests.get_backtests(session, fourth)
+        cached = group_pbo(recorded_trial_blocks(session, group, REGIMES, "selection", known=known))
+        fresh = group_pbo(real(session, group[0], group[1], REGIMES, "selection"))
+    assert len(calls) == 3 and cached == fresh
