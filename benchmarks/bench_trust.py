@@ -18,6 +18,9 @@ Printed, name=value, one per line:
                          through the per-process TrialBlockCache, as the pipeline does), DSR, verdict
   trust_overhead         trust_seconds_per_model / internal_loop_seconds, same process, same markets,
                          medians over every model (want <= 0.2); trust_overhead_of_means: the same with means
+  internal_loop_cpu_seconds, trust_cpu_seconds_per_model, trust_overhead_cpu   the same in CPU seconds of
+                         the process (time.process_time, every thread counted): what the work costs,
+                         independent of how loaded the shared machine is while it runs
   reference_seconds      the one-off noise + baseline reference of one (feature set, horizon) with its
                          Gumbel fits, cached (files, and in memory per process: pipeline/trust.py)
   reference_in_internal_loops   reference_seconds / internal_loop_seconds (paid once per feature set
@@ -52,6 +55,7 @@ MODELS = 2
 NOISE_MODELS = 40
 EDGE = 0.3
 EDGE_REGIME = "volatile_ranging"
+TIMINGS = ("reference", "internal", "trust", "internal_cpu", "trust_cpu")
 
 
 def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]) -> pd.DataFrame:
@@ -73,9 +77,10 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
     rows, standing = [], pd.DataFrame()
     blocks_cache = TrialBlockCache()          # what the pipeline keeps per process (pipeline/trust.py)
     for m in range(MODELS):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         frame = run_evaluation_backtests(SignalModel(seed=100 * seed + m), matrix, TEST, labels, settings, "EURUSD").frame
         timings["internal"].append(time.perf_counter() - started)
+        timings["internal_cpu"].append(time.process_time() - cpu)
         frame = frame.assign(model_config_hash=f"model{m}", feature_set_hash="fs", horizon=horizon, training_run_id=m)
         rows.append(frame)
         recorded = pd.concat(rows, ignore_index=True)
@@ -84,7 +89,7 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
             frame, standing, top_n=3, min_trades=settings.regimes.min_trades,
             trials=trials, selection_segment=selection_segment, holdout_segment=holdout_segment,
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
 
         def fetch(runs: list[int] | None) -> pd.DataFrame:
             """The stored rows of `runs` (the store's trial_blocks query), from the recorded frames."""
@@ -100,14 +105,15 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
             settings=settings, segment=selection_segment,
         )
         timings["trust"].append(time.perf_counter() - started)
+        timings["trust_cpu"].append(time.process_time() - cpu)
         standing = bests
     return bests[bests["rank"] == 1].set_index("regime")
 
 
 def main() -> None:
     settings = load_settings(DEFAULT_SETTINGS_FILE)
-    timings: dict[str, list[float]] = {"reference": [], "internal": [], "trust": []}
-    one_market(999, 0.0, settings, {"reference": [], "internal": [], "trust": []})   # numba warm-up
+    timings: dict[str, list[float]] = {name: [] for name in TIMINGS}
+    one_market(999, 0.0, settings, {name: [] for name in TIMINGS})   # numba warm-up
     flagged, total = 0, 0
     for seed in range(SEEDS):
         bests = one_market(seed, 0.0, settings, timings)
@@ -134,6 +140,11 @@ def main() -> None:
     print(f"trust_seconds_per_model={trust:.4f}")
     print(f"reference_seconds={reference:.4f}")
     print(f"reference_in_internal_loops={reference / internal:.2f}")
+    internal_cpu = float(np.median(timings["internal_cpu"]))
+    trust_cpu = float(np.median(timings["trust_cpu"]))
+    print(f"internal_loop_cpu_seconds={internal_cpu:.4f}")
+    print(f"trust_cpu_seconds_per_model={trust_cpu:.4f}")
+    print(f"trust_overhead_cpu={trust_cpu / internal_cpu:.4f}")
     print(f"trust_overhead_of_means={np.mean(timings['trust']) / np.mean(timings['internal']):.4f}")
     print(f"trust_overhead={trust / internal:.4f}")
 
