@@ -9,8 +9,11 @@ are scored on the second half, 'unclassified' counting as wrong. Settings: confi
 
 The benchmark seeds (1-4) were never used for tuning; the settings were chosen on seeds 100-107.
 Prints one line per cell, a mean/min line per detector x timeframe x generator, the cross-timeframe
-agreement (4h labels against the majority of their 1h labels, 1h against 15m) per detector, and last
-`regime_accuracy_min=<x>`: the lowest cell of the default detector.
+agreement (4h labels against the majority of their 1h labels, 1h against 15m) per detector,
+`oracle_sharpe_max_1h=<x>`: the largest annualised Sharpe per regime of the perfect-hindsight
+direction oracle (backtest/oracle.py) on the `tours` generator's 1h bars over the seeds (issue 10,
+item 9: a credible generator keeps it at about 5), and last `regime_accuracy_min=<x>`: the lowest cell
+of the default detector.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from forex_pipeline.backtest.oracle import direction_oracle_sharpe
 from forex_pipeline.data.resample import resample_bars
 from forex_pipeline.data.synthetic import generate_synthetic_bars
 from forex_pipeline.data.synthetic_markov import generate_markov_bars
@@ -51,10 +55,16 @@ def main() -> None:
     cells: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     agreement: dict[tuple[str, str], list[float]] = defaultdict(list)
     seconds: dict[str, float] = defaultdict(float)
+    oracles: list[float] = []
     for generator, generate in GENERATORS.items():
         for seed in args.seeds:
             synthetic = generate(args.days, seed)
             frames = {tf: resample_bars(synthetic.bars, tf) for tf in TIMEFRAMES}
+            if generator == "tours":
+                hourly = frames["1h"]
+                oracle = direction_oracle_sharpe(hourly["close"].to_numpy(), majority_labels(synthetic.regimes, hourly.index), "1h")
+                oracles.append(max(oracle.values()))
+                print(f"oracle_sharpe_1h seed={seed} " + " ".join(f"{k}={v:.1f}" for k, v in sorted(oracle.items())), flush=True)
             for detector in DETECTORS:
                 settings = base.model_copy(update={"detector": detector})
                 scored: dict[str, pd.Series] = {}
@@ -84,6 +94,7 @@ def main() -> None:
         f"{tf}/{gen}" for (detector, tf, gen), values in cells.items() if detector == default and min(values) < TARGETS[tf]
     ]
     print(f"default_detector={default} cells_below_target={','.join(shortfalls) or 'none'}")
+    print(f"oracle_sharpe_max_1h={max(oracles):.2f}")
     print(f"regime_accuracy_min={min(default_cells):.4f}")
 
 

@@ -12,10 +12,15 @@ Printed, name=value, one per line:
   planted_edge_power     share of seeds whose planted-edge regime best is flagged significant
                          (edge 0.3 sigma x_t in volatile_ranging only; want >= 0.8)
   planted_edge_false_flags   significant bests in the OTHER regimes of the planted-edge markets (share)
-  internal_loop_seconds  one model's run_evaluation_backtests (135 configurations, both segments), mean
-  trust_seconds_per_model   what the trust figures add per recorded model: baselines looked up, noise
-                         p-values, PBO over the regime's trials (from the stored blocks), DSR, verdict
-  trust_overhead         trust_seconds_per_model / internal_loop_seconds, same process (want <= 0.2)
+  internal_loop_seconds  one model's run_evaluation_backtests (135 configurations, both segments), median
+  trust_seconds_per_model   what the trust figures add per recorded model (median): baselines looked up,
+                         noise p-values, PBO over the regime's trials (the new model's stored blocks read
+                         through the per-process TrialBlockCache, as the pipeline does), DSR, verdict
+  trust_overhead         trust_seconds_per_model / internal_loop_seconds, same process, same markets,
+                         medians over every model (want <= 0.2); trust_overhead_of_means: the same with means
+  internal_loop_cpu_seconds, trust_cpu_seconds_per_model, trust_overhead_cpu   the same in CPU seconds of
+                         the process (time.process_time, every thread counted): what the work costs,
+                         independent of how loaded the shared machine is while it runs
   reference_seconds      the one-off noise + baseline reference of one (feature set, horizon) with its
                          Gumbel fits, cached (files, and in memory per process: pipeline/trust.py)
   reference_in_internal_loops   reference_seconds / internal_loop_seconds (paid once per feature set
@@ -36,9 +41,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from forex_pipeline.backtest.columns import BLOCK_COLUMNS  # noqa: E402
 from forex_pipeline.backtest.run import run_baseline_backtests, run_evaluation_backtests, run_noise_backtests  # noqa: E402
 from forex_pipeline.backtest.segments import evaluation_segments  # noqa: E402
-from forex_pipeline.pipeline.trust import TrustReference, annotate, group_pbo, ranking_segments  # noqa: E402
+from forex_pipeline.pipeline.trust import TrialBlockCache, TrustReference, annotate, group_pbo, ranking_segments  # noqa: E402
 from forex_pipeline.regimes.selection import select_regime_bests  # noqa: E402
 from forex_pipeline.regimes.significance import regime_trials  # noqa: E402
 from forex_pipeline.settings import DEFAULT_SETTINGS_FILE, load_settings  # noqa: E402
@@ -49,6 +55,7 @@ MODELS = 2
 NOISE_MODELS = 40
 EDGE = 0.3
 EDGE_REGIME = "volatile_ranging"
+TIMINGS = ("reference", "internal", "trust", "internal_cpu", "trust_cpu")
 
 
 def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]) -> pd.DataFrame:
@@ -68,11 +75,13 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
     timings["reference"].append(time.perf_counter() - started)
 
     rows, standing = [], pd.DataFrame()
+    blocks_cache = TrialBlockCache()          # what the pipeline keeps per process (pipeline/trust.py)
     for m in range(MODELS):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         frame = run_evaluation_backtests(SignalModel(seed=100 * seed + m), matrix, TEST, labels, settings, "EURUSD").frame
         timings["internal"].append(time.perf_counter() - started)
-        frame = frame.assign(model_config_hash=f"model{m}", feature_set_hash="fs", horizon=horizon)
+        timings["internal_cpu"].append(time.process_time() - cpu)
+        frame = frame.assign(model_config_hash=f"model{m}", feature_set_hash="fs", horizon=horizon, training_run_id=m)
         rows.append(frame)
         recorded = pd.concat(rows, ignore_index=True)
         trials = regime_trials(recorded, selection_segment)          # the database aggregate's figures
@@ -80,22 +89,31 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
             frame, standing, top_n=3, min_trades=settings.regimes.min_trades,
             trials=trials, selection_segment=selection_segment, holdout_segment=holdout_segment,
         )
-        started = time.perf_counter()
-        selected = recorded[recorded["segment"] == selection_segment]
-        pbo = {("fs", horizon): group_pbo(selected)}
+        started, cpu = time.perf_counter(), time.process_time()
+
+        def fetch(runs: list[int] | None) -> pd.DataFrame:
+            """The stored rows of `runs` (the store's trial_blocks query), from the recorded frames."""
+            chosen = rows if runs is None else [rows[r] for r in runs]
+            columns = ["training_run_id", "regime", *BLOCK_COLUMNS]
+            parts = [f.loc[f["segment"].to_numpy() == selection_segment, columns] for f in chosen]
+            return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+        blocks = blocks_cache.blocks(("fs", horizon, selection_segment), {r: len(rows[r]) for r in range(len(rows))}, fetch)
+        pbo = {("fs", horizon): group_pbo(blocks)}
         bests = annotate(
             selection.bests, trials=trials, references={("fs", horizon): reference}, pbo=pbo,
             settings=settings, segment=selection_segment,
         )
         timings["trust"].append(time.perf_counter() - started)
+        timings["trust_cpu"].append(time.process_time() - cpu)
         standing = bests
     return bests[bests["rank"] == 1].set_index("regime")
 
 
 def main() -> None:
     settings = load_settings(DEFAULT_SETTINGS_FILE)
-    timings: dict[str, list[float]] = {"reference": [], "internal": [], "trust": []}
-    one_market(999, 0.0, settings, {"reference": [], "internal": [], "trust": []})   # numba warm-up
+    timings: dict[str, list[float]] = {name: [] for name in TIMINGS}
+    one_market(999, 0.0, settings, {name: [] for name in TIMINGS})   # numba warm-up
     flagged, total = 0, 0
     for seed in range(SEEDS):
         bests = one_market(seed, 0.0, settings, timings)
@@ -108,9 +126,10 @@ def main() -> None:
         others = bests.drop(index=EDGE_REGIME, errors="ignore")
         other_flags += int(others["significant"].sum())
         other_total += len(others)
-    internal = float(np.mean(timings["internal"]))
-    trust = float(np.mean(timings["trust"]))
-    reference = float(np.mean(timings["reference"]))
+    # medians: the machine is shared, and a load spike in one call should not decide the ratio
+    internal = float(np.median(timings["internal"]))
+    trust = float(np.median(timings["trust"]))
+    reference = float(np.median(timings["reference"]))
     print(f"seeds={SEEDS}")
     print(f"models_per_market={MODELS}")
     print(f"noise_models={NOISE_MODELS}")
@@ -121,6 +140,12 @@ def main() -> None:
     print(f"trust_seconds_per_model={trust:.4f}")
     print(f"reference_seconds={reference:.4f}")
     print(f"reference_in_internal_loops={reference / internal:.2f}")
+    internal_cpu = float(np.median(timings["internal_cpu"]))
+    trust_cpu = float(np.median(timings["trust_cpu"]))
+    print(f"internal_loop_cpu_seconds={internal_cpu:.4f}")
+    print(f"trust_cpu_seconds_per_model={trust_cpu:.4f}")
+    print(f"trust_overhead_cpu={trust_cpu / internal_cpu:.4f}")
+    print(f"trust_overhead_of_means={np.mean(timings['trust']) / np.mean(timings['internal']):.4f}")
     print(f"trust_overhead={trust / internal:.4f}")
 
 

@@ -313,8 +313,9 @@ class EvaluationSettings(_Strict):
 
     holdout: the test rows are split into a selection segment (the first `selection_fraction`) and a
     later holdout, with an embargo of `horizon` rows between them; bests are chosen on selection and
-    confirmed on holdout. walk_forward: the test rows are cut into `folds` + 1 equal blocks; fold k
-    selects on blocks 0..k-1 (expanding, embargo before block k) and confirms on block k.
+    confirmed on holdout. walk_forward: the same holdout; the selection segment is cut into `folds`
+    consecutive folds, fold k backtested by a model trained on every row before it (anchored), and
+    the folds' out-of-sample returns pooled into the selection figures.
     """
 
     mode: Literal["holdout", "walk_forward"] = "holdout"

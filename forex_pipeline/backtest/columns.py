@@ -30,7 +30,7 @@ RESULT_COLUMNS: tuple[str, ...] = (*CONFIG_COLUMNS, "regime", *METRIC_COLUMNS)
 # configuration and regime over the whole test segment). The evaluation frame (backtest/run.py,
 # `run_evaluation_backtests`) has one row per (configuration, regime, segment) and these columns:
 #
-#   segment          selection | holdout (holdout mode), selection_k | holdout_k (walk-forward fold k),
+#   segment          selection | holdout (both modes; walk-forward pools its folds into selection),
 #                    test (the whole test segment, the specification's single backtest)
 #   sharpe_per_bar   mean / std (ddof 1) of the regime's per-bar returns, not annualised (the DSR's SR)
 #   skewness         m3 / m2^1.5 of the same returns

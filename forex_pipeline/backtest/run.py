@@ -10,6 +10,7 @@ docs/architecture.md. The confidence window is warmed up on the rows just before
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from forex_pipeline.backtest.confidence import rolling_size_rank
 from forex_pipeline.backtest.ensembles import combine, member_agreement
 from forex_pipeline.backtest.inference_grid import InferenceConfig, inference_configs
 from forex_pipeline.backtest.metrics import metrics_from_stats, trust_from_stats
-from forex_pipeline.backtest.segments import Segment, evaluation_segments, whole_test
+from forex_pipeline.backtest.segments import Segment, evaluation_segments, folds_of, scored_segments, whole_test
 from forex_pipeline.backtest.simulator import simulate_grid
 from forex_pipeline.data.timeframes import bars_per_year
 from forex_pipeline.features.matrix import FeatureMatrix
@@ -64,37 +65,80 @@ def encode_regimes(labels: np.ndarray, preferred_order: tuple[str, ...] = ()) ->
     return RegimeCodes(np.fromiter((lookup[x] for x in labels), dtype=np.int64, count=labels.size), names)
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Consecutive rows of the (warm-up + test) series forecast by one model: its member predictions
+    (K, rows) per prediction method and its combiners. Walk-forward concatenates one piece per fold."""
+
+    members: dict[str, np.ndarray]
+    combiners: dict[str, Combiners]
+
+
 def _series(
-    members: dict[str, np.ndarray],
-    combiners: dict[str, Combiners],
+    pieces: list[Piece],
     n_warmup: int,
     n_test: int,
     grid: InferenceGridSettings,
     max_matrix_bytes: int,
 ):
-    """Yield (forecasts, confidences) blocks (series, n_test) in the grid's series order."""
+    """Yield (forecasts, confidences) blocks (series, n_test) in the grid's series order. Each piece is
+    combined with its own combiners and the forecasts concatenated before the confidence ranks, so
+    a rank window reaching back past a fold's first row sees the forecasts issued there then."""
     lookbacks = np.asarray(grid.lookback_windows, dtype=np.int64)
     n_ens = len(grid.ensemble_methods)
     per_ensemble_bytes = 2 * lookbacks.size * (n_warmup + n_test) * 8
     ens_chunk = max(1, min(n_ens, max_matrix_bytes // max(per_ensemble_bytes, 1)))
     for method in grid.prediction_methods:
-        if method not in members:
-            raise ValueError(f"member predictions for prediction method {method!r} are missing")
-        if method not in combiners:
-            raise ValueError(f"model has no combiners for prediction method {method!r}")
-        m = np.asarray(members[method], dtype=np.float64)
-        if m.ndim != 2 or m.shape[1] != n_warmup + n_test:
+        parts = []
+        for piece in pieces:
+            if method not in piece.members:
+                raise ValueError(f"member predictions for prediction method {method!r} are missing")
+            if method not in piece.combiners:
+                raise ValueError(f"model has no combiners for prediction method {method!r}")
+            m = np.asarray(piece.members[method], dtype=np.float64)
+            if m.ndim != 2:
+                raise ValueError(f"member predictions for {method!r} have shape {m.shape}, expected (K, rows)")
+            parts.append((m, piece.combiners[method]))
+        total = sum(m.shape[1] for m, _ in parts)
+        if total != n_warmup + n_test:
             raise ValueError(
-                f"member predictions for {method!r} have shape {m.shape}, expected (K, {n_warmup + n_test})"
+                f"member predictions for {method!r} cover {total} rows, expected {n_warmup + n_test} (warm-up + test)"
             )
         for start in range(0, n_ens, ens_chunk):
             ensembles = grid.ensemble_methods[start : start + ens_chunk]
-            forecasts = np.stack([combine(m, combiners[method], e) for e in ensembles])
-            agreement = np.stack([member_agreement(m, f) for f in forecasts])
+            forecasts = np.stack([np.concatenate([combine(m, c, e) for m, c in parts]) for e in ensembles])
+            agreement = np.stack(
+                [
+                    np.concatenate([member_agreement(m, f[a : a + m.shape[1]]) for (m, _), a in zip(parts, _offsets(parts))])
+                    for f in forecasts
+                ]
+            )
             ranks = rolling_size_rank(forecasts, lookbacks)                      # (E, L, n)
             conf = (ranks * agreement[:, None, :])[:, :, n_warmup:].reshape(-1, n_test)
             fc = np.repeat(forecasts[:, None, n_warmup:], lookbacks.size, axis=1).reshape(-1, n_test)
             yield fc, conf
+
+
+def _offsets(parts: list[tuple[np.ndarray, Combiners]]) -> list[int]:
+    """First row of each piece in the concatenated series."""
+    return [int(x) for x in np.cumsum([0] + [m.shape[1] for m, _ in parts[:-1]])]
+
+
+def pool_stats(stats: np.ndarray, positions: tuple[int, ...], axis: int) -> np.ndarray:
+    """The statistics of the concatenation of the segments at `positions` along `axis`: every sum,
+    count and CSCV block adds up (block b of the pool = block b of each part); the drawdown
+    (MAX_DD_LOG) is the largest within a part, a lower bound of the concatenation's."""
+    from forex_pipeline.backtest.simulator import MAX_DD_LOG
+
+    parts = np.take(stats, list(positions), axis=axis)
+    pooled = parts.sum(axis=axis)
+    pooled[..., MAX_DD_LOG] = parts[..., MAX_DD_LOG].max(axis=axis)
+    return pooled
+
+
+def segment_names(segments: tuple[Segment, ...]) -> tuple[str, ...]:
+    """The names of segment_stats' segment axis (walk-forward folds pooled into `selection`)."""
+    return tuple(name for name, _ in scored_segments(segments))
 
 
 def segment_stats(
@@ -110,12 +154,13 @@ def segment_stats(
     max_matrix_bytes: int | None = None,
 ) -> np.ndarray:
     """simulate_grid on each segment on its own (positions closed at each segment's end):
-    (series, thresholds, segments, n_regimes + 1, N_STATS)."""
+    (series, thresholds, scored segments, n_regimes + 1, N_STATS), walk-forward folds pooled into
+    `selection` (`segment_names` names the axis)."""
     n = close.shape[0]
     for segment in segments:
         if segment.stop > n:
             raise ValueError(f"segment {segment.name!r} [{segment.start}, {segment.stop}) exceeds the {n} test rows")
-    return np.stack(
+    stats = np.stack(
         [
             simulate_grid(
                 forecasts[:, sg.start : sg.stop], confidences[:, sg.start : sg.stop], thresholds,
@@ -125,11 +170,15 @@ def segment_stats(
         ],
         axis=2,
     )
+    scored = scored_segments(tuple(segments))
+    if all(len(positions) == 1 for _, positions in scored):
+        return stats
+    return np.stack([pool_stats(stats, positions, axis=2) for _, positions in scored], axis=2)
 
 
 def backtest_member_predictions(
-    members: dict[str, np.ndarray],
-    combiners: dict[str, Combiners],
+    members: dict[str, np.ndarray] | Sequence[Piece],
+    combiners: dict[str, Combiners] | None,
     n_warmup: int,
     close: np.ndarray,
     regimes: RegimeCodes,
@@ -141,18 +190,21 @@ def backtest_member_predictions(
     segments: tuple[Segment, ...] | None = None,
 ) -> pd.DataFrame:
     """The evaluation frame (EVALUATION_COLUMNS) from member predictions (K, n_warmup + n_test) per
-    prediction method: one row per (configuration, segment, regime); default one segment `test`."""
+    prediction method and their combiners, or from consecutive Pieces of several models (walk-forward,
+    `combiners` None): one row per (configuration, scored segment, regime); default one segment `test`."""
     configs = inference_configs(grid)
     thresholds = np.asarray(grid.confidence_thresholds, dtype=np.float64)
     n_test = close.shape[0]
     segments = whole_test(n_test) if segments is None else tuple(segments)
+    pieces = [Piece(members, combiners or {})] if isinstance(members, dict) else list(members)
     n_regimes = len(regimes.names)
     blocks = [
         segment_stats(fc, conf, thresholds, close, horizon, costs, regimes.codes, n_regimes, segments, max_matrix_bytes)
-        for fc, conf in _series(members, combiners, n_warmup, n_test, grid, max_matrix_bytes)
+        for fc, conf in _series(pieces, n_warmup, n_test, grid, max_matrix_bytes)
     ]
-    stats = np.concatenate(blocks, axis=0).reshape(len(configs), len(segments), n_regimes + 1, -1)
-    return _frame(configs, stats, tuple(s.name for s in segments), (*regimes.names, REGIME_ALL), annualisation)
+    names = segment_names(segments)
+    stats = np.concatenate(blocks, axis=0).reshape(len(configs), len(names), n_regimes + 1, -1)
+    return _frame(configs, stats, names, (*regimes.names, REGIME_ALL), annualisation)
 
 
 def _frame(
@@ -249,7 +301,7 @@ def run_baseline_backtests(
     columns: dict[str, object] = {
         "baseline": np.repeat(BASELINES, n_seg * n_reg),
         "regime": np.tile([regime_names[i] for i in order], len(BASELINES) * n_seg),
-        SEGMENT_COLUMN: np.tile(np.repeat([s.name for s in segments], n_reg), len(BASELINES)),
+        SEGMENT_COLUMN: np.tile(np.repeat(segment_names(segments), n_reg), len(BASELINES)),
     }
     columns.update(_stat_columns(stats, bars_per_year(base_timeframe)))
     return pd.DataFrame(columns, columns=list(BASELINE_COLUMNS))
@@ -327,7 +379,7 @@ def run_noise_backtests(
         stats = np.concatenate(
             [
                 segment_stats(fc, conf, thresholds, close, horizon, costs, regimes.codes, n_regimes, segments)
-                for fc, conf in _series(members, combiners, n_warmup, n_test, grid, settings.performance.backtest_max_matrix_bytes)
+                for fc, conf in _series([Piece(members, combiners)], n_warmup, n_test, grid, settings.performance.backtest_max_matrix_bytes)
             ],
             axis=0,
         )
@@ -337,10 +389,10 @@ def run_noise_backtests(
         sharpe = np.where(np.isfinite(sharpe), sharpe, -np.inf)
         best = sharpe.max(axis=0)                                                  # (segments, G + 1)
         eligible = np.isfinite(sharpe).sum(axis=0)
-        for j, segment in enumerate(segments):
+        for j, segment in enumerate(segment_names(segments)):
             for g, name in enumerate(regime_names):
                 value = float(best[j, g]) if eligible[j, g] else float("nan")
-                records.append((model, name, segment.name, value, value / np.sqrt(year), int(eligible[j, g])))
+                records.append((model, name, segment, value, value / np.sqrt(year), int(eligible[j, g])))
     return pd.DataFrame.from_records(records, columns=list(NOISE_MAXIMA_COLUMNS))
 
 
@@ -381,7 +433,7 @@ def _apply_thread_setting(threads: int) -> None:
 
 
 def _evaluate(
-    model: TrainedModel,
+    models: Sequence[TrainedModel],
     matrix: FeatureMatrix,
     test_rows: np.ndarray,
     regime_labels: np.ndarray,
@@ -389,6 +441,9 @@ def _evaluate(
     symbol: str,
     segments: tuple[Segment, ...] | None,
 ) -> BacktestOutput:
+    """Predict and backtest; with several models (walk-forward), model i forecasts from the first row of
+    fold i to the first row of fold i + 1 (the first model also the warm-up rows, the last one every
+    row after its fold: embargo and holdout)."""
     test_rows = _check_rows(test_rows, matrix.n_rows)
     costs = settings.data.costs_for(symbol)
     regimes = encode_regimes(
@@ -398,18 +453,25 @@ def _evaluate(
     grid = settings.inference_grid
     n_warmup = int(min(max(grid.lookback_windows), test_rows[0]))
     rows = np.concatenate([np.arange(test_rows[0] - n_warmup, test_rows[0], dtype=np.int64), test_rows])
+    starts = [0] + [n_warmup + fold.start for fold in folds_of(segments or ())][1:]
+    if len(starts) != len(models):
+        raise ValueError(f"{len(models)} model(s) for {len(starts)} walk-forward fold(s): one model per fold is needed")
+    bounds = list(zip(starts, [*starts[1:], rows.size]))
     started = time.perf_counter()
-    members = {method: model.predict_members(matrix, rows, method) for method in grid.prediction_methods}
+    pieces = [
+        Piece({method: model.predict_members(matrix, rows[a:b], method) for method in grid.prediction_methods}, model.combiners)
+        for model, (a, b) in zip(models, bounds)
+    ]
     prediction_seconds = time.perf_counter() - started
     started = time.perf_counter()
     _apply_thread_setting(settings.performance.numba_threads)
     frame = backtest_member_predictions(
-        members,
-        model.combiners,
+        pieces,
+        None,
         n_warmup,
         matrix.close[test_rows],
         regimes,
-        model.model_spec.horizon,
+        models[0].model_spec.horizon,
         costs,
         grid,
         bars_per_year(matrix.base_timeframe),
@@ -429,12 +491,12 @@ def run_inference_backtests(
 ) -> BacktestOutput:
     """All inference configurations of `model` on `test_rows`, per regime (labels per matrix or test row):
     the specification's single backtest over the whole test segment, RESULT_COLUMNS (the stored contract)."""
-    output = _evaluate(model, matrix, test_rows, regime_labels, settings, symbol, None)
+    output = _evaluate([model], matrix, test_rows, regime_labels, settings, symbol, None)
     return BacktestOutput(output.frame.loc[:, list(RESULT_COLUMNS)], output.prediction_seconds, output.simulation_seconds)
 
 
 def run_evaluation_backtests(
-    model: TrainedModel,
+    model: TrainedModel | Sequence[TrainedModel],
     matrix: FeatureMatrix,
     test_rows: np.ndarray,
     regime_labels: np.ndarray,
@@ -443,12 +505,16 @@ def run_evaluation_backtests(
     segments: tuple[Segment, ...] | None = None,
 ) -> BacktestOutput:
     """EVALUATION_COLUMNS, one row per (configuration, segment, regime), on the segments of
-    settings.evaluation (selection / holdout, or walk-forward folds; embargo = the model's horizon)
-    unless `segments` are given. Members are predicted once for all segments."""
+    settings.evaluation (selection / holdout; embargo = the model's horizon) unless `segments` are
+    given. Walk-forward: one model per fold (`model` a sequence, fold i's trained on the rows before
+    fold i: pipeline/walk_forward.py), the folds pooled into `selection`. Members are predicted once."""
+    models = [model] if not isinstance(model, Sequence) else list(model)
+    if not models:
+        raise ValueError("run_evaluation_backtests needs at least one model")
     test_rows = _check_rows(test_rows, matrix.n_rows)
     if segments is None:
-        segments = evaluation_segments(test_rows.size, settings.evaluation, model.model_spec.horizon)
-    return _evaluate(model, matrix, test_rows, regime_labels, settings, symbol, tuple(segments))
+        segments = evaluation_segments(test_rows.size, settings.evaluation, models[0].model_spec.horizon)
+    return _evaluate(models, matrix, test_rows, regime_labels, settings, symbol, tuple(segments))
 
 
 def config_equity(

@@ -9,11 +9,15 @@ the end of every part), and every part is named:
 - holdout mode: `selection` = the first `selection_fraction` of the test rows, then an embargo of
   `horizon` rows (the target of a selection row never reaches into the holdout), then `holdout` =
   the rest. Bests are ranked on selection only and report their holdout figures.
-- walk_forward mode: the test rows are cut into `folds` + 1 equal blocks B0..Bk. Fold i (1..k)
-  selects on B0..B(i-1) (expanding; the last `horizon` rows before Bi are the embargo) and confirms
-  on Bi: `selection_1`, `holdout_1`, ..., `selection_k`, `holdout_k`. Holdout mode is walk-forward
-  with one fold and an uneven cut; the specification's single backtest is the union of both parts
-  (segment `test`), still recorded by `run_inference_backtests`.
+- walk_forward mode: the same holdout; the selection part is cut into `folds` consecutive slices
+  `fold_1` .. `fold_k`. Fold i is backtested by a model trained on every row before its first row
+  (anchored: the training window always starts at the first row and grows; pipeline/walk_forward.py),
+  and the folds' statistics are pooled into `selection`: the figures of the concatenated
+  out-of-sample returns (sums, counts, trades and CSCV blocks add up; the drawdown is the largest
+  within a fold). The holdout is backtested by the last fold's model. So both modes rank on
+  `selection` and confirm on `holdout`; walk-forward's selection figures just come from K models,
+  each scored only on data after its training. The specification's single backtest is the union of
+  selection, embargo and holdout (segment `test`), still recorded by `run_inference_backtests`.
 
 Positions are relative to the test rows (0 = first test row); every segment is contiguous.
 """
@@ -27,6 +31,7 @@ from forex_pipeline.settings import EvaluationSettings
 SELECTION = "selection"
 HOLDOUT = "holdout"
 WHOLE_TEST = "test"
+FOLD = "fold"
 
 
 @dataclass(frozen=True)
@@ -84,39 +89,64 @@ def holdout_split(n_test: int, selection_fraction: float, embargo: int, min_rows
     return Segment(SELECTION, *selection), Segment(HOLDOUT, *holdout)
 
 
-def walk_forward_folds(n_test: int, folds: int, embargo: int, min_rows: int = 2) -> tuple[Segment, ...]:
-    """(selection_1, holdout_1, ..., selection_k, holdout_k): anchored, expanding selection windows.
+def walk_forward_split(
+    n_test: int, selection_fraction: float, folds: int, embargo: int, min_rows: int = 2
+) -> tuple[Segment, ...]:
+    """(fold_1, ..., fold_k, holdout): `holdout_split`'s selection part cut into `folds` consecutive
+    slices [floor(j s / k), floor((j + 1) s / k)) of its s rows; the holdout as in holdout mode.
 
-    Blocks B_j = [floor(j n / (k + 1)), floor((j + 1) n / (k + 1))); fold i selects on
-    [0, start(B_i) - embargo) and confirms on B_i, so every holdout is later than its selection.
+    The folds tile the selection part, so pooled they are exactly the rows holdout mode selects on.
     """
     if folds < 1:
         raise ValueError(f"folds must be >= 1, got {folds}")
-    _check(n_test, embargo, min_rows)
-    edges = [(j * n_test) // (folds + 1) for j in range(folds + 2)]
-    out: list[Segment] = []
-    for i in range(1, folds + 1):
-        select_stop = edges[i] - embargo
-        if select_stop < min_rows or edges[i + 1] - edges[i] < min_rows:
-            raise ValueError(
-                f"{folds} walk-forward folds over {n_test} test rows with an embargo of {embargo} leave fold {i} "
-                f"with fewer than {min_rows} rows"
-            )
-        out.append(Segment(f"{SELECTION}_{i}", 0, select_stop))
-        out.append(Segment(f"{HOLDOUT}_{i}", edges[i], edges[i + 1]))
-    return tuple(out)
+    selection, holdout = holdout_split(n_test, selection_fraction, embargo, min_rows)
+    edges = [selection.start + (j * selection.size) // folds for j in range(folds + 1)]
+    if any(b - a < min_rows for a, b in zip(edges, edges[1:])):
+        raise ValueError(
+            f"{folds} walk-forward folds over the {selection.size} selection rows of {n_test} test rows leave a fold "
+            f"with fewer than {min_rows} rows"
+        )
+    return (*(Segment(f"{FOLD}_{k}", edges[k - 1], edges[k]) for k in range(1, folds + 1)), holdout)
 
 
 def evaluation_segments(n_test: int, evaluation: EvaluationSettings, horizon: int) -> tuple[Segment, ...]:
     """The segments settings.evaluation asks for, with an embargo of `horizon` rows."""
     if evaluation.mode == "holdout":
         return holdout_split(n_test, evaluation.selection_fraction, horizon)
-    return walk_forward_folds(n_test, evaluation.folds, horizon)
+    return walk_forward_split(n_test, evaluation.selection_fraction, evaluation.folds, horizon)
+
+
+def is_fold(segment: Segment | str) -> bool:
+    """True for a walk-forward fold (`fold_k`), whose figures are pooled into `selection`."""
+    name = segment.name if isinstance(segment, Segment) else segment
+    base, _, number = name.partition("_")
+    return base == FOLD and number.isdigit()
+
+
+def folds_of(segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    return tuple(s for s in segments if is_fold(s))
+
+
+def scored_segments(segments: tuple[Segment, ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The segments figures are reported on, in order, each with the positions in `segments` it
+    pools: the walk-forward folds pool into one `selection` (where the first fold stands); every
+    other segment is its own."""
+    out: list[tuple[str, tuple[int, ...]]] = []
+    folds = tuple(i for i, s in enumerate(segments) if is_fold(s))
+    for i, segment in enumerate(segments):
+        if not is_fold(segment):
+            out.append((segment.name, (i,)))
+        elif i == folds[0]:
+            out.append((SELECTION, folds))
+    names = [name for name, _ in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"segments {[s.name for s in segments]} report under duplicate names {names}")
+    return tuple(out)
 
 
 def fold_of(segment_name: str) -> tuple[str, int]:
-    """('selection' | 'holdout' | 'test', fold) of a segment name; holdout mode is fold 1."""
+    """('selection' | 'holdout' | 'test' | 'fold', number) of a segment name; holdout mode is fold 1."""
     base, _, number = segment_name.partition("_")
-    if base not in (SELECTION, HOLDOUT, WHOLE_TEST) or (number and not number.isdigit()):
+    if base not in (SELECTION, HOLDOUT, WHOLE_TEST, FOLD) or (number and not number.isdigit()) or (base == FOLD and not number):
         raise ValueError(f"{segment_name!r} is not a segment name")
     return base, int(number) if number else 1

@@ -314,51 +314,51 @@ NOISE_MODEL_SECONDS = 0.06
 
 @dataclass(frozen=True)
 class EvaluationCost:
-    """What settings.evaluation adds to a grid's backtests (docs/regimes.md "Selection and holdout").
+    """What settings.evaluation adds to a grid (docs/regimes.md "Selection, holdout and walk-forward").
 
-    `backtest_factor`: test rows simulated per inference configuration relative to the specification's
-    single backtest over the test segment (holdout: selection + holdout = about 1; walk_forward with K
-    folds: fold i simulates its expanding selection i / (K + 1) and its holdout block 1 / (K + 1) of
-    the test rows, K / 2 + K / (K + 1) in all). Training is unchanged: every model is trained once.
-    `reference_runs`: (feature set, horizon) pairs, each with one cached noise reference of
-    `noise_models` random-forecast models run through the same grid.
+    `training_factor`: models trained per configuration (holdout: 1; walk_forward with K folds: K, one
+    per fold, each on the rows before its fold, pipeline/walk_forward.py). The backtests simulate the
+    same test rows in both modes (the folds tile the selection segment). `reference_runs`: (feature
+    set, horizon) pairs, each with one cached noise reference of `noise_models` random-forecast models
+    run through the same grid.
     """
 
     mode: str
     folds: int
-    backtest_factor: float
+    training_factor: int
     reference_runs: int
     noise_models: int
     extra_seconds: float
 
     def describe(self) -> str:
         if self.mode == "holdout":
-            return "holdout: selection then holdout, ~1x the single test backtest"
+            return "holdout: one model per configuration, selection then holdout"
         return (
-            f"walk_forward, {self.folds} folds: backtests simulate {self.backtest_factor:.2f}x the test rows "
-            f"of the single test backtest ({self.folds} selection windows + {self.folds} holdout blocks); "
-            "training unchanged"
+            f"walk_forward, {self.folds} folds: {self.training_factor}x the training (one model per fold, each "
+            "trained on the rows before its fold); backtests cover the same rows"
         )
 
 
-def backtest_factor(mode: str, folds: int, selection_fraction: float = 0.6) -> float:
-    """Test rows simulated relative to one pass over the test segment (embargo rows ignored)."""
-    if mode == "holdout":
-        return 1.0
-    k = int(folds)
-    return k / 2.0 + k / (k + 1.0)
+def training_factor(mode: str, folds: int) -> int:
+    """Models trained per configuration: 1 in holdout mode, one per fold in walk-forward mode."""
+    return 1 if mode == "holdout" else int(folds)
 
 
 def evaluation_cost(configurations: Sequence[ModelConfiguration], settings: Settings | None = None) -> EvaluationCost:
-    """The K-fold (walk-forward) factor on the backtests of `configurations` and the one-off noise
-    references, in seconds on the reference size (BACKTEST_SECONDS per model backtest)."""
+    """The K-fold (walk-forward) training on `configurations` and the one-off noise references, in
+    seconds on the reference size (a later fold's model is counted at the full model's training time:
+    its rows grow from the training segment's to the last fold's start)."""
     if settings is None:
         from forex_pipeline.settings import get_settings
 
         settings = get_settings()
     evaluation = settings.evaluation
-    factor = backtest_factor(evaluation.mode, evaluation.folds, evaluation.selection_fraction)
+    factor = training_factor(evaluation.mode, evaluation.folds)
     groups = {(c.feature_set_hash, c.model_spec.horizon): c.feature_set for c in configurations}
-    backtests = sum(BACKTEST_SECONDS * reference_scale(c.feature_set) for c in configurations) * (factor - 1.0)
-    noise = sum(NOISE_MODEL_SECONDS * reference_scale(fs) for fs in groups.values()) * factor * evaluation.noise_models
-    return EvaluationCost(evaluation.mode, evaluation.folds, factor, len(groups), evaluation.noise_models, backtests + noise)
+    per_spec: dict[str, float] = {}
+    for c in configurations:
+        if c.model_spec_hash not in per_spec:
+            per_spec[c.model_spec_hash] = model_seconds(c.model_spec, settings) - BACKTEST_SECONDS
+    training = sum(per_spec[c.model_spec_hash] * reference_scale(c.feature_set) for c in configurations) * (factor - 1)
+    noise = sum(NOISE_MODEL_SECONDS * reference_scale(fs) for fs in groups.values()) * evaluation.noise_models
+    return EvaluationCost(evaluation.mode, evaluation.folds, factor, len(groups), evaluation.noise_models, training + noise)

@@ -56,6 +56,7 @@ def run_configuration(
     """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded."""
     from forex_pipeline.backtest.run import run_evaluation_backtests
     from forex_pipeline.pipeline.trust import ensure_reference
+    from forex_pipeline.pipeline.walk_forward import train_fold_models
     from forex_pipeline.models.registry import TrainingContext, file_suffix, save_model, train_model
     from forex_pipeline.models.files import model_file_path
     from forex_pipeline.store.regime_definitions import active_regimes
@@ -91,18 +92,20 @@ def run_configuration(
         model = train_model(matrix, model_spec, context)
         path = model_file_path(artifacts_dir, configuration.feature_set_key, configuration.model_spec_key, file_suffix(model_spec.model_type))
         info = save_model(model, path)
-        training_seconds = time.perf_counter() - t0
-        t1 = time.perf_counter()
         splits = split_rows(
             matrix.n_rows, model_spec.horizon, settings.training.train_fraction, settings.training.validation_fraction
         )
+        # walk-forward: one more model per later fold, trained on the rows before it (pipeline/walk_forward.py)
+        models = train_fold_models(model, matrix, model_spec, splits.test, context)
+        training_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
         with session_scope(engine) as session:
             regimes = active_regimes(session, settings)
         labels = label_regimes(
             matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(splits.validation[0]), timestamps=matrix.timestamps
         )
-        # selection / holdout (or walk-forward folds) of the test segment, embargo = horizon (backtest/segments.py)
-        output = run_evaluation_backtests(model, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
+        # selection / holdout (walk-forward: folds pooled into selection) of the test segment, embargo = horizon
+        output = run_evaluation_backtests(models, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
         backtest_seconds = time.perf_counter() - t1
         t2 = time.perf_counter()
         reference = ensure_reference(

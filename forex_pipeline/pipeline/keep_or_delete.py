@@ -33,6 +33,7 @@ from forex_pipeline.pipeline.trust import (
     load_reference,
     ranking_segments,
     reference_dir,
+    recorded_trial_blocks,
     reference_key,
 )
 
@@ -131,7 +132,7 @@ def update_bests(
             for group in missing:
                 found[group] = _cached_reference(group, bests, settings, catalog, artifacts_dir)
         pbo = {
-            group: group_pbo(inference_backtests.trial_blocks(session, group[0], group[1], regimes, selection_segment))
+            group: group_pbo(recorded_trial_blocks(session, group, regimes, selection_segment, known=new_rows))
             for group in groups & new_groups
         }
         bests = annotate(bests, trials=trials, references=found, pbo=pbo, settings=settings, segment=selection_segment)

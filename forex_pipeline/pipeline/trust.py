@@ -13,14 +13,17 @@ just write the same file twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from forex_pipeline.backtest.columns import BLOCK_COLUMNS
 from forex_pipeline.backtest.segments import HOLDOUT, SELECTION, evaluation_segments
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.features.spec import FeatureSetSpec
@@ -30,15 +33,18 @@ from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.regimes.significance import (
     TRUST_BEST_COLUMNS,
     GumbelFit,
+    TrialBlocks,
     TrialMoments,
     best_baseline,
-    blocks_of,
     cscv_pbo,
-    deflate,
+    deflated_sharpe_of,
     fit_gumbel,
     is_significant,
 )
 from forex_pipeline.settings import EvaluationSettings, RegimeSettings, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # Bump when the reference runs change meaning (their files are then recomputed).
 REFERENCE_VERSION = 1
@@ -51,11 +57,9 @@ PBO_MIN_SPLITS = 100
 
 
 def ranking_segments(evaluation: EvaluationSettings) -> tuple[str, str]:
-    """(segment bests are ranked on, segment that confirms them): selection / holdout, or the last
-    walk-forward fold (the largest selection window, confirmed on the latest block)."""
-    if evaluation.mode == "holdout":
-        return SELECTION, HOLDOUT
-    return f"{SELECTION}_{evaluation.folds}", f"{HOLDOUT}_{evaluation.folds}"
+    """(segment bests are ranked on, segment that confirms them): `selection` / `holdout` in both modes
+    (walk-forward pools its folds into `selection`: backtest/segments.py)."""
+    return SELECTION, HOLDOUT
 
 
 def trials_per_model(settings: Settings) -> int:
@@ -168,21 +172,101 @@ def ensure_reference(
 
 
 # ------------------------------------------------------------------------------ in the transaction
-def group_pbo(blocks: pd.DataFrame) -> dict[str, float]:
-    """PBO per regime over the trials of one (feature set, horizon) (rows of inference_backtests.trial_blocks:
-    regime and the three block lists); NaN with fewer than 2 trials."""
-    blocks = blocks[blocks["regime"] != REGIME_ALL]
-    if blocks.empty:
-        return {}
-    ret, sq, n = blocks_of(blocks)
-    regimes = blocks["regime"].to_numpy()
+class TrialBlockCache:
+    """Per process: the block arrays (TrialBlocks) of the trials already read, per trial set and run,
+    so recording a model reads and converts only the runs that are new or changed since, not every
+    trial of its (feature set, horizon) again. A run is identified by its id and a version (for the
+    store: rows, largest row id and the sum of their per-bar Sharpes), so re-recorded, rolled-back or
+    deleted runs are read again or dropped, never served stale."""
+
+    def __init__(self, max_sets: int = 32) -> None:
+        self._sets: OrderedDict[Hashable, dict[tuple[Hashable, Hashable], TrialBlocks]] = OrderedDict()
+        self._max_sets = max_sets
+
+    def blocks(
+        self,
+        trial_set: Hashable,
+        versions: Mapping[Hashable, Hashable],
+        fetch: Callable[[list[Hashable] | None], pd.DataFrame],
+    ) -> TrialBlocks:
+        """The trials of `trial_set` (runs in sorted order, each run's rows in fetched order) given the
+        runs present now and their versions; `fetch(runs)` returns the rows of those runs (None: all
+        runs) with a training_run_id column, regime and the three block columns."""
+        cached = self._sets.pop(trial_set, {})
+        wanted = [(run, versions[run]) for run in sorted(versions)]
+        missing = [run for run, version in wanted if (run, version) not in cached]
+        if missing:
+            rows = fetch(None if len(missing) == len(wanted) else missing)
+            runs = rows["training_run_id"].to_numpy()
+            for run in dict.fromkeys(runs.tolist()):
+                if run in versions:
+                    part = rows if len(missing) == 1 and (runs == run).all() else rows[runs == run]
+                    cached[(run, versions[run])] = TrialBlocks.from_rows(part)
+        current = {key: cached[key] for key in wanted if key in cached}
+        self._sets[trial_set] = current
+        while len(self._sets) > self._max_sets:
+            self._sets.popitem(last=False)
+        return TrialBlocks.concat(current.values())
+
+
+TRIAL_BLOCKS = TrialBlockCache()
+
+
+def recorded_trial_blocks(
+    session: Session, group: tuple[str, int], regimes: list[str], segment: str, known: pd.DataFrame | None = None
+) -> TrialBlocks:
+    """The CSCV inputs of every recorded trial of (feature set, horizon) `group` in `regimes` on
+    `segment`, through this process's TrialBlockCache (only new or changed runs are read). `known`:
+    stored rows already read in this transaction (with training_run_id, e.g. the model just
+    recorded), used for their runs instead of reading them again."""
+    from forex_pipeline.store import inference_backtests
+
+    feature_set_hash, horizon = group
+    versions = inference_backtests.trial_block_versions(session, feature_set_hash, horizon, regimes, segment)
+    trial_set = (str(session.get_bind().url), feature_set_hash, int(horizon), tuple(sorted(regimes)), segment)
+    have = _trial_rows(known, regimes, segment)
+
+    def fetch(runs: list[Hashable] | None) -> pd.DataFrame:
+        wanted = set(versions) if runs is None else set(runs)
+        local = have[have["training_run_id"].isin(wanted)]
+        rest = sorted(wanted - set(local["training_run_id"].tolist()))
+        if not rest:
+            return local
+        every = runs is None and local.empty                       # nothing known: one read of the whole set
+        read = inference_backtests.trial_blocks(
+            session, feature_set_hash, horizon, regimes, segment, run_ids=None if every else rest
+        )
+        return pd.concat([local, read.loc[:, list(local.columns)]], ignore_index=True) if len(local) else read
+
+    return TRIAL_BLOCKS.blocks(trial_set, versions, fetch)
+
+
+def _trial_rows(rows: pd.DataFrame | None, regimes: list[str], segment: str) -> pd.DataFrame:
+    """The rows of `rows` that `trial_blocks` would return (segment, regimes but 'all', with blocks), in
+    its order within a run (regime, configuration hash)."""
+    columns = ["regime", "training_run_id", "inference_config_hash", *BLOCK_COLUMNS]
+    if rows is None or rows.empty:
+        return pd.DataFrame(columns=columns)
+    keep = (
+        (rows["segment"] == segment)
+        & rows["regime"].isin([r for r in regimes if r != REGIME_ALL])
+        & rows["block_sum_ret"].notna()
+    )
+    return rows.loc[keep, columns].sort_values(["training_run_id", "regime", "inference_config_hash"], kind="mergesort")
+
+
+def group_pbo(blocks: pd.DataFrame | TrialBlocks) -> dict[str, float]:
+    """PBO per regime over the trials of one (feature set, horizon) (TrialBlocks, or rows of
+    inference_backtests.trial_blocks: regime and the three block lists); NaN with fewer than 2 trials."""
+    if isinstance(blocks, pd.DataFrame):
+        blocks = TrialBlocks.from_rows(blocks)
     out: dict[str, float] = {}
-    for regime in sorted(set(regimes.tolist())):
-        rows = np.flatnonzero(regimes == regime)
-        if rows.size < 2:
+    for regime in sorted(set(blocks.regimes.tolist())):
+        ret, sq, n = blocks.of_regime(regime)
+        if ret.shape[0] < 2:
             out[str(regime)] = float("nan")
             continue
-        out[str(regime)] = cscv_pbo(ret[rows], sq[rows], n[rows], max_splits=pbo_splits(rows.size)).pbo
+        out[str(regime)] = cscv_pbo(ret, sq, n, max_splits=pbo_splits(ret.shape[0])).pbo
     return out
 
 
@@ -204,49 +288,66 @@ def annotate(
     The same figures as `annotate_bests`, computed once per (group, regime) rather than per row (the
     Gumbel fit of the noise maxima, the best baseline), so the transaction stays cheap.
     """
-    out = bests.copy()
-    if out.empty:
+    if bests.empty:
+        out = bests.copy()
         for column in TRUST_BEST_COLUMNS:
             if column not in out.columns:
                 out[column] = pd.Series(dtype=object if column in ("baseline", "significant") else float)
         return out
-    out["selection_score"] = out["score"].astype(float)
-    out["n_trials"] = [trials.get(r, TrialMoments()).n_trials for r in out["regime"]]
-    out["deflated_sharpe"] = deflate(out, trials)
+    regimes = [str(r) for r in bests["regime"].to_numpy(dtype=object)]
+    groups = [(str(f), int(h)) for f, h in zip(bests["feature_set_hash"].to_numpy(dtype=object), bests["horizon"].to_numpy())]
+    scores = bests["score"].to_numpy(dtype=np.float64)
+    moments = [trials.get(r, TrialMoments()) for r in regimes]
+    n_trials = np.array([m.n_trials for m in moments], dtype=np.int64)
+    deflated = np.array(
+        [
+            deflated_sharpe_of(sr, n, sk, ku, m)
+            for sr, n, sk, ku, m in zip(
+                *(bests[c].to_numpy(dtype=np.float64) for c in ("sharpe_per_bar", "n_bars", "skewness", "kurtosis")), moments
+            )
+        ],
+        dtype=np.float64,
+    )
     per_model = trials_per_model(settings)
-    for column, default in (("pbo", np.nan), ("baseline", None), ("baseline_score", np.nan)):
-        if column not in out.columns:
-            out[column] = default
-    out["baseline"] = out["baseline"].astype(object)
-    p_values = np.full(len(out), np.nan)
-    pbo_values = out["pbo"].astype(float).to_numpy(copy=True)
-    names = out["baseline"].tolist()
-    baseline_scores = out["baseline_score"].astype(float).to_numpy(copy=True)
-    for position, (fs_hash, horizon, regime, score, n_trials) in enumerate(
-        zip(out["feature_set_hash"], out["horizon"], out["regime"], out["selection_score"], out["n_trials"])
-    ):
-        key = (str(fs_hash), int(horizon))
-        reference = references.get(key)
+    pbo_values = _column(bests, "pbo", np.nan).astype(np.float64)
+    baseline_scores = _column(bests, "baseline_score", np.nan).astype(np.float64)
+    names = list(_column(bests, "baseline", None))
+    p_values = np.full(len(bests), np.nan)
+    for position, (key, regime, score, n) in enumerate(zip(groups, regimes, scores, n_trials)):
         if key in pbo:
             pbo_values[position] = float(pbo[key].get(regime, np.nan))
-        if reference is None:
+        reference = references.get(key)
+        figures = None if reference is None else reference.fits.get((regime, segment))
+        if figures is None:
             continue
-        if (str(regime), segment) not in reference.fits:
-            continue
-        fit, names[position], baseline_scores[position] = reference.fits[(str(regime), segment)]
+        fit, names[position], baseline_scores[position] = figures
         if fit is not None and math.isfinite(score):
-            p_values[position] = fit.survival(float(score), max(n_trials / per_model, 1.0))
-    out["null_p_value"] = p_values
-    out["pbo"] = pbo_values
-    out["baseline"] = pd.Series(names, index=out.index, dtype=object)
-    out["baseline_score"] = baseline_scores
-    out["improvement_over_baseline"] = out["selection_score"] - out["baseline_score"]
-    holdout = out["holdout_score"].astype(float) if "holdout_score" in out.columns else pd.Series(np.nan, index=out.index)
+            p_values[position] = fit.survival(float(score), max(n / per_model, 1.0))
+    holdout = _column(bests, "holdout_score", np.nan).astype(np.float64)
     thresholds = settings.regimes.significance
-    out["significant"] = [
-        bool(is_significant(d, p, h, thresholds)) for d, p, h in zip(out["deflated_sharpe"], out["null_p_value"], holdout)
-    ]
+    figures = {
+        "selection_score": scores,
+        "n_trials": n_trials,
+        "deflated_sharpe": deflated,
+        "null_p_value": p_values,
+        "pbo": pbo_values,
+        "baseline": pd.Series(names, dtype=object),
+        "baseline_score": baseline_scores,
+        "improvement_over_baseline": scores - baseline_scores,
+        "significant": [bool(is_significant(d, p, h, thresholds)) for d, p, h in zip(deflated, p_values, holdout)],
+    }
+    kept = bests.drop(columns=[c for c in figures if c in bests.columns]).reset_index(drop=True)
+    figures["baseline"] = figures["baseline"].to_numpy()
+    out = pd.concat([kept, pd.DataFrame(figures)], axis=1)    # positional: safe with any index
+    out.index = bests.index
     return out
+
+
+def _column(frame: pd.DataFrame, name: str, default: object) -> np.ndarray:
+    """A column as a (writable) array, or `default` everywhere when the frame lacks it."""
+    if name in frame.columns:
+        return frame[name].to_numpy(dtype=object if default is None else np.float64, copy=True)
+    return np.full(len(frame), default, dtype=object if default is None else np.float64)
 
 
 def plain_words(best: Mapping[str, object], thresholds) -> str:  # noqa: ANN001 - SignificanceSettings

@@ -221,17 +221,58 @@ def cscv_pbo(
     return PBOResult(float((logits <= 0).mean()), logits, len(picks), n_trials)
 
 
-def blocks_of(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sum_ret, sum_sq, n_bars) block arrays (trials, S) from rows' block columns (lists or JSON text)."""
+def _block_matrix(values: Iterable[object]) -> np.ndarray:
+    """(trials, S) floats from one block column's values (lists, arrays or JSON text)."""
     import json
 
-    def matrix(column: str) -> np.ndarray:
-        values = rows[column].tolist()
-        if any(isinstance(v, str) for v in values):
-            values = [json.loads(v) if isinstance(v, str) else v for v in values]
-        return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    values = list(values)
+    if values and isinstance(values[0], str):
+        values = [json.loads(v) if isinstance(v, str) else v for v in values]
+    return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
 
-    return matrix("block_sum_ret"), matrix("block_sum_sq"), matrix("block_n_bars")
+
+def blocks_of(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sum_ret, sum_sq, n_bars) block arrays (trials, S) from rows' block columns (lists, arrays or JSON text)."""
+    return _block_matrix(rows["block_sum_ret"]), _block_matrix(rows["block_sum_sq"]), _block_matrix(rows["block_n_bars"])
+
+
+@dataclass(frozen=True)
+class TrialBlocks:
+    """The CSCV inputs of a set of trials as arrays: each trial's regime and its (S,) block sums of
+    returns, squared returns and bars. Built once from rows (`from_rows`) and concatenated, so a
+    growing trial set is never converted from lists again (pipeline/trust.py TrialBlockCache)."""
+
+    regimes: np.ndarray        # (N,) object: regime names
+    ret: np.ndarray            # (N, S)
+    sq: np.ndarray             # (N, S)
+    n: np.ndarray              # (N, S)
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame) -> "TrialBlocks":
+        """Rows with regime and the three block columns (regime 'all' left out)."""
+        regimes = rows["regime"].to_numpy(dtype=object)
+        keep = regimes != REGIME_ALL
+        return cls(
+            regimes[keep],
+            *(_block_matrix(rows[column].to_numpy(dtype=object)[keep]) for column in ("block_sum_ret", "block_sum_sq", "block_n_bars")),
+        )
+
+    @classmethod
+    def concat(cls, parts: Iterable["TrialBlocks"]) -> "TrialBlocks":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls(np.empty(0, dtype=object), *(np.empty((0, 0)) for _ in range(3)))
+        return cls(
+            np.concatenate([p.regimes for p in parts]),
+            *(np.concatenate([getattr(p, name) for p in parts]) for name in ("ret", "sq", "n")),
+        )
+
+    def __len__(self) -> int:
+        return int(self.regimes.shape[0])
+
+    def of_regime(self, regime: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(self.regimes == regime)
+        return self.ret[rows], self.sq[rows], self.n[rows]
 
 
 def regime_pbo(rows: pd.DataFrame, segment: str = SELECTION, max_splits: int | None = None) -> dict[str, float]:

@@ -269,7 +269,7 @@ def get_backtests(session: Session, training_run_id: int, segments: Iterable[str
 
 
 def not_confirming(table: Any = InferenceBacktest) -> Any:
-    """Rows a figure may rank on: every segment but the holdouts (`holdout`, walk-forward `holdout_k`),
+    """Rows a figure may rank on: every segment but the holdouts (`holdout`, and `holdout_k` of older walk-forward rows),
     which only confirm a best and never choose one. Legacy `test` rows count as ranked."""
     return ~table.segment.like(f"{CONFIRMING_SEGMENT_PREFIX}%")
 
@@ -293,41 +293,81 @@ def regime_trial_moments(session: Session, segment: str) -> dict[str, tuple[int,
     }
 
 
+def _trial_set(feature_set_hash: str, horizon: int, regimes: Iterable[str], segment: str) -> Any:
+    """The WHERE clause of one trial set: rows of `segment` in `regimes` of the runs of one (feature
+    set, horizon) that carry blocks (the caller joins TrainingRun)."""
+    test, run = InferenceBacktest, TrainingRun
+    return and_(
+        run.feature_set_hash == feature_set_hash,
+        run.horizon == int(horizon),
+        test.segment == segment,
+        test.regime.in_([r for r in dict.fromkeys(regimes) if r != REGIME_ALL]),
+        test.block_sum_ret.is_not(None),
+    )
+
+
 def trial_blocks(
-    session: Session, feature_set_hash: str, horizon: int, regimes: Iterable[str], segment: str
+    session: Session,
+    feature_set_hash: str,
+    horizon: int,
+    regimes: Iterable[str],
+    segment: str,
+    run_ids: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """The CSCV inputs of every trial of one (feature set, horizon) in `regimes` on `segment`:
     regime, training_run_id, inference_config_hash and the three block lists (rows without blocks
-    are left out). Trials of one feature set and horizon share their segments, hence their blocks.
-
-    The block lists are read as JSON text and parsed in one call per column (a group holds tens of
-    thousands of them: per-value JSON processing was most of a keep-or-delete transaction)."""
+    are left out), ordered by regime, run, configuration; only the runs `run_ids` when given. Trials
+    of one feature set and horizon share their segments, hence their blocks."""
     test, run = InferenceBacktest, TrainingRun
     regimes = [r for r in dict.fromkeys(regimes) if r != REGIME_ALL]
     columns = ["regime", "training_run_id", "inference_config_hash", *BACKTEST_BLOCKS]
+    run_chunks = [None] if run_ids is None else list(in_chunks(sorted({int(i) for i in run_ids})))
     rows: list[Any] = []
     for chunk in in_chunks(regimes):
-        statement = (
-            select(
-                test.regime, test.training_run_id, test.inference_config_hash,
-                *(cast(getattr(test, c), Text) for c in BACKTEST_BLOCKS),
-            )
-            .join(run, run.id == test.training_run_id)
-            .where(
-                and_(
-                    run.feature_set_hash == feature_set_hash,
-                    run.horizon == int(horizon),
-                    test.segment == segment,
-                    test.regime.in_(list(chunk)),
-                    test.block_sum_ret.is_not(None),
+        for runs in run_chunks:
+            where = _trial_set(feature_set_hash, horizon, chunk, segment)
+            if runs is not None:
+                where = and_(where, test.training_run_id.in_(list(runs)))
+            statement = (
+                select(
+                    test.regime, test.training_run_id, test.inference_config_hash,
+                    *(cast(getattr(test, c), Text) for c in BACKTEST_BLOCKS),
                 )
+                .join(run, run.id == test.training_run_id)
+                .where(where)
+                .order_by(test.regime, test.training_run_id, test.inference_config_hash)
             )
-            .order_by(test.regime, test.training_run_id, test.inference_config_hash)
-        )
-        rows.extend(session.execute(statement).all())
+            rows.extend(session.execute(statement).all())
+    # The block lists are read as JSON text and parsed in one call per column (a group holds tens of
+    # thousands of them: per-value JSON processing was most of a keep-or-delete transaction).
     rows = [r for r in rows if r[3] is not None and r[3] != "null"]
     frame = pd.DataFrame({name: [r[i] for r in rows] for i, name in enumerate(columns[:3])}, columns=columns[:3])
     for i, name in enumerate(BACKTEST_BLOCKS, start=3):
         texts = [r[i] if r[i] is not None and r[i] != "null" else "null" for r in rows]
         frame[name] = pd.Series(json.loads("[" + ",".join(texts) + "]"), dtype="object")
     return frame.loc[:, columns]
+
+
+def trial_block_versions(
+    session: Session, feature_set_hash: str, horizon: int, regimes: Iterable[str], segment: str
+) -> dict[int, tuple[int, int, float | None]]:
+    """Per training run in the trial set of `trial_blocks`: (rows, largest row id, SUM(sharpe_per_bar)),
+    an aggregate that changes whenever the run's stored trials do (re-recorded rows get new ids), so
+    a reader can keep the blocks it has already read and fetch only new or changed runs."""
+    test, run = InferenceBacktest, TrainingRun
+    out: dict[int, tuple[int, int, float | None]] = {}
+    for chunk in in_chunks([r for r in dict.fromkeys(regimes) if r != REGIME_ALL]):
+        statement = (
+            select(test.training_run_id, func.count(), func.max(test.id), func.sum(test.sharpe_per_bar))
+            .join(run, run.id == test.training_run_id)
+            .where(_trial_set(feature_set_hash, horizon, chunk, segment))
+            .group_by(test.training_run_id)
+        )
+        for run_id, count, last_id, total in session.execute(statement):
+            version = (int(count), int(last_id), None if total is None else float(total))
+            previous = out.get(int(run_id))
+            if previous is not None:        # a run's regimes spread over two chunks: merge the aggregates
+                totals = [t for t in (previous[2], version[2]) if t is not None]
+                version = (previous[0] + version[0], max(previous[1], version[1]), sum(totals) if totals else None)
+            out[int(run_id)] = version
+    return out

@@ -228,7 +228,7 @@ class TrainingRun(Base):
 
 class InferenceBacktest(Base):
     """Metrics of one inference configuration of one trained model, over one regime (or `all`) and one
-    segment of the test period (`selection`, `holdout`, walk-forward `selection_k` / `holdout_k`, or
+    segment of the test period (`selection`, `holdout` (walk-forward pools its folds into selection), or
     `test` for rows recorded before the selection/holdout split existed: the whole test segment).
 
     The trust columns (NULL on `test` rows) are what the trust figures need without re-running anything:

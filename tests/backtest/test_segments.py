@@ -11,7 +11,9 @@ from forex_pipeline.backtest.segments import (
     evaluation_segments,
     fold_of,
     holdout_split,
-    walk_forward_folds,
+    is_fold,
+    scored_segments,
+    walk_forward_split,
     whole_test,
 )
 from forex_pipeline.settings import EvaluationSettings
@@ -31,27 +33,33 @@ def test_holdout_is_later_than_selection_by_the_embargo(n: int, fraction: float,
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(10, 20000), st.integers(1, 8), st.integers(0, 200))
-def test_walk_forward_folds_expand_and_confirm_later(n: int, folds: int, embargo: int) -> None:
+@given(st.integers(10, 20000), st.floats(0.1, 0.9), st.integers(1, 8), st.integers(0, 200))
+def test_walk_forward_folds_tile_the_selection_part_and_the_holdout_stays_later(
+    n: int, fraction: float, folds: int, embargo: int
+) -> None:
     try:
-        segments = walk_forward_folds(n, folds, embargo)
+        segments = walk_forward_split(n, fraction, folds, embargo)
     except ValueError:
         return
-    assert len(segments) == 2 * folds
-    holdouts = segments[1::2]
-    for i, (selection, holdout) in enumerate(zip(segments[::2], holdouts), start=1):
-        assert selection.name == f"selection_{i}" and holdout.name == f"holdout_{i}"
-        assert selection.start == 0 and selection.stop - 1 + embargo < holdout.start
-    assert holdouts[-1].stop == n
-    assert all(a.stop == b.start for a, b in zip(holdouts, holdouts[1:]))   # holdouts tile the end
+    *fold_segments, holdout = segments
+    selection, same_holdout = holdout_split(n, fraction, embargo)
+    assert holdout == same_holdout and len(fold_segments) == folds
+    assert [s.name for s in fold_segments] == [f"fold_{k}" for k in range(1, folds + 1)]
+    assert fold_segments[0].start == selection.start and fold_segments[-1].stop == selection.stop
+    assert all(a.stop == b.start for a, b in zip(fold_segments, fold_segments[1:]))   # consecutive, no gap
+    assert max(s.size for s in fold_segments) - min(s.size for s in fold_segments) <= 1
+    assert scored_segments(segments) == (("selection", tuple(range(folds))), ("holdout", (folds,)))
 
 
 def test_settings_choose_the_segments() -> None:
     assert [s.name for s in evaluation_segments(1000, EvaluationSettings(), 5)] == ["selection", "holdout"]
     wf = evaluation_segments(1000, EvaluationSettings(mode="walk_forward", folds=2), 5)
-    assert [s.name for s in wf] == ["selection_1", "holdout_1", "selection_2", "holdout_2"]
+    assert [s.name for s in wf] == ["fold_1", "fold_2", "holdout"]
+    assert [is_fold(s) for s in wf] == [True, True, False] and not is_fold("folder_1")
     assert whole_test(50) == (Segment("test", 0, 50),)
-    assert fold_of("holdout_3") == ("holdout", 3) and fold_of("selection") == ("selection", 1)
+    assert fold_of("holdout") == ("holdout", 1) and fold_of("fold_3") == ("fold", 3) and fold_of("selection") == ("selection", 1)
+    with pytest.raises(ValueError):
+        fold_of("fold")
 
 
 def test_bad_splits_are_refused() -> None:
@@ -60,6 +68,6 @@ def test_bad_splits_are_refused() -> None:
     with pytest.raises(ValueError, match="selection_fraction"):
         holdout_split(100, 1.0, 3)
     with pytest.raises(ValueError, match="fold"):
-        walk_forward_folds(30, 8, 5)
+        walk_forward_split(30, 0.6, 8, 5)
     with pytest.raises(ValueError):
         Segment("x", 5, 5)

@@ -37,6 +37,11 @@ def test_pipeline_annotation_matches_annotate_bests() -> None:
         np.testing.assert_allclose(ours[column].astype(float), core[column].astype(float), rtol=1e-12, equal_nan=True)
     assert ours["baseline"].tolist() == core["baseline"].tolist()
     assert ours["significant"].tolist() == core["significant"].tolist() and ours["significant"].any()
+    # any index (here one label repeated) keeps its rows and gets the same figures
+    odd = annotate(bests.set_axis([7] * len(bests)), trials=trials, references={("fs", 1): TrustReference(noise, baselines)},
+                   pbo={("fs", 1): pbo}, settings=settings, segment="selection")
+    assert odd.index.tolist() == [7] * len(bests) and odd["regime"].tolist() == bests["regime"].tolist()
+    np.testing.assert_allclose(odd["null_p_value"].astype(float), ours["null_p_value"].astype(float), equal_nan=True)
     # the bounded CSCV estimates the exact PBO
     exact = regime_pbo(selection)
     assert pbo_splits(270) < 12870

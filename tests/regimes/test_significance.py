@@ -13,6 +13,7 @@ import pytest
 from forex_pipeline.regimes.deflated_sharpe import deflated_sharpe, expected_max_sharpe
 from forex_pipeline.regimes.selection import select_regime_bests
 from forex_pipeline.regimes.significance import (
+    TrialBlocks,
     TrialMoments,
     annualised_to_per_bar,
     best_baseline,
@@ -144,6 +145,45 @@ def test_regime_pbo_reads_block_lists_or_json() -> None:
         }
     )
     assert regime_pbo(rows)["bull"] == cscv_pbo(ret, sq, n).pbo
+
+
+@pytest.mark.parametrize("n_splits", [None, 300, 40])
+def test_cscv_kernel_gives_the_matrix_form_logits(n_splits: int | None) -> None:
+    """The numba kernel (subset tables for many splits, direct sums for few) and the matrix form
+    agree split by split, ties and trials that never trade (all-zero blocks) included."""
+    rng = np.random.default_rng(11)
+    returns = rng.normal(0, 1e-3, (40, 640))
+    returns[3] = 0.0                                   # never trades: Sharpe undefined -> 0 everywhere
+    returns[5] = returns[4]                            # an exact tie with another trial
+    returns[9, :320] = 0.0                             # trades in half the blocks only
+    blocks = _blocks(returns)
+    kernel = cscv_pbo(*blocks, max_splits=n_splits, seed=4)
+    matrix = cscv_pbo(*blocks, max_splits=n_splits, seed=4, kernel=False)
+    assert kernel.n_combinations == matrix.n_combinations == (n_splits or 12870)
+    np.testing.assert_allclose(kernel.logits, matrix.logits, rtol=0, atol=1e-12)
+    assert kernel.pbo == matrix.pbo
+
+
+def test_trial_blocks_from_rows_and_concat_give_the_rows_pbo() -> None:
+    rng = np.random.default_rng(5)
+    frames = []
+    for model in range(3):
+        ret, sq, n = _blocks(rng.normal(0, 1e-3, (4, 320)))
+        frames.append(pd.DataFrame({
+            "regime": ["bull", "bear", "all", "bull"],
+            "block_sum_ret": ret.tolist(), "block_sum_sq": [json.dumps(x.tolist()) for x in sq], "block_n_bars": list(n),
+        }))
+    rows = pd.concat(frames, ignore_index=True)
+    whole = TrialBlocks.from_rows(rows)
+    parts = TrialBlocks.concat(TrialBlocks.from_rows(f) for f in frames)
+    assert len(whole) == len(parts) == 9 and "all" not in whole.regimes.tolist()
+    for name in ("ret", "sq", "n"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(parts, name))
+    bull = rows[rows["regime"] == "bull"]
+    ret, sq, n = whole.of_regime("bull")
+    assert ret.shape == (6, 16)
+    assert cscv_pbo(ret, sq, n).pbo == regime_pbo(bull.assign(segment="selection"))["bull"]
+    assert len(TrialBlocks.concat([])) == 0
 
 
 def test_noise_p_value_is_calibrated_and_accounts_for_the_number_of_trials() -> None:
