@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from forex_pipeline.dagster_defs.batch_events import BatchReporter
-from forex_pipeline.dagster_defs.partitions import chunks
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.dagster_defs.tags import BATCH_OP, KIND_TAG, QUEUE_TAG, batch_run_config
-from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION, RunStatus
+from forex_pipeline.keys import RunStatus
 
 if TYPE_CHECKING:
     from forex_pipeline.models.spec import ModelConfiguration
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 
 class GridBatchConfig(dg.Config):
     queue_id: int
-    partition_keys: list[str]  # "feature_set_key|model_spec_key"
+    partition_keys: list[str]  # ModelConfiguration.partition_key: "feature_set_key|model_spec_key"
 
 
 class ConfigurationsFailed(dg.Failure):
@@ -73,6 +72,7 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
         queue = pause_for_terminated_run(engine, config.queue_id, context.run_id)
         context.log.warning(f"run terminated: queue {config.queue_id} {queue.error_message or queue.status}")
         raise
+    reporter.finished_batch()
     statuses = [o.status for o in result.outcomes]
     summary = {
         "completed": statuses.count(RunStatus.COMPLETED),
@@ -91,17 +91,6 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
 @dg.job(executor_def=dg.in_process_executor, tags={KIND_TAG: "grid_batch"})
 def grid_batch():
     run_grid_batch()
-
-
-def register_partitions(instance: dg.DagsterInstance, configurations: "list[ModelConfiguration]") -> None:
-    """Add the grid's feature-set and model-spec keys to the dynamic partitions, in chunks."""
-    for name, keys in (
-        (FEATURE_SET_DIMENSION, sorted({c.feature_set_key for c in configurations})),
-        (MODEL_SPEC_DIMENSION, sorted({c.model_spec_key for c in configurations})),
-    ):
-        existing = set(instance.get_dynamic_partitions(name))
-        for chunk in chunks([k for k in keys if k not in existing]):
-            instance.add_dynamic_partitions(name, chunk)
 
 
 def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations: "list[ModelConfiguration]") -> "BatchResult":

@@ -140,11 +140,11 @@ def _cached_reference(
     session: Session, group: tuple[str, int], bests: pd.DataFrame, settings: Settings, artifacts_dir: Path | None
 ) -> TrustReference | None:
     """The cached reference runs of a standing best's (feature set, horizon), or None if not on disk."""
-    from forex_pipeline.keys import split_multi_partition_key
+    from forex_pipeline.keys import split_model_config_key
     from forex_pipeline.store.regime_definitions import active_regimes
 
     row = bests[(bests["feature_set_hash"] == group[0]) & (bests["horizon"] == group[1])].iloc[0]
-    feature_set_key, _ = split_multi_partition_key(str(row["partition_key"]))
+    feature_set_key, _ = split_model_config_key(str(row["partition_key"]))
     key = reference_key(group[0], group[1], str(row["symbol"]), settings, active_regimes(session, settings))
     return load_reference(reference_dir(artifacts_dir or settings.artifacts_dir, feature_set_key, group[1], key))
 

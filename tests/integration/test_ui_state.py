@@ -7,7 +7,8 @@ import dagster as dg
 import pytest
 
 from forex_pipeline.dagster_defs.batch_events import PROGRESS_ASSET
-from forex_pipeline.dagster_defs.jobs import execute_batch, grid_batch, register_partitions
+from forex_pipeline.dagster_defs.jobs import execute_batch, grid_batch
+from forex_pipeline.dagster_defs.partitions import register_partitions
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.dagster_defs.sensors import batch_terminated_sensor_for, regime_bests_refresh_sensor_for, training_queue_sensor_for
 from forex_pipeline.dagster_defs.tags import QUEUE_TAG, batch_run_config
@@ -32,6 +33,16 @@ def _events(instance: dg.DagsterInstance, event_type: dg.DagsterEventType, asset
     entries.sort(key=lambda entry: entry.timestamp, reverse=True)
     events = [entry.dagster_event for entry in entries if entry.dagster_event is not None]
     return [e for e in events if e.event_type == event_type and e.asset_key == dg.AssetKey(asset)]
+
+
+def _partition(event) -> str | None:  # noqa: ANN001 - DagsterEvent
+    """The partition an asset event is about (planned events carry it in their specific data)."""
+    return event.partition or getattr(event.event_specific_data, "partition", None)
+
+
+def _is_deletion(event) -> bool:  # noqa: ANN001 - DagsterEvent
+    """The observation that says a model's file was deleted (pushed out of every top N)."""
+    return event.event_type == dg.DagsterEventType.ASSET_OBSERVATION and "file_deleted_at" in event.event_specific_data.asset_observation.metadata
 
 
 def _failed_partitions(instance: dg.DagsterInstance, asset: str) -> set[str]:
@@ -66,15 +77,24 @@ def test_failed_configurations_show_as_failed_and_the_queue_says_so(grid_env):
         planned = {e.event_specific_data.partition for e in _events(instance, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, "trained_model")}
         progress = _events(instance, dg.DagsterEventType.ASSET_OBSERVATION, PROGRESS_ASSET)
         stale = instance.event_log_storage.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(dg.AssetKey("regime_bests"), "reflects_latest_outcomes")])
+        model_events = [e for asset in ("trained_model", "inference_backtests") for kind in (
+            dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+            for e in _events(instance, kind, asset)]
     assert final.status == "completed" and final.failed_models == 2
     assert lifecycle.status_line(final) == "completed, 2 failed"
     assert len(failed_keys) == 2 and all(k.split("|")[1].endswith(tuple("0123456789abcdef")) for k in failed_keys)
     assert {c.partition_key for c in configurations} == failed_keys | done_keys and not failed_keys & done_keys
-    assert planned == failed_keys | done_keys
+    assert planned == failed_keys  # only a failure is planned (to show as failed): a success is one materialization
     assert failed_in_ui == failed_keys  # what the partitions page shows as failed
     assert any(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in runs)  # a batch with a failure is red
-    # live progress: one observation as each model starts and one as it ends
-    assert len(progress) == 2 * len(configurations)
+    # few events per model: each successful configuration's partitions got one materialization each, nothing
+    # planned, and an observation only when keep-or-delete later deleted its file
+    for key in done_keys:
+        events = [e for e in model_events if _partition(e) == key]
+        assert sorted(e.event_type_value for e in events if not _is_deletion(e)) == ["ASSET_MATERIALIZATION"] * 2
+    # live progress: one observation as each model starts and one as each batch ends (and a slow model's stages between)
+    stages = [e.event_specific_data.asset_observation.metadata["stage"].value for e in progress]
+    assert stages.count("starting") == len(configurations) and stages.count("-") == len(runs)
     last = progress[0].event_specific_data.asset_observation.metadata  # newest first
     assert last["done"].value == 4 and last["failed"].value == 2 and last["in_flight"].value == "-"
     assert "completed" in last["status"].value or "running" in last["status"].value
