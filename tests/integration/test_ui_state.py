@@ -153,3 +153,40 @@ def test_regime_bests_refresh_follows_new_outcomes(grid_env):
         assert isinstance(request, dg.RunRequest)
         context.update_cursor(context.cursor)
         assert isinstance(sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)), dg.SkipReason)
+
+
+def test_terminating_a_foreground_batch_pauses_its_queue(grid_env, monkeypatch):
+    """`grid submit` runs batches in its own process: Terminate in the UI only marks the run canceling
+    (no launcher holds it). The batch then stops mid-model and its queue is paused, like a launched run."""
+    import time
+
+    from forex_pipeline.dagster_defs import jobs
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    real = worker.run_configuration
+    monkeypatch.setattr(jobs, "TERMINATE_POLL_SECONDS", 0.2)
+
+    with dg.instance_for_test() as instance:
+        def slow_first_model(configuration, **kwargs):  # noqa: ANN001, ANN003 - run_configuration's signature
+            if not getattr(slow_first_model, "terminated", False):
+                slow_first_model.terminated = True
+                with session_scope(engine) as session:  # the model is in flight (claimed) when Terminate is pressed
+                    training_runs.claim_training_run(session, training_runs.training_run_fields(configuration), queue_id=queue_id,
+                                                     dagster_run_id=kwargs["dagster_run_id"], stale_after_seconds=600)
+                instance.report_run_canceling(instance.get_run_by_id(kwargs["dagster_run_id"]))  # what Terminate does
+                time.sleep(30)  # a long model: the interrupt ends it
+                slow_first_model.slept_through = True
+            return real(configuration, **kwargs)
+
+        monkeypatch.setattr(worker, "run_configuration", slow_first_model)
+        final = worker.run_queue(engine, settings, queue_id, lambda q, b: jobs.execute_batch(instance, q, b), artifacts_dir=settings.artifacts_dir)
+        runs = instance.get_run_records(dg.RunsFilter(job_name="grid_batch"))
+    with session_scope(engine) as session:
+        statuses = [r.status for r in training_runs.runs_of_queue(session, queue_id)]
+    assert not getattr(slow_first_model, "slept_through", False)  # interrupted, not waiting for the model to end
+    assert final.status == "paused" and "terminated" in (final.error_message or ""), lifecycle.status_line(final)
+    assert "running" not in statuses  # the model in flight was released: it trains again on resume
+    assert [r.dagster_run.status for r in runs] == [dg.DagsterRunStatus.CANCELED]  # one batch, canceled, no more launched
+    lifecycle.resume(engine, queue_id, settings)
