@@ -105,7 +105,7 @@ class BatchReporter:
         observed at most once per PROGRESS_EVERY_SECONDS, so a fast model costs no event here."""
         if self.in_flight is None or time.monotonic() - self.last_observed < PROGRESS_EVERY_SECONDS:
             return
-        self.observe(stage=stage if done is None else f"{stage} {done} of {total}")
+        self.observe(stage=stage, inference=None if done is None else f"{done} of {total}")
 
     def finished_model(self, outcome: Any, configuration: Any, figures: dict[str, Any], deleted: list[Any]) -> None:
         """The configuration is recorded: materialize or fail its partitions, mark models pushed out."""
@@ -179,8 +179,9 @@ class BatchReporter:
 
     # ------------------------------------------------------------ progress and warnings
 
-    def observe(self, *, stage: str) -> None:
-        """An observation of `training_progress`: where the queue stands now, and the model in flight."""
+    def observe(self, *, stage: str, inference: str | None = None) -> None:
+        """An observation of `training_progress`: where the queue stands now, and the model in flight
+        (its stage, and `inference` "k of 135" while its inference configurations are backtested)."""
         figures, configuration = self.figures, self.in_flight
         done = figures["completed"] + figures["failed"]
         eta = figures["remaining_seconds"]
@@ -196,6 +197,7 @@ class BatchReporter:
             "in_flight": dg.MetadataValue.text(configuration.label if configuration is not None else "-"),
             "in_flight_partition": dg.MetadataValue.text(configuration.partition_key if configuration is not None else "-"),
             "stage": dg.MetadataValue.text(stage),
+            "inference": dg.MetadataValue.text(inference or "-"),
             "kept": dg.MetadataValue.int(figures["kept"]),
             "deleted": dg.MetadataValue.int(figures["deleted"]),
             "failed": dg.MetadataValue.int(figures["failed"]),

@@ -106,7 +106,7 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
             result = process_batch(
                 engine, storage.settings, config.queue_id, batch,
                 artifacts_dir=storage.artifacts, sample_dir=storage.sample_dir, dagster_run_id=context.run_id,
-                on_outcome=on_outcome, on_start=on_start, on_disk_pause=reporter.disk_warning,
+                on_outcome=on_outcome, on_start=on_start, on_disk_pause=reporter.disk_warning, on_stage=reporter.working,
             )
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
         queue = pause_for_terminated_run(engine, config.queue_id, context.run_id)
