@@ -11,12 +11,15 @@ the webserver's own GraphQL schema, against the code location served as in `dags
   dynamic partitions' id): every materialized partition is read back from the event log;
 - warm: the cache is current (the same page loaded again).
 
+With --batch N it first runs N ridge configurations on SYNTH through a real foreground grid_batch run
+and counts the event-log entries it wrote per model (all of them, and the asset events).
+
 Prints name=value lines: registration seconds, ms per recorded event, events per model, then
 `ui_partition_health_cold_s` and `ui_partition_health_warm_s` (p50) with their p95s, and
 `ui_partition_targets_met=N/2` (cold < 1 s, warm < 1 s). With --baseline it also times the
 former scheme (feature_set x model_spec multi-partitions) in the same process and prints the ratio.
 
-    python benchmarks/bench_ui_partitions.py [--materialized 49000] [--failed 50] [--repeats 7] [--baseline]
+    python benchmarks/bench_ui_partitions.py [--materialized 49000] [--failed 50] [--repeats 7] [--baseline] [--batch 4]
 """
 
 from __future__ import annotations
@@ -122,6 +125,48 @@ def record_outcomes(instance, keys: list[str], failed: list[str], metadata: Call
     return time.perf_counter() - started, len(keys) + len(failed)
 
 
+BATCH_GRID = {  # fast models on the synthetic symbol: what a batch writes per model, not training, is measured
+    "name": "bench-batch-events",
+    "feature_sets": {"symbols": ["SYNTH"], "base_timeframes": ["1h"], "days_history": [150], "as_of": "2021-01-05T00:00:00Z",
+                     "indicator_timeframes": [{"rsi": ["1h"]}], "preprocessing": [{"warmup_bars": 100}]},
+    "model_specs": {"model_types": ["ridge"], "horizons": [1, 2, 3, 4, 5, 6, 7, 8], "hyperparameters": {"ridge": [{"alpha": 1.0}]}},
+}
+
+
+def batch_events_per_model(n_models: int) -> dict[str, float]:
+    """Run `n_models` configurations as grid_batch runs in this process (as `grid submit` does) on a
+    scratch home and count what the runs wrote to the event log, per model."""
+    import dagster as dg
+
+    from forex_pipeline.dagster_defs.jobs import execute_batch
+    from forex_pipeline.dagster_defs.partitions import register_partitions
+    from forex_pipeline.queue import lifecycle, worker
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store.db import dispose_engines, get_engine, upgrade
+
+    grid = {**BATCH_GRID, "model_specs": {**BATCH_GRID["model_specs"], "horizons": list(range(1, n_models + 1))}}
+    with scratch_home() as home:
+        os.environ.update(FOREX_DATABASE_URL=f"sqlite:///{home / 'forex.db'}", FOREX_ARTIFACTS_DIR=str(home / "artifacts"))
+        settings = get_settings()
+        upgrade(settings.database_url)
+        engine = get_engine(settings.database_url)
+        queue_id = lifecycle.submit_grid(engine, grid, settings.artifacts_dir)
+        instance = dg.DagsterInstance.get()
+        register_partitions(instance, lifecycle.configurations_of(grid))
+        started = time.perf_counter()
+        final = worker.run_queue(engine, settings, queue_id, lambda q, b: execute_batch(instance, q, b), artifacts_dir=settings.artifacts_dir)
+        seconds = time.perf_counter() - started
+        runs = instance.get_runs(dg.RunsFilter(job_name="grid_batch"))
+        entries = [entry for run in runs for entry in instance.all_logs(run.run_id)]
+        asset_events = [e for e in entries if e.dagster_event is not None and e.dagster_event.asset_key is not None]
+        dispose_engines()
+        for name in ("FOREX_DATABASE_URL", "FOREX_ARTIFACTS_DIR"):
+            os.environ.pop(name, None)
+    done = final.completed_models
+    return {"models": done, "batches": len(runs), "seconds": seconds,
+            "events_per_model": len(entries) / max(done, 1), "asset_events_per_model": len(asset_events) / max(done, 1)}
+
+
 def time_query(context_factory, asset_key: list[str], invalidate: Callable[[], None] | None, repeats: int) -> tuple[list[float], dict]:  # noqa: ANN001
     """Seconds of each PartitionHealthQuery (after `invalidate()` each time when given) and the last answer."""
     from dagster_graphql.test.utils import execute_dagster_graphql
@@ -185,9 +230,14 @@ def main() -> None:
     parser.add_argument("--failed", type=int, default=50, help="configurations recorded as failed")
     parser.add_argument("--repeats", type=int, default=7, help="queries timed per side (p50 and p95)")
     parser.add_argument("--baseline", action="store_true", help="also time the former feature_set x model_spec scheme")
+    parser.add_argument("--batch", type=int, default=0, help="first count the events real grid_batch runs write for N models")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
+    if args.batch:
+        batch = batch_events_per_model(args.batch)
+        print(f"batch_models={batch['models']:.0f} batch_runs={batch['batches']:.0f} batch_seconds={batch['seconds']:.1f}")
+        print(f"grid_batch_events_per_model={batch['events_per_model']:.1f} grid_batch_asset_events_per_model={batch['asset_events_per_model']:.1f}")
 
     from forex_pipeline.dagster_defs.batch_events import outcome_metadata
     from forex_pipeline.dagster_defs.partitions import register_partitions
@@ -210,7 +260,7 @@ def main() -> None:
     new = measure("model_config", ROOT / "workspace.yaml", lambda inst: register_partitions(inst, configurations),
                   [c.partition_key for c in done], failed, args, metadata)
     print(f"partitions_registered={len(configurations)} register_s={new['register_s']:.3f} register_again_s={new['register_again_s']:.3f}")
-    print(f"recorded_models={n_done} failed_models={len(failed)} events_per_model=1 record_ms_per_event={new['record_ms_per_event']:.1f}")
+    print(f"recorded_models={n_done} failed_models={len(failed)} record_ms_per_event={new['record_ms_per_event']:.1f}")
     print(f"partition_keys_listed={new['partition_keys_listed']:.0f} materialized_seen={new.get('materialized_seen', 0):.0f} failed_seen={new.get('failed_seen', 0):.0f}")
     print(f"ui_partition_health_cold_s={new['cold_p50']:.3f}")
     print(f"ui_partition_health_cold_p95_s={new['cold_p95']:.3f}")

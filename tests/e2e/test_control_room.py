@@ -235,7 +235,7 @@ class Session:
         self.launchpad(job, config, name)
         self.page.get_by_role("button", name="Launch Run").last.click()
         run_id = wait_for(f"a {job} run", lambda: next((r["runId"] for r in self.server.runs(job) if r["runId"] not in before), None), 60)
-        status = wait_for(f"{job} run {run_id} to finish", lambda: (s := self.server.run_status(run_id)) in ("SUCCESS", "FAILURE", "CANCELED") and s, 120)
+        status = wait_for(f"{job} run {run_id} to finish", lambda: (s := self.server.run_status(run_id)) in ("SUCCESS", "FAILURE", "CANCELED") and s, 300)
         assert status == "SUCCESS", f"{job} run {run_id} ended {status}"
         return run_id
 
