@@ -9,7 +9,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 FEATURE_SET_DIMENSION = "feature_set"
+"""The spec-file kind of a feature set and the name of the `features` asset's dynamic partitions."""
 MODEL_SPEC_DIMENSION = "model_spec"
+"""The spec-file kind of a model spec."""
+MODEL_CONFIG_PARTITIONS = "model_config"
+"""The dynamic partitions of `trained_model` and `inference_backtests`: one key per model configuration."""
 PARTITION_KEY_DELIMITER = "|"
 
 REGIME_ALL = "all"
@@ -44,21 +48,21 @@ FINISHED_QUEUE_STATUSES = frozenset({QueueStatus.CANCELLED, QueueStatus.COMPLETE
 """Queue states no command can continue (a failed or interrupted queue can be resumed)."""
 
 
-def multi_partition_key(feature_set_key: str, model_spec_key: str) -> dict[str, str]:
-    """Keys by dimension for dagster.MultiPartitionKey (dimensions `feature_set` and `model_spec`)."""
-    return {FEATURE_SET_DIMENSION: feature_set_key, MODEL_SPEC_DIMENSION: model_spec_key}
+def model_config_key(feature_set_key: str, model_spec_key: str) -> str:
+    """The partition key of one model configuration (`EURUSD-1h-d365-9f68a3f0|rf-none-h5-b2520f5b`).
+
+    One dynamic partition per configuration (MODEL_CONFIG_PARTITIONS): the feature set's key, then the
+    model spec's, so a key names its feature set and sorts by it. The same string as Dagster's former
+    feature_set x model_spec multi-partition key, so events recorded under that scheme keep their keys.
+    """
+    if not feature_set_key or not model_spec_key or PARTITION_KEY_DELIMITER in feature_set_key + model_spec_key:
+        raise ValueError(f"feature set key {feature_set_key!r} and model spec key {model_spec_key!r} must be non-empty, without {PARTITION_KEY_DELIMITER!r}")
+    return f"{feature_set_key}{PARTITION_KEY_DELIMITER}{model_spec_key}"
 
 
-def multi_partition_key_string(feature_set_key: str, model_spec_key: str) -> str:
-    """The string Dagster gives a MultiPartitionKey: keys joined by '|' in dimension-name order."""
-    keys = multi_partition_key(feature_set_key, model_spec_key)
-    return PARTITION_KEY_DELIMITER.join(keys[name] for name in sorted(keys))
-
-
-def split_multi_partition_key(key: str) -> tuple[str, str]:
-    """(feature_set key, model_spec key) of a multi-partition key string; refuses anything else."""
+def split_model_config_key(key: str) -> tuple[str, str]:
+    """(feature_set key, model_spec key) of a model configuration's partition key; refuses anything else."""
     parts = key.split(PARTITION_KEY_DELIMITER)
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"partition key {key!r} is not '<feature_set>{PARTITION_KEY_DELIMITER}<model_spec>'")
-    by_dimension = dict(zip(sorted((FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION)), parts))
-    return by_dimension[FEATURE_SET_DIMENSION], by_dimension[MODEL_SPEC_DIMENSION]
+    return parts[0], parts[1]

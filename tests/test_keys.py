@@ -12,9 +12,8 @@ from forex_pipeline.keys import (
     REGIME_SENTINELS,
     QueueStatus,
     RunStatus,
-    multi_partition_key,
-    multi_partition_key_string,
-    split_multi_partition_key,
+    model_config_key,
+    split_model_config_key,
 )
 from forex_pipeline.store.tables import QUEUE_STATUSES, RUN_STATUSES
 
@@ -22,16 +21,23 @@ KEY = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}", fullmatch=True)
 
 
 @given(KEY, KEY)
-def test_partition_key_round_trips_and_matches_dagster(fs_key: str, ms_key: str) -> None:
-    text = multi_partition_key_string(fs_key, ms_key)
-    assert text == str(dg.MultiPartitionKey(multi_partition_key(fs_key, ms_key)))
-    assert split_multi_partition_key(text) == (fs_key, ms_key)
+def test_partition_key_round_trips_and_is_the_former_multi_partition_key(fs_key: str, ms_key: str) -> None:
+    text = model_config_key(fs_key, ms_key)
+    # events recorded under the former feature_set x model_spec partitions keep their keys
+    assert text == str(dg.MultiPartitionKey({"feature_set": fs_key, "model_spec": ms_key}))
+    assert split_model_config_key(text) == (fs_key, ms_key)
 
 
 @pytest.mark.parametrize("bad", ["only-one-part", "a|b|c", "|b", "a|"])
 def test_split_refuses_what_is_not_a_configuration_key(bad: str) -> None:
     with pytest.raises(ValueError, match="is not"):
-        split_multi_partition_key(bad)
+        split_model_config_key(bad)
+
+
+@pytest.mark.parametrize(("fs_key", "ms_key"), [("", "b"), ("a", ""), ("a|x", "b"), ("a", "b|y")])
+def test_a_key_cannot_be_built_from_parts_that_would_not_split_back(fs_key: str, ms_key: str) -> None:
+    with pytest.raises(ValueError, match="must be non-empty"):
+        model_config_key(fs_key, ms_key)
 
 
 def test_statuses_are_the_table_constraints_and_plain_strings() -> None:

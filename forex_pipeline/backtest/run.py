@@ -10,7 +10,7 @@ docs/architecture.md. The confidence window is warmed up on the rows just before
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,8 @@ from forex_pipeline.keys import REGIME_ALL, REGIME_UNCLASSIFIED
 from forex_pipeline.models.base import Combiners, TrainedModel
 from forex_pipeline.settings import InferenceGridSettings, Settings, SymbolCosts
 
+InferenceProgress = Callable[[int, int], None]
+"""Called as the internal loop goes: (inference configurations done, total), after each block of series."""
 
 
 @dataclass(frozen=True)
@@ -188,20 +190,24 @@ def backtest_member_predictions(
     annualisation: float,
     max_matrix_bytes: int,
     segments: tuple[Segment, ...] | None = None,
+    on_progress: InferenceProgress | None = None,
 ) -> pd.DataFrame:
     """The evaluation frame (EVALUATION_COLUMNS) from member predictions (K, n_warmup + n_test) per
     prediction method and their combiners, or from consecutive Pieces of several models (walk-forward,
-    `combiners` None): one row per (configuration, scored segment, regime); default one segment `test`."""
+    `combiners` None): one row per (configuration, scored segment, regime); default one segment `test`.
+    `on_progress(done, total)` follows the inference configurations after each block of series."""
     configs = inference_configs(grid)
     thresholds = np.asarray(grid.confidence_thresholds, dtype=np.float64)
     n_test = close.shape[0]
     segments = whole_test(n_test) if segments is None else tuple(segments)
     pieces = [Piece(members, combiners or {})] if isinstance(members, dict) else list(members)
     n_regimes = len(regimes.names)
-    blocks = [
-        segment_stats(fc, conf, thresholds, close, horizon, costs, regimes.codes, n_regimes, segments, max_matrix_bytes)
-        for fc, conf in _series(pieces, n_warmup, n_test, grid, max_matrix_bytes)
-    ]
+    blocks, done = [], 0
+    for fc, conf in _series(pieces, n_warmup, n_test, grid, max_matrix_bytes):
+        blocks.append(segment_stats(fc, conf, thresholds, close, horizon, costs, regimes.codes, n_regimes, segments, max_matrix_bytes))
+        done += blocks[-1].shape[0] * thresholds.size  # a configuration is one (series, threshold)
+        if on_progress is not None:
+            on_progress(done, len(configs))
     names = segment_names(segments)
     stats = np.concatenate(blocks, axis=0).reshape(len(configs), len(names), n_regimes + 1, -1)
     return _frame(configs, stats, names, (*regimes.names, REGIME_ALL), annualisation)
@@ -440,6 +446,7 @@ def _evaluate(
     settings: Settings,
     symbol: str,
     segments: tuple[Segment, ...] | None,
+    on_progress: InferenceProgress | None = None,
 ) -> BacktestOutput:
     """Predict and backtest; with several models (walk-forward), model i forecasts from the first row of
     fold i to the first row of fold i + 1 (the first model also the warm-up rows, the last one every
@@ -477,6 +484,7 @@ def _evaluate(
         bars_per_year(matrix.base_timeframe),
         settings.performance.backtest_max_matrix_bytes,
         segments,
+        on_progress,
     )
     return BacktestOutput(frame, prediction_seconds, time.perf_counter() - started)
 
@@ -503,6 +511,7 @@ def run_evaluation_backtests(
     settings: Settings,
     symbol: str,
     segments: tuple[Segment, ...] | None = None,
+    on_progress: InferenceProgress | None = None,
 ) -> BacktestOutput:
     """EVALUATION_COLUMNS, one row per (configuration, segment, regime), on the segments of
     settings.evaluation (selection / holdout; embargo = the model's horizon) unless `segments` are
@@ -514,7 +523,7 @@ def run_evaluation_backtests(
     test_rows = _check_rows(test_rows, matrix.n_rows)
     if segments is None:
         segments = evaluation_segments(test_rows.size, settings.evaluation, models[0].model_spec.horizon)
-    return _evaluate(models, matrix, test_rows, regime_labels, settings, symbol, tuple(segments))
+    return _evaluate(models, matrix, test_rows, regime_labels, settings, symbol, tuple(segments), on_progress)
 
 
 def config_equity(

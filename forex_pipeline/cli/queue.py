@@ -152,6 +152,23 @@ def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="le
         fail(f"queue {queue_id} {final.error_message}", EXIT_FAILED)
 
 
+@app.command("register-partitions")
+def register_partitions_command() -> None:
+    """Register every queue's configurations as Dagster partitions (run once on an instance created before
+    the one-partition-per-configuration scheme; idempotent)."""
+    from forex_pipeline.cli.runner import dagster_instance
+    from forex_pipeline.dagster_defs.partitions import migrate_partitions
+    from forex_pipeline.queue.lifecycle import configurations_of
+    from forex_pipeline.store import training_queue
+    from forex_pipeline.store.db import session_scope
+
+    _, engine = _context()
+    with session_scope(engine) as session:
+        grids = [queue.grid_spec for queue in training_queue.list_queues(session)]
+    added, dropped = migrate_partitions(dagster_instance(), (configurations_of(grid) for grid in grids))
+    console().print(f"{len(grids)} queue(s): {added} configuration partition(s) added; {dropped} former model_spec partition(s) dropped")
+
+
 @app.command("export")
 def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", help="JSON file to write")) -> None:
     """Write the queue's checkpoint (grid, counts, state of every configuration) as JSON."""

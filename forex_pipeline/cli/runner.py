@@ -33,7 +33,8 @@ def dagster_instance():  # noqa: ANN201
 
 def run_in_foreground(queue_id: int, console: Console):  # noqa: ANN201 - QueueRecord
     """Work the queue to its end here; each batch is a Dagster run recorded in the instance."""
-    from forex_pipeline.dagster_defs.jobs import execute_batch, register_partitions
+    from forex_pipeline.dagster_defs.jobs import execute_batch
+    from forex_pipeline.dagster_defs.partitions import register_partitions
     from forex_pipeline.dagster_defs.tags import fail_orphaned_runs
     from forex_pipeline.keys import QueueStatus
     from forex_pipeline.queue.lifecycle import configurations_of, detect_interrupted
@@ -94,7 +95,7 @@ def _materialize_regime_bests(instance) -> None:  # noqa: ANN001
 
 def start_detached(queue_id: int) -> None:
     """Register the queue's partitions and hand it to the daemon's `training_queue_sensor`."""
-    from forex_pipeline.dagster_defs.jobs import register_partitions
+    from forex_pipeline.dagster_defs.partitions import register_partitions
     from forex_pipeline.queue.lifecycle import configurations_of, hand_to_daemon
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store import training_queue

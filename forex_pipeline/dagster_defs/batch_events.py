@@ -1,14 +1,20 @@
 """What a grid_batch run tells the Dagster UI while it works: partition states, model state, live progress.
 
-- As a configuration starts, its `trained_model` and `inference_backtests` partitions are planned
-  (the partitions page shows them in progress); a success is a materialization, a failure an
-  observation with the error, and the run then fails: Dagster shows a partition planned in a failed
-  run and never materialized as failed.
+Few events per model, because each one is a write to the event log (12-16 ms on SQLite) and the UI's
+partition queries read them back: a successful configuration costs one materialization of each of
+its two partitions and one `training_progress` observation; a failed one costs a planned event and
+an observation of each partition.
+
+- A success is a materialization of `trained_model` and `inference_backtests` (its feature set's
+  `features` partition too, the first time). A failure is planned and observed with its error, and
+  the run then fails: Dagster shows a partition planned in a failed run and never materialized as
+  failed.
 - A model pushed out of every top N gets an observation on its `trained_model` partition with
   `kept: false` and when its file was deleted, so no deleted model stays green with `kept: true`.
-- `training_progress` (an observable asset) gets an observation as each model starts and ends:
-  model k of N, the model in flight, kept / deleted / failed, elapsed, ETA, latest regime
-  improvements. Low disk space and failure streaks are WARN evaluations of its asset checks.
+- `training_progress` (an observable asset) is observed as each model starts (the model in flight,
+  model k of N, kept / deleted / failed, elapsed, ETA, latest regime improvements), while it works
+  (its stage and "inference k of 135", at most one observation per PROGRESS_EVERY_SECONDS) and when
+  the batch ends. Low disk space and failure streaks are WARN evaluations of its asset checks.
 """
 
 import time
@@ -38,12 +44,18 @@ IMPROVEMENT_COLUMNS = (
     Column("at", "string", "when (UTC)"),
 )
 KEEP_IMPROVEMENTS = 10
+PROGRESS_EVERY_SECONDS = 5.0
+"""The least time between two observations of a model's work in flight (a slow model's stages)."""
 
 
-def outcome_metadata(outcome: Any, label: str) -> dict[str, dg.MetadataValue]:
-    """A recorded configuration as materialization metadata: its readable name, status, times, kept."""
+def outcome_metadata(outcome: Any, configuration: Any) -> dict[str, dg.MetadataValue]:
+    """A recorded configuration as materialization metadata: its readable name, its feature set's
+    partition (the lineage), hyperparameters, status, times, kept."""
     metadata: dict[str, Any] = {
-        "model": dg.MetadataValue.text(label),
+        "model": dg.MetadataValue.text(configuration.label),
+        "feature_set": dg.MetadataValue.text(configuration.feature_set_key),
+        "model_spec": dg.MetadataValue.text(configuration.model_spec_key),
+        "hyperparameters": dg.MetadataValue.json(dict(configuration.model_spec.hyperparameters)),
         "status": str(outcome.status),
         "model_config_hash": outcome.model_config_hash,
         "training_seconds": round(outcome.training_seconds, 3),
@@ -69,6 +81,12 @@ class BatchReporter:
     improvements: deque = field(default_factory=lambda: deque(maxlen=KEEP_IMPROVEMENTS))
     failed: list[str] = field(default_factory=list)
     features_recorded: set[str] = field(default_factory=set)
+    stale_reported: bool = False
+    figures: dict[str, Any] = field(default_factory=dict)
+    in_flight: Any = None
+    last_started: float = 0.0
+    last_observed: float = 0.0
+    streak_warned: bool = False
 
     def __post_init__(self) -> None:
         # a feature set materialized once stays materialized: recording it again would mark every
@@ -78,22 +96,27 @@ class BatchReporter:
     # ------------------------------------------------------------ per configuration
 
     def started_model(self, index: int, configuration: Any, figures: dict[str, Any]) -> None:
-        """The configuration is in flight: plan its partitions and say so in the progress."""
-        for asset in MODEL_ASSETS:
-            planned = AssetMaterializationPlannedData(dg.AssetKey(asset), partition=configuration.partition_key)
-            event = DagsterEvent.build_asset_materialization_planned_event(self.context.job_name, self.context.op_handle.name, planned)
-            self.context.instance.report_dagster_event(event, run_id=self.context.run_id)
-        self.observe(figures, in_flight=configuration.label, in_flight_key=configuration.partition_key, batch_index=index)
+        """The configuration is in flight: say so in the progress (this also shows the previous model's outcome)."""
+        self.figures, self.in_flight, self.last_started = figures, configuration, time.monotonic()
+        self.observe(stage="starting")
+
+    def working(self, stage: str, done: int | None = None, total: int | None = None) -> None:
+        """The model in flight reached `stage` (`inference` with `done` of `total` configurations):
+        observed at most once per PROGRESS_EVERY_SECONDS, so a fast model costs no event here."""
+        if self.in_flight is None or time.monotonic() - self.last_observed < PROGRESS_EVERY_SECONDS:
+            return
+        self.observe(stage=stage, inference=None if done is None else f"{done} of {total}")
 
     def finished_model(self, outcome: Any, configuration: Any, figures: dict[str, Any], deleted: list[Any]) -> None:
-        """The configuration is recorded: materialize or fail its partitions, mark models pushed out, update progress."""
+        """The configuration is recorded: materialize or fail its partitions, mark models pushed out."""
+        self.figures, self.in_flight = figures, None
         if outcome.status == RunStatus.FAILED:
             self.failed.append(f"{configuration.label}: {outcome.error}")
             self.context.log.warning(f"{configuration.label} ({configuration.partition_key}) failed: {outcome.error}")
             for asset in MODEL_ASSETS:
                 self._report_failure(asset, configuration, str(outcome.error))
         else:
-            metadata = outcome_metadata(outcome, configuration.label)
+            metadata = outcome_metadata(outcome, configuration)
             if configuration.feature_set_key not in self.features_recorded:
                 self.context.log_event(dg.AssetMaterialization("features", partition=configuration.feature_set_key, metadata={"feature_set": configuration.feature_set.label}))
                 self.features_recorded.add(configuration.feature_set_key)
@@ -101,11 +124,13 @@ class BatchReporter:
                 self.context.log_event(dg.AssetMaterialization(asset, partition=configuration.partition_key, metadata=metadata))
             for event in (outcome.record.new_best_events if outcome.record is not None else ()):
                 self.improvements.appendleft(self._improvement(event, configuration.label))
-            self.context.log_event(dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("regime_bests"), check_name="reflects_latest_outcomes", passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"stale_since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "new_outcome": configuration.label},
-            ))
+            if not self.stale_reported:  # once per batch: regime_bests is stale from the first new outcome on
+                self.stale_reported = True
+                self.context.log_event(dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey("regime_bests"), check_name="reflects_latest_outcomes", passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"stale_since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "new_outcome": configuration.label},
+                ))
         for run in deleted:
             self.context.log_event(
                 dg.AssetObservation(
@@ -118,16 +143,23 @@ class BatchReporter:
                     },
                 )
             )
-        self.observe(figures, in_flight="-", in_flight_key="-", batch_index=None)
+
+    def finished_batch(self) -> None:
+        """The batch stopped: the last observation, with no model in flight."""
+        if self.figures:
+            self.observe(stage="-")
 
     def _report_failure(self, asset: str, configuration: Any, error: str) -> None:
-        """An observation of the failed partition with its error. The partitions page shows it failed
-        because it was planned in this run and the run fails (OSS event storage keeps no
-        ASSET_FAILED_TO_MATERIALIZE events)."""
+        """Plan the failed partition in this run and observe it with its error. The partitions page
+        shows it failed because it was planned in this run and the run fails (OSS event storage
+        keeps no ASSET_FAILED_TO_MATERIALIZE events)."""
+        planned = AssetMaterializationPlannedData(dg.AssetKey(asset), partition=configuration.partition_key)
+        event = DagsterEvent.build_asset_materialization_planned_event(self.context.job_name, self.context.op_handle.name, planned)
+        self.context.instance.report_dagster_event(event, run_id=self.context.run_id)
         self.context.log_event(
             dg.AssetObservation(
                 asset, partition=configuration.partition_key,
-                metadata={"status": "failed", "model": configuration.label, "error": error[:2000]},
+                metadata={"status": "failed", "model": configuration.label, "feature_set": configuration.feature_set_key, "error": error[:2000]},
             )
         )
 
@@ -147,31 +179,35 @@ class BatchReporter:
 
     # ------------------------------------------------------------ progress and warnings
 
-    def observe(self, figures: dict[str, Any], *, in_flight: str, in_flight_key: str, batch_index: int | None) -> None:
-        """An observation of `training_progress`: where the queue stands now."""
+    def observe(self, *, stage: str, inference: str | None = None) -> None:
+        """An observation of `training_progress`: where the queue stands now, and the model in flight
+        (its stage, and `inference` "k of 135" while its inference configurations are backtested)."""
+        figures, configuration = self.figures, self.in_flight
         done = figures["completed"] + figures["failed"]
         eta = figures["remaining_seconds"]
+        elapsed = float(figures["elapsed_seconds"])
+        if configuration is not None:  # the queue's figures were read when the model started
+            elapsed += time.monotonic() - self.last_started
         metadata: dict[str, Any] = {
             "queue": dg.MetadataValue.text(f"{figures['id']} {figures['name']}"),
             "status": dg.MetadataValue.text(figures["summary"]),
-            "model": dg.MetadataValue.text(f"{done + (1 if batch_index is not None else 0)} of {figures['total']}"),
+            "model": dg.MetadataValue.text(f"{done + (1 if configuration is not None else 0)} of {figures['total']}"),
             "done": dg.MetadataValue.int(done),
             "total": dg.MetadataValue.int(figures["total"]),
-            "in_flight": dg.MetadataValue.text(in_flight),
-            "in_flight_partition": dg.MetadataValue.text(in_flight_key),
+            "in_flight": dg.MetadataValue.text(configuration.label if configuration is not None else "-"),
+            "in_flight_partition": dg.MetadataValue.text(configuration.partition_key if configuration is not None else "-"),
+            "stage": dg.MetadataValue.text(stage),
+            "inference": dg.MetadataValue.text(inference or "-"),
             "kept": dg.MetadataValue.int(figures["kept"]),
             "deleted": dg.MetadataValue.int(figures["deleted"]),
             "failed": dg.MetadataValue.int(figures["failed"]),
-            "elapsed_seconds": dg.MetadataValue.float(float(figures["elapsed_seconds"])),
+            "elapsed_seconds": dg.MetadataValue.float(round(elapsed, 1)),
             "eta_seconds": dg.MetadataValue.float(float(eta)) if eta is not None else dg.MetadataValue.text("-"),
             "batch_run": dg.MetadataValue.text(self.context.run_id[:8]),
             "latest_regime_improvements": table_metadata(Table(IMPROVEMENT_COLUMNS, tuple(self.improvements))),
         }
         self.context.log_event(dg.AssetObservation(PROGRESS_ASSET, metadata=metadata))
-        self.context.log.info(
-            f"queue {figures['id']}: {figures['summary']}; kept {figures['kept']}, deleted {figures['deleted']}, "
-            f"elapsed {figures['elapsed_seconds']:.0f}s, ETA {'-' if eta is None else f'{eta:.0f}s'}; in flight: {in_flight}"
-        )
+        self.last_observed = time.monotonic()
 
     def disk_warning(self, message: str) -> None:
         self.context.log_event(dg.AssetCheckEvaluation(
@@ -180,11 +216,13 @@ class BatchReporter:
         ))
 
     def streak_check(self, consecutive_failures: int, limit: int, last_error: str | None) -> None:
-        """WARN when failures come in a row (the queue pauses at `limit`)."""
-        if consecutive_failures < 2 and not self.failed:
+        """WARN when failures come in a row (the queue pauses at `limit`), and a pass once a streak is broken."""
+        warn = consecutive_failures >= 2
+        if not warn and not self.streak_warned:
             return
+        self.streak_warned = warn
         self.context.log_event(dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey(PROGRESS_ASSET), check_name=STREAK_CHECK, passed=consecutive_failures < 2,
+            asset_key=dg.AssetKey(PROGRESS_ASSET), check_name=STREAK_CHECK, passed=not warn,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"queue_id": self.queue_id, "consecutive_failures": consecutive_failures, "pauses_at": limit, "last_error": (last_error or "-")[:500]},
         ))

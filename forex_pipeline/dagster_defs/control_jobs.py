@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from forex_pipeline.dagster_defs.jobs import register_partitions
+from forex_pipeline.dagster_defs.partitions import register_partitions
 from forex_pipeline.dagster_defs.launch_config import GridConfig, checked_grid
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.dagster_defs.tags import KIND_TAG

@@ -7,25 +7,61 @@ the UI shows exactly what is done, whichever way it was run.
 """
 
 
+import _thread
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from forex_pipeline.dagster_defs.batch_events import BatchReporter
-from forex_pipeline.dagster_defs.partitions import chunks
 from forex_pipeline.dagster_defs.resources import ForexStorage
-from forex_pipeline.dagster_defs.tags import BATCH_OP, KIND_TAG, QUEUE_TAG, batch_run_config
-from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION, RunStatus
+from forex_pipeline.dagster_defs.tags import BATCH_OP, FOREGROUND_TAG, KIND_TAG, QUEUE_TAG, batch_run_config
+from forex_pipeline.keys import RunStatus
 
 if TYPE_CHECKING:
     from forex_pipeline.models.spec import ModelConfiguration
     from forex_pipeline.queue.worker import BatchResult
 
 
+TERMINATED = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+TERMINATE_POLL_SECONDS = 1.0
+
+
+@contextmanager
+def interrupted_when_terminated(instance: dg.DagsterInstance, run_id: str, every: float = TERMINATE_POLL_SECONDS) -> Iterator[None]:
+    """Interrupt the main thread (DagsterExecutionInterruptedError) once the run reads canceling or canceled.
+
+    Terminate in the UI reaches a run executed in the CLI's process only as that status (no run
+    launcher holds it); this watcher turns it into the interrupt a launched run gets, so the model
+    in flight is abandoned and the queue is paused the same way. Dagster defers SIGINT while a run
+    executes in process, so the block raises interrupts at once (as a launched run's step does)."""
+    from dagster._utils.interrupts import raise_interrupts_as
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every):
+            run = instance.get_run_by_id(run_id)
+            if run is not None and run.status in TERMINATED and not stop.is_set():
+                _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=watch, name=f"terminate-watch-{run_id[:8]}", daemon=True)
+    with raise_interrupts_as(dg.DagsterExecutionInterruptedError):
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+
+
 class GridBatchConfig(dg.Config):
     queue_id: int
-    partition_keys: list[str]  # "feature_set_key|model_spec_key"
+    partition_keys: list[str]  # ModelConfiguration.partition_key: "feature_set_key|model_spec_key"
 
 
 class ConfigurationsFailed(dg.Failure):
@@ -63,16 +99,20 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
         reporter.finished_model(outcome, configuration, progress(queue), [run for run in deleted if run is not None])
         reporter.streak_check(queue.consecutive_failures, storage.settings.queue.max_consecutive_failures, outcome.error)
 
+    # a foreground run learns of Terminate only from its status (a launched run is interrupted by its launcher)
+    foreground = context.run.tags.get(FOREGROUND_TAG) == "true" and threading.current_thread() is threading.main_thread()
     try:
-        result = process_batch(
-            engine, storage.settings, config.queue_id, batch,
-            artifacts_dir=storage.artifacts, sample_dir=storage.sample_dir, dagster_run_id=context.run_id,
-            on_outcome=on_outcome, on_start=on_start, on_disk_pause=reporter.disk_warning,
-        )
+        with interrupted_when_terminated(context.instance, context.run_id) if foreground else nullcontext():
+            result = process_batch(
+                engine, storage.settings, config.queue_id, batch,
+                artifacts_dir=storage.artifacts, sample_dir=storage.sample_dir, dagster_run_id=context.run_id,
+                on_outcome=on_outcome, on_start=on_start, on_disk_pause=reporter.disk_warning, on_stage=reporter.working,
+            )
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
         queue = pause_for_terminated_run(engine, config.queue_id, context.run_id)
         context.log.warning(f"run terminated: queue {config.queue_id} {queue.error_message or queue.status}")
         raise
+    reporter.finished_batch()
     statuses = [o.status for o in result.outcomes]
     summary = {
         "completed": statuses.count(RunStatus.COMPLETED),
@@ -93,17 +133,6 @@ def grid_batch():
     run_grid_batch()
 
 
-def register_partitions(instance: dg.DagsterInstance, configurations: "list[ModelConfiguration]") -> None:
-    """Add the grid's feature-set and model-spec keys to the dynamic partitions, in chunks."""
-    for name, keys in (
-        (FEATURE_SET_DIMENSION, sorted({c.feature_set_key for c in configurations})),
-        (MODEL_SPEC_DIMENSION, sorted({c.model_spec_key for c in configurations})),
-    ):
-        existing = set(instance.get_dynamic_partitions(name))
-        for chunk in chunks([k for k in keys if k not in existing]):
-            instance.add_dynamic_partitions(name, chunk)
-
-
 def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations: "list[ModelConfiguration]") -> "BatchResult":
     """Run one batch as a `grid_batch` Dagster run in this process (recorded in the instance, visible in the UI)."""
     from forex_pipeline.queue.worker import BatchResult, WorkerCancelled
@@ -117,7 +146,7 @@ def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations: "
             run_config=run_config,
             resources={"storage": ForexStorage()},
             instance=instance,
-            tags={QUEUE_TAG: str(queue_id)},
+            tags={QUEUE_TAG: str(queue_id), FOREGROUND_TAG: "true"},
             raise_on_error=False,
             run_id=run_id,
         )
@@ -127,6 +156,11 @@ def execute_batch(instance: dg.DagsterInstance, queue_id: int, configurations: "
             instance.report_run_canceled(run, message="queue cancelled: the worker stopped in the middle of this batch")
         raise
     if not result.success:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status in TERMINATED:  # Terminate in the UI: the op paused the queue
+            if not run.is_finished:
+                instance.report_run_canceled(run, message="terminated from the UI: the queue is paused")
+            return BatchResult((), "pause")
         return BatchResult((), failed_batch_stop_reason(result))
     summary = result.output_for_node(BATCH_OP)
     return BatchResult((), summary["stopped_because"])

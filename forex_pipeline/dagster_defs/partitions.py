@@ -1,28 +1,28 @@
-"""Partition definitions shared by the model-configuration assets, and how keys are registered."""
+"""The partitions of the model-grid assets, and how a grid's keys are registered.
+
+`features` has one dynamic partition per feature set; `trained_model` and `inference_backtests`
+have one per model configuration (`ModelConfiguration.partition_key`), so the partitions page lists
+exactly the configurations that were asked for, never a feature_set x model_spec cross product.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import dagster as dg
 
-from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION, multi_partition_key
+from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_CONFIG_PARTITIONS
+
+if TYPE_CHECKING:
+    from forex_pipeline.models.spec import ModelConfiguration
 
 # Dagster stores dynamic partitions with one SQL statement per call; SQLite fails past ~36k variables.
 DYNAMIC_PARTITION_CHUNK = 10_000
 T = TypeVar("T")
 
 feature_set_partitions = dg.DynamicPartitionsDefinition(name=FEATURE_SET_DIMENSION)
-model_spec_partitions = dg.DynamicPartitionsDefinition(name=MODEL_SPEC_DIMENSION)
-model_config_partitions = dg.MultiPartitionsDefinition(
-    {FEATURE_SET_DIMENSION: feature_set_partitions, MODEL_SPEC_DIMENSION: model_spec_partitions}
-)
-
-
-def model_config_key(feature_set_key: str, model_spec_key: str) -> dg.MultiPartitionKey:
-    """The Dagster key of one model configuration (same string as keys.multi_partition_key_string)."""
-    return dg.MultiPartitionKey(multi_partition_key(feature_set_key, model_spec_key))
+model_config_partitions = dg.DynamicPartitionsDefinition(name=MODEL_CONFIG_PARTITIONS)
 
 
 def chunks(seq: Sequence[T], size: int = DYNAMIC_PARTITION_CHUNK) -> Iterator[list[T]]:
@@ -31,3 +31,41 @@ def chunks(seq: Sequence[T], size: int = DYNAMIC_PARTITION_CHUNK) -> Iterator[li
         raise ValueError(f"chunk size must be >= 1, got {size}")
     for start in range(0, len(seq), size):
         yield list(seq[start : start + size])
+
+
+def add_new_keys(instance: dg.DagsterInstance, partitions_name: str, keys: Iterable[str]) -> int:
+    """Add the keys the dynamic partitions `partitions_name` do not hold yet, in first-seen order; returns how many.
+
+    Nothing is written when every key is there: each write changes the partitions' id, which sends
+    the UI's partition-status cache down its cold path on the next page load."""
+    existing = set(instance.get_dynamic_partitions(partitions_name))
+    new = [key for key in dict.fromkeys(keys) if key not in existing]
+    for chunk in chunks(new):
+        instance.add_dynamic_partitions(partitions_name, chunk)
+    return len(new)
+
+
+def register_partitions(instance: dg.DagsterInstance, configurations: Sequence[ModelConfiguration]) -> int:
+    """Register a grid's partitions from the keys its configurations carry (no key is recomputed):
+    its feature sets under `feature_set`, its configurations under `model_config`. Returns how many
+    configuration keys were new."""
+    add_new_keys(instance, FEATURE_SET_DIMENSION, (c.feature_set_key for c in configurations))
+    return add_new_keys(instance, MODEL_CONFIG_PARTITIONS, (c.partition_key for c in configurations))
+
+
+FORMER_MODEL_SPEC_PARTITIONS = "model_spec"
+"""The dynamic partitions of the former feature_set x model_spec multi-partitions (before `model_config`)."""
+
+
+def migrate_partitions(instance: dg.DagsterInstance, grids: Iterable[Sequence[ModelConfiguration]]) -> tuple[int, int]:
+    """Bring an instance from the feature_set x model_spec multi-partitions to one partition per configuration.
+
+    Registers the configurations of `grids` (every queue's grid) under `model_config`: a key is the
+    string the multi-partition key was, so the events recorded before keep showing under it. Drops
+    the `model_spec` dynamic partitions, which nothing defines any more. Idempotent; returns
+    (configuration keys added, former model_spec keys dropped)."""
+    added = sum(register_partitions(instance, configurations) for configurations in grids)
+    former = instance.get_dynamic_partitions(FORMER_MODEL_SPEC_PARTITIONS)
+    for key in former:
+        instance.delete_dynamic_partition(FORMER_MODEL_SPEC_PARTITIONS, key)
+    return added, len(former)

@@ -6,6 +6,8 @@ from typing import Any
 
 QUEUE_TAG = "forex_pipeline/queue_id"
 KIND_TAG = "forex_pipeline/kind"
+FOREGROUND_TAG = "forex_pipeline/foreground"
+"""On a batch run executed in the CLI's own process (`grid submit`, `queue run`), not by a run launcher."""
 BATCH_OP = "run_grid_batch"
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.hashing import config_hash, short_hash
-from forex_pipeline.keys import multi_partition_key, multi_partition_key_string
+from forex_pipeline.keys import model_config_key
 
 MODEL_TYPES: tuple[str, ...] = (
     "ridge",
@@ -111,16 +112,13 @@ class ModelConfiguration:
             model_config_hash(fs_hash, ms_hash),
         )
 
-    @property
+    @cached_property
     def partition_key(self) -> str:
-        """The Dagster multi-partition key string, e.g. EURUSD-1h-d365-a1b2c3d4|rf-pca-h5-d4e5f6a7."""
-        return multi_partition_key_string(self.feature_set_key, self.model_spec_key)
+        """The configuration's Dagster partition key (one dynamic partition each), e.g.
+        EURUSD-1h-d365-a1b2c3d4|rf-pca-h5-d4e5f6a7: built once from the keys it carries."""
+        return model_config_key(self.feature_set_key, self.model_spec_key)
 
     @property
     def label(self) -> str:
         """The readable name of the configuration, e.g. `EURUSD 1h 365d | rf h5 max_depth=4 n_estimators=50`."""
         return f"{self.feature_set.label} | {self.model_spec.label}"
-
-    @property
-    def partition_keys(self) -> dict[str, str]:
-        return multi_partition_key(self.feature_set_key, self.model_spec_key)

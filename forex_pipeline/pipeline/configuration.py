@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from forex_pipeline.settings import Settings
 from forex_pipeline.store import training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.spec_files import write_spec
+
+
+StageProgress = Callable[[str, "int | None", "int | None"], None]
+"""Called as one configuration goes: (stage, done, total); done/total are the inference configurations
+backtested so far in stage `inference`, None in the others (features, training, trust reference, recording)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,10 @@ def run_configuration(
     queue_id: int | None = None,
     dagster_run_id: str | None = None,
     seed: int = 0,
+    on_stage: StageProgress | None = None,
 ) -> ConfigurationOutcome:
-    """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded."""
+    """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded.
+    `on_stage` follows its stages (live progress); it must be cheap, it is called inside the internal loop."""
     from forex_pipeline.backtest.run import run_evaluation_backtests
     from forex_pipeline.pipeline.trust import ensure_reference
     from forex_pipeline.pipeline.walk_forward import train_fold_models
@@ -79,7 +87,13 @@ def run_configuration(
     write_spec(artifacts_dir, model_spec)
     started = time.perf_counter()
     timings: dict[str, float] = {}
+
+    def stage(name: str, done: int | None = None, total: int | None = None) -> None:
+        if on_stage is not None:
+            on_stage(name, done, total)
+
     try:
+        stage("features")
         matrix, _ = ensure_feature_matrix(feature_set, settings, artifacts_dir, sample_dir)
         timings["features"] = time.perf_counter() - started
         context = TrainingContext(
@@ -89,6 +103,7 @@ def run_configuration(
             deadline_seconds=settings.training.max_seconds_per_model,
         )
         t0 = time.perf_counter()
+        stage("training")
         model = train_model(matrix, model_spec, context)
         path = model_file_path(artifacts_dir, configuration.feature_set_key, configuration.model_spec_key, file_suffix(model_spec.model_type))
         info = save_model(model, path)
@@ -105,9 +120,13 @@ def run_configuration(
             matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(splits.validation[0]), timestamps=matrix.timestamps
         )
         # selection / holdout (walk-forward: folds pooled into selection) of the test segment, embargo = horizon
-        output = run_evaluation_backtests(models, matrix, splits.test, labels[splits.test], settings, feature_set.symbol)
+        output = run_evaluation_backtests(
+            models, matrix, splits.test, labels[splits.test], settings, feature_set.symbol,
+            on_progress=lambda done, total: stage("inference", done, total),
+        )
         backtest_seconds = time.perf_counter() - t1
         t2 = time.perf_counter()
+        stage("trust reference")
         reference = ensure_reference(
             matrix, feature_set, model_spec.horizon, splits.test, labels, settings, regimes, artifacts_dir
         )
@@ -126,6 +145,7 @@ def run_configuration(
             )
         return ConfigurationOutcome(config_hash, key, RunStatus.FAILED, error=error, timings=timings)
 
+    stage("recording")
     try:
         record = record_outcome(
             engine,

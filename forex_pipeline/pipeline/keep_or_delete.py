@@ -147,10 +147,10 @@ def _cached_reference(
 ) -> TrustReference | None:
     """The cached reference runs of a standing best's (feature set, horizon), or None if not on disk
     (`catalog`: the scored regimes, store.regime_definitions.active_regimes)."""
-    from forex_pipeline.keys import split_multi_partition_key
+    from forex_pipeline.keys import split_model_config_key
 
     row = bests[(bests["feature_set_hash"] == group[0]) & (bests["horizon"] == group[1])].iloc[0]
-    feature_set_key, _ = split_multi_partition_key(str(row["partition_key"]))
+    feature_set_key, _ = split_model_config_key(str(row["partition_key"]))
     key = reference_key(group[0], group[1], str(row["symbol"]), settings, catalog)
     return load_reference(reference_dir(artifacts_dir or settings.artifacts_dir, feature_set_key, group[1], key))
 

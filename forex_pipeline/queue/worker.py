@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.errors import DiskFullError
 from forex_pipeline.keys import QueueStatus, RunStatus
-from forex_pipeline.pipeline.configuration import ConfigurationOutcome, run_configuration
+from forex_pipeline.pipeline.configuration import ConfigurationOutcome, StageProgress, run_configuration
 from forex_pipeline.pipeline.keep_or_delete import cleanup_files
 from forex_pipeline.queue.lifecycle import (
     _queue,
@@ -119,12 +119,14 @@ def process_batch(
     on_outcome: Callable[[ConfigurationOutcome, ModelConfiguration], None] | None = None,
     on_start: Callable[[int, ModelConfiguration], None] | None = None,
     on_disk_pause: Callable[[str], None] | None = None,
+    on_stage: StageProgress | None = None,
 ) -> BatchResult:
     """Run configurations one by one, honouring pause/cancel flags, failure streaks and free disk.
 
     `on_start(index, configuration)` is called as each configuration starts (the model in flight),
-    `on_outcome` when it has been recorded, `on_disk_pause(message)` when low disk space pauses the
-    queue: the Dagster shell turns them into live progress and asset events."""
+    `on_stage(stage, done, total)` as it goes (inference k of 135), `on_outcome` when it has been
+    recorded, `on_disk_pause(message)` when low disk space pauses the queue: the Dagster shell turns
+    them into live progress and asset events."""
     outcomes: list[ConfigurationOutcome] = []
     for configuration in configurations:
         with session_scope(engine) as session:
@@ -149,6 +151,7 @@ def process_batch(
                 sample_dir=sample_dir,
                 queue_id=queue_id,
                 dagster_run_id=dagster_run_id,
+                on_stage=on_stage,
             )
         except DiskFullError as exc:
             pause_for_disk(engine, queue_id, f"paused: {exc}; free space, then resume", on_disk_pause)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forex_pipeline.keys import split_multi_partition_key
+from forex_pipeline.keys import split_model_config_key
 from forex_pipeline.reporting import charts
 from forex_pipeline.reporting.tables import Table, bests_table, model_label
 from forex_pipeline.store.regime_definitions import active_regimes
@@ -38,7 +38,7 @@ def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path
 
     if bests.empty:
         return None
-    fs_key, _ = split_multi_partition_key(str(bests.iloc[0]["partition_key"]))
+    fs_key, _ = split_model_config_key(str(bests.iloc[0]["partition_key"]))
     matrix_path = artifacts_dir / "features" / f"{fs_key}.parquet"
     if not matrix_path.exists():
         return None
@@ -61,7 +61,7 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
 
     curves: dict[str, pd.Series] = {}
     for _, row in bests[bests["rank"] == 1].iterrows():
-        fs_key, ms_key = split_multi_partition_key(str(row["partition_key"]))
+        fs_key, ms_key = split_model_config_key(str(row["partition_key"]))
         matrix_path = artifacts_dir / "features" / f"{fs_key}.parquet"
         if not row["kept"] or not row["model_path"] or not matrix_path.exists():
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forex_pipeline.keys import split_multi_partition_key
+from forex_pipeline.keys import split_model_config_key
 from forex_pipeline.models.files import ModelFileError
 from forex_pipeline.reporting.charts import inference_config_label
 from forex_pipeline.store.spec_files import read_spec
@@ -76,7 +76,7 @@ def model_label(artifacts_dir: Path, partition_key: str) -> str:
     """The readable name of a configuration (`EURUSD 1h 365d | rf h5 n_estimators=50`) from its spec files;
     the partition key itself when the spec files are gone, so a row is never lost for want of a name."""
     try:
-        fs_key, ms_key = split_multi_partition_key(partition_key)
+        fs_key, ms_key = split_model_config_key(partition_key)
         return f"{read_spec(artifacts_dir, 'feature_set', fs_key).label} | {read_spec(artifacts_dir, 'model_spec', ms_key).label}"
     except (FileNotFoundError, ValueError, ModelFileError):
         return partition_key

@@ -8,7 +8,7 @@ import pytest
 
 from forex_pipeline.backtest.inference_grid import InferenceConfig
 from forex_pipeline.backtest.metrics import max_drawdown, sharpe, sortino, total_return
-from forex_pipeline.backtest.run import RESULT_COLUMNS, run_inference_backtests
+from forex_pipeline.backtest.run import RESULT_COLUMNS, run_evaluation_backtests, run_inference_backtests
 from forex_pipeline.data.timeframes import bars_per_year
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.models.base import PREDICTION_METHODS, Combiners
@@ -146,6 +146,21 @@ def test_custom_grid_size_and_bad_inputs(settings: Settings) -> None:
         run_inference_backtests(FakeModel(), make_matrix(), TEST, labels_for(N), settings, "XAUUSD")
     with pytest.raises(ValueError, match="reserved"):
         run_inference_backtests(FakeModel(), make_matrix(), TEST, np.full(N, "all", dtype=object), settings, "EURUSD")
+
+
+def test_progress_counts_every_inference_configuration_once_and_changes_nothing(settings: Settings) -> None:
+    """`on_progress` sees the configurations done rise block by block to all 135 (in chunks under a
+    tight memory budget too), and the results are those of a run without it."""
+    tight = settings.model_copy(update={"performance": PerformanceSettings(backtest_max_matrix_bytes=10_000, numba_threads=0)})
+    for current in (settings, tight):
+        seen: list[tuple[int, int]] = []
+        frame = run_evaluation_backtests(FakeModel(), make_matrix(), TEST, labels_for(N), current, "EURUSD", on_progress=lambda d, t: seen.append((d, t))).frame
+        total = frame["inference_config_hash"].nunique()
+        assert total == 135 and {t for _, t in seen} == {total}
+        done = [d for d, _ in seen]
+        assert done == sorted(set(done)) and done[-1] == total and done[0] > 0
+        pd.testing.assert_frame_equal(frame, run_evaluation_backtests(FakeModel(), make_matrix(), TEST, labels_for(N), current, "EURUSD").frame)
+    assert len(seen) > 3  # the tight budget reports in more, smaller blocks
 
 
 def test_memory_budget_chunks_without_changing_results(settings: Settings) -> None:

@@ -85,3 +85,25 @@ def test_submit_expands_its_grid_once(grid_env, tmp_path, monkeypatch):
     assert (queue.total_models, queue.grid_hash) == (expected.size, expand.grid_hash(expected))
     assert [c.model_config_hash for c in lifecycle.configurations_of(queue.grid_spec)] == [c.model_config_hash for c in expected.configurations]
     assert calls == [TINY_GRID["name"]]   # the queue's own grid spec reads back from the same expansion
+
+
+def test_register_partitions_brings_every_queue_into_the_instance(grid_env, tmp_path):
+    """An instance of the former scheme: queues exist, no `model_config` partitions, old `model_spec` ones."""
+    import dagster as dg
+
+    from forex_pipeline.keys import MODEL_CONFIG_PARTITIONS
+    from forex_pipeline.queue.lifecycle import configurations_of
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump(TINY_GRID))
+    assert runner.invoke(app, ["grid", "submit", str(grid), "--no-run"]).exit_code == 0
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("model_spec", ["ridge-none-h1-00000000"])
+    first = runner.invoke(app, ["queue", "register-partitions"])
+    again = runner.invoke(app, ["queue", "register-partitions"])
+    assert first.exit_code == 0, first.output
+    assert "6 configuration partition(s) added; 1 former model_spec partition(s) dropped" in first.output
+    assert "0 configuration partition(s) added; 0 former" in again.output
+    with dg.DagsterInstance.get() as instance:
+        keys = instance.get_dynamic_partitions(MODEL_CONFIG_PARTITIONS)
+    assert keys == [c.partition_key for c in configurations_of(TINY_GRID)]

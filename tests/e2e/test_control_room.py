@@ -248,7 +248,7 @@ class Session:
         self.launchpad(job, config, name)
         self.page.get_by_role("button", name="Launch Run").last.click()
         run_id = wait_for(f"a {job} run", lambda: next((r["runId"] for r in self.server.runs(job) if r["runId"] not in before), None), 60)
-        status = wait_for(f"{job} run {run_id} to finish", lambda: (s := self.server.run_status(run_id)) in ("SUCCESS", "FAILURE", "CANCELED") and s, 120)
+        status = wait_for(f"{job} run {run_id} to finish", lambda: (s := self.server.run_status(run_id)) in ("SUCCESS", "FAILURE", "CANCELED") and s, 300)
         assert status == "SUCCESS", f"{job} run {run_id} ended {status}"
         return run_id
 
@@ -318,6 +318,16 @@ def test_the_control_room_in_a_browser(server: Server, browser: Any) -> None:
     ui.shot("11_terminated_run")
     ui.launch("cancel_queue", {"ops": {"cancel_queue_op": {"config": {"queue_id": queue_b["id"]}}}}, "12_cancel")
     assert server.queue(GRID_B["name"])["status"] == "cancelled"
+
+    # 6. the partitions are the configurations asked for (A's 4 and B's 8 share 2): no feature_set x model_spec product
+    from forex_pipeline.queue.lifecycle import configurations_of
+
+    asked = {c.partition_key for grid in (GRID_A, GRID_B) for c in configurations_of(grid)}
+    listed = server.graphql('{ assetNodeOrError(assetKey: {path: ["trained_model"]}) { ... on AssetNode { partitionKeysByDimension { partitionKeys } } } }')
+    keys = [k for d in listed["assetNodeOrError"]["partitionKeysByDimension"] for k in d["partitionKeys"]]
+    assert len(asked) == 10 and sorted(keys) == sorted(asked)
+    ui.open("/assets/trained_model?view=partitions", "Failed", "trained_model partitions (two grids)")
+    ui.expect("Failed (2)", "13_partitions_only_the_grid")
 
     (ARTIFACTS / "timings.json").write_text(json.dumps(ui.timings, indent=2))
     print(json.dumps(ui.timings, indent=2))

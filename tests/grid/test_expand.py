@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from forex_pipeline.dagster_defs.partitions import chunks
 from forex_pipeline.grid.estimate import estimate_seconds, plan
 from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash, load_grid_spec, parse_grid_spec
 from forex_pipeline.grid.spec import GridSpecError
-from forex_pipeline.keys import multi_partition_key, multi_partition_key_string, split_multi_partition_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples" / "grids"
@@ -329,27 +327,6 @@ def test_default_estimate_grows_with_horizon_intervals_trees_and_members() -> No
     assert (many - h5) / (h5 - few) == pytest.approx((400 - 100) / (100 - 25))  # linear in n_estimators
     ten_members = parse_settings({"training": {"members": 10}})
     assert estimate_seconds(_model("rf", 5).configurations, settings=ten_members) > h5
-
-
-def test_multi_partition_key_matches_dagster() -> None:
-    import dagster as dg
-
-    fs_key, ms_key = "EURUSD-1h-d365-a1b2c3d4", "rf-pca-h5-d4e5f6a7"
-    expected = dg.MultiPartitionKey(multi_partition_key(fs_key, ms_key))
-    assert multi_partition_key_string(fs_key, ms_key) == str(expected)
-    assert split_multi_partition_key(str(expected)) == (fs_key, ms_key)
-    with pytest.raises(ValueError, match="is not"):
-        split_multi_partition_key("only-one-part")
-
-
-def test_chunks_cover_the_sequence_in_bounded_slices() -> None:
-    items = list(range(25))
-    parts = list(chunks(items, 10))
-    assert [len(p) for p in parts] == [10, 10, 5]
-    assert [x for p in parts for x in p] == items
-    assert list(chunks([], 3)) == []
-    with pytest.raises(ValueError, match="chunk size"):
-        list(chunks(items, 0))
 
 
 # The demo needs more configurations than the 4 regimes x top 3 that can be kept, so that it shows

@@ -23,7 +23,8 @@ import dagster as dg
 import pytest
 
 from forex_pipeline.dagster_defs import scale_out
-from forex_pipeline.dagster_defs.jobs import grid_batch_celery, register_partitions
+from forex_pipeline.dagster_defs.jobs import grid_batch_celery
+from forex_pipeline.dagster_defs.partitions import register_partitions
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from tests.conftest import REPO_ROOT
 from tests.integration.test_dagster_postgres import pg_env, postgres_dagster_home

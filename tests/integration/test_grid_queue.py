@@ -16,7 +16,8 @@ from forex_pipeline.store import training_queue
 
 from forex_pipeline.queue import worker
 from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
-from forex_pipeline.dagster_defs.jobs import execute_batch, register_partitions
+from forex_pipeline.dagster_defs.jobs import execute_batch
+from forex_pipeline.dagster_defs.partitions import register_partitions
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import regime_best_models
 from forex_pipeline.store.db import get_engine, session_scope

@@ -7,7 +7,8 @@ import dagster as dg
 import pytest
 
 from forex_pipeline.dagster_defs.batch_events import PROGRESS_ASSET
-from forex_pipeline.dagster_defs.jobs import execute_batch, grid_batch, register_partitions
+from forex_pipeline.dagster_defs.jobs import execute_batch, grid_batch
+from forex_pipeline.dagster_defs.partitions import register_partitions
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.dagster_defs.sensors import batch_terminated_sensor_for, regime_bests_refresh_sensor_for, training_queue_sensor_for
 from forex_pipeline.dagster_defs.tags import QUEUE_TAG, batch_run_config
@@ -32,6 +33,16 @@ def _events(instance: dg.DagsterInstance, event_type: dg.DagsterEventType, asset
     entries.sort(key=lambda entry: entry.timestamp, reverse=True)
     events = [entry.dagster_event for entry in entries if entry.dagster_event is not None]
     return [e for e in events if e.event_type == event_type and e.asset_key == dg.AssetKey(asset)]
+
+
+def _partition(event) -> str | None:  # noqa: ANN001 - DagsterEvent
+    """The partition an asset event is about (planned events carry it in their specific data)."""
+    return event.partition or getattr(event.event_specific_data, "partition", None)
+
+
+def _is_deletion(event) -> bool:  # noqa: ANN001 - DagsterEvent
+    """The observation that says a model's file was deleted (pushed out of every top N)."""
+    return event.event_type == dg.DagsterEventType.ASSET_OBSERVATION and "file_deleted_at" in event.event_specific_data.asset_observation.metadata
 
 
 def _failed_partitions(instance: dg.DagsterInstance, asset: str) -> set[str]:
@@ -66,15 +77,24 @@ def test_failed_configurations_show_as_failed_and_the_queue_says_so(grid_env):
         planned = {e.event_specific_data.partition for e in _events(instance, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, "trained_model")}
         progress = _events(instance, dg.DagsterEventType.ASSET_OBSERVATION, PROGRESS_ASSET)
         stale = instance.event_log_storage.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(dg.AssetKey("regime_bests"), "reflects_latest_outcomes")])
+        model_events = [e for asset in ("trained_model", "inference_backtests") for kind in (
+            dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+            for e in _events(instance, kind, asset)]
     assert final.status == "completed" and final.failed_models == 2
     assert lifecycle.status_line(final) == "completed, 2 failed"
     assert len(failed_keys) == 2 and all(k.split("|")[1].endswith(tuple("0123456789abcdef")) for k in failed_keys)
     assert {c.partition_key for c in configurations} == failed_keys | done_keys and not failed_keys & done_keys
-    assert planned == failed_keys | done_keys
+    assert planned == failed_keys  # only a failure is planned (to show as failed): a success is one materialization
     assert failed_in_ui == failed_keys  # what the partitions page shows as failed
     assert any(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in runs)  # a batch with a failure is red
-    # live progress: one observation as each model starts and one as it ends
-    assert len(progress) == 2 * len(configurations)
+    # few events per model: each successful configuration's partitions got one materialization each, nothing
+    # planned, and an observation only when keep-or-delete later deleted its file
+    for key in done_keys:
+        events = [e for e in model_events if _partition(e) == key]
+        assert sorted(e.event_type_value for e in events if not _is_deletion(e)) == ["ASSET_MATERIALIZATION"] * 2
+    # live progress: one observation as each model starts and one as each batch ends (and a slow model's stages between)
+    stages = [e.event_specific_data.asset_observation.metadata["stage"].value for e in progress]
+    assert stages.count("starting") == len(configurations) and stages.count("-") == len(runs)
     last = progress[0].event_specific_data.asset_observation.metadata  # newest first
     assert last["done"].value == 4 and last["failed"].value == 2 and last["in_flight"].value == "-"
     assert "completed" in last["status"].value or "running" in last["status"].value
@@ -133,3 +153,40 @@ def test_regime_bests_refresh_follows_new_outcomes(grid_env):
         assert isinstance(request, dg.RunRequest)
         context.update_cursor(context.cursor)
         assert isinstance(sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)), dg.SkipReason)
+
+
+def test_terminating_a_foreground_batch_pauses_its_queue(grid_env, monkeypatch):
+    """`grid submit` runs batches in its own process: Terminate in the UI only marks the run canceling
+    (no launcher holds it). The batch then stops mid-model and its queue is paused, like a launched run."""
+    import time
+
+    from forex_pipeline.dagster_defs import jobs
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    real = worker.run_configuration
+    monkeypatch.setattr(jobs, "TERMINATE_POLL_SECONDS", 0.2)
+
+    with dg.instance_for_test() as instance:
+        def slow_first_model(configuration, **kwargs):  # noqa: ANN001, ANN003 - run_configuration's signature
+            if not getattr(slow_first_model, "terminated", False):
+                slow_first_model.terminated = True
+                with session_scope(engine) as session:  # the model is in flight (claimed) when Terminate is pressed
+                    training_runs.claim_training_run(session, training_runs.training_run_fields(configuration), queue_id=queue_id,
+                                                     dagster_run_id=kwargs["dagster_run_id"], stale_after_seconds=600)
+                instance.report_run_canceling(instance.get_run_by_id(kwargs["dagster_run_id"]))  # what Terminate does
+                time.sleep(30)  # a long model: the interrupt ends it
+                slow_first_model.slept_through = True
+            return real(configuration, **kwargs)
+
+        monkeypatch.setattr(worker, "run_configuration", slow_first_model)
+        final = worker.run_queue(engine, settings, queue_id, lambda q, b: jobs.execute_batch(instance, q, b), artifacts_dir=settings.artifacts_dir)
+        runs = instance.get_run_records(dg.RunsFilter(job_name="grid_batch"))
+    with session_scope(engine) as session:
+        statuses = [r.status for r in training_runs.runs_of_queue(session, queue_id)]
+    assert not getattr(slow_first_model, "slept_through", False)  # interrupted, not waiting for the model to end
+    assert final.status == "paused" and "terminated" in (final.error_message or ""), lifecycle.status_line(final)
+    assert "running" not in statuses  # the model in flight was released: it trains again on resume
+    assert [r.dagster_run.status for r in runs] == [dg.DagsterRunStatus.CANCELED]  # one batch, canceled, no more launched
+    lifecycle.resume(engine, queue_id, settings)

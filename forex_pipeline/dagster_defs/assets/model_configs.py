@@ -3,16 +3,22 @@
 `trained_model` and `inference_backtests` are one multi-asset: training and the internal loop run
 in one step, so a configuration costs one step of orchestration, not two, and the model never has
 to be reloaded from disk between them (DESIGN.md section 4: orchestration cost is the first risk).
+
+Lineage to the feature set: the graph edge features -> trained_model is declared, and each
+configuration's events name its `features` partition in their metadata (`feature_set`). Dagster
+1.13 has no built-in partition mapping from one dynamic partition set to another by a function of
+the key (Static needs static sets; custom mappings are deprecated and never reach the UI), so the
+edge maps to no upstream partition: with All (the only other choice) a new feature set would mark
+every older model "Unsynced".
 """
 
 
 import dagster as dg
 
-from forex_pipeline.keys import RunStatus
 from forex_pipeline.dagster_defs.batch_events import outcome_metadata
 from forex_pipeline.dagster_defs.partitions import feature_set_partitions, model_config_partitions
 from forex_pipeline.dagster_defs.resources import ForexStorage
-from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION
+from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION, RunStatus, split_model_config_key
 from forex_pipeline.store.db import get_engine
 from forex_pipeline.store.spec_files import read_spec
 
@@ -33,7 +39,7 @@ def feature_metadata(matrix, path) -> dict:  # noqa: ANN001 - FeatureMatrix, Pat
 @dg.asset(
     partitions_def=feature_set_partitions,
     group_name="model_grid",
-    deps=[dg.AssetDep("bars", partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep("bars", partition_mapping=dg.SpecificPartitionsPartitionMapping([]))],
     description="Feature matrix + close prices of one feature set, computed once however many models use it.",
 )
 def features(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.MaterializeResult:
@@ -52,12 +58,8 @@ def features(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg.Mat
     specs=[
         dg.AssetSpec(
             "trained_model",
-            deps=[
-                dg.AssetDep(
-                    "features",
-                    partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=FEATURE_SET_DIMENSION),
-                )
-            ],
+            # lineage per partition rides in the metadata (`feature_set`); see the module docstring
+            deps=[dg.AssetDep("features", partition_mapping=dg.SpecificPartitionsPartitionMapping([]))],
             description="One trained model configuration: model file (sha256 in the DB) and training metrics.",
         ),
         dg.AssetSpec(
@@ -71,11 +73,12 @@ def trained_model_and_backtests(context: dg.AssetExecutionContext, storage: Fore
     from forex_pipeline.models.spec import ModelConfiguration
     from forex_pipeline.pipeline.configuration import run_configuration
 
-    keys = context.partition_key.keys_by_dimension
-    feature_set = read_spec(storage.artifacts, FEATURE_SET_DIMENSION, keys[FEATURE_SET_DIMENSION])
-    model_spec = read_spec(storage.artifacts, MODEL_SPEC_DIMENSION, keys[MODEL_SPEC_DIMENSION])
+    feature_set_key, model_spec_key = split_model_config_key(context.partition_key)
+    configuration = ModelConfiguration.of(
+        read_spec(storage.artifacts, FEATURE_SET_DIMENSION, feature_set_key), read_spec(storage.artifacts, MODEL_SPEC_DIMENSION, model_spec_key)
+    )
     outcome = run_configuration(
-        ModelConfiguration.of(feature_set, model_spec),
+        configuration,
         settings=storage.settings,
         engine=get_engine(storage.db_url),
         artifacts_dir=storage.artifacts,
@@ -84,6 +87,6 @@ def trained_model_and_backtests(context: dg.AssetExecutionContext, storage: Fore
     )
     if outcome.status == RunStatus.FAILED:
         raise dg.Failure(description=f"{outcome.partition_key}: {outcome.error}")
-    metadata = outcome_metadata(outcome, ModelConfiguration.of(feature_set, model_spec).label)
+    metadata = outcome_metadata(outcome, configuration)
     yield dg.MaterializeResult(asset_key="trained_model", metadata=metadata)
     yield dg.MaterializeResult(asset_key="inference_backtests", metadata=metadata)
