@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from forex_pipeline.backtest.columns import CONFIG_COLUMNS, METRIC_COLUMNS
 from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.store.common import in_chunks, is_nan, select_frame
 from forex_pipeline.store.tables import (
@@ -27,6 +28,7 @@ from forex_pipeline.store.tables import (
     BACKTEST_SEGMENT,
     InferenceBacktest,
     TrainingRun,
+    new_uuid,
     utcnow,
 )
 
@@ -77,16 +79,53 @@ def _backtest_rows(training_run_id: int, frame: pd.DataFrame) -> list[dict[str, 
     return rows
 
 
+INFERENCE_PARAMS: tuple[str, ...] = tuple(c for c in CONFIG_COLUMNS if c != "inference_config_hash")
+
+
+def add_configuration_documents(rows: list[dict[str, Any]], duration_seconds: float | None) -> None:
+    """Give each configuration's `all` row of each segment the specification's per-configuration
+    fields: backtest_uuid, inference_params, backtest_metrics, regime_metrics ({regime: metrics} of
+    the same segment) and backtest_duration_seconds (the model's internal-loop time shared equally by
+    its configurations, which run in one vectorised pass). Per-regime rows keep them NULL."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["inference_config_hash"], row[BACKTEST_SEGMENT]), []).append(row)
+    n_configurations = len({key[0] for key in groups}) or 1
+    share = None if duration_seconds is None else float(duration_seconds) / n_configurations
+    for group in groups.values():
+        overall = [row for row in group if row["regime"] == REGIME_ALL]
+        if not overall:
+            continue
+        row = overall[0]
+        row["backtest_uuid"] = new_uuid()
+        row["inference_params"] = {name: row[name] for name in INFERENCE_PARAMS}
+        row["backtest_metrics"] = {name: row[name] for name in METRIC_COLUMNS}
+        row["regime_metrics"] = {
+            other["regime"]: {name: other[name] for name in METRIC_COLUMNS} for other in group if other["regime"] != REGIME_ALL
+        }
+        row["backtest_duration_seconds"] = share
+
+
 def batch_insert_backtests(
-    session: Session, training_run_id: int, frame: pd.DataFrame, *, replace: bool = False
+    session: Session,
+    training_run_id: int,
+    frame: pd.DataFrame,
+    *,
+    replace: bool = False,
+    duration_seconds: float | None = None,
 ) -> int:
     """Insert one model's backtest results in one executemany (NaN metrics stored as NULL).
 
     `frame` has the columns of backtest/columns.py EVALUATION_COLUMNS (the trust columns may be left
     out: NULL). With replace=True the run's earlier rows (and any regime bests pointing at them) are
-    deleted first.
+    deleted first. `duration_seconds` is the model's internal-loop time (backtest_duration_seconds).
     """
     rows = _backtest_rows(training_run_id, frame)
+    add_configuration_documents(rows, duration_seconds)
+    for row in rows:
+        row.setdefault("backtest_uuid", None)
+        for name in ("inference_params", "backtest_metrics", "regime_metrics", "backtest_duration_seconds"):
+            row.setdefault(name, None)
     if session.get(TrainingRun, training_run_id) is None:
         raise LookupError(f"no training run with id {training_run_id}")
     if replace:
