@@ -157,21 +157,26 @@ def checkpoints(queue_id: int = typer.Argument(None, help="only this queue's che
 
 @app.command("run")
 def run_queue_command(
-    queue_id: int = typer.Argument(None, help="the queue to work (default: the waiting queue of highest priority)"),
+    queue_id: int = typer.Argument(None, help="the queue to work (default: every pending or interrupted queue, highest priority first)"),
     detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it"),
 ) -> None:
     """Work a queue in this process, one Dagster run per batch of models, with a progress bar."""
     from forex_pipeline.cli.runner import run_in_foreground, start_detached
 
-    if queue_id is None:
+    if queue_id is None:  # every waiting queue in turn, highest priority first (re-read after each)
         from forex_pipeline.queue.lifecycle import next_queue
 
         _, engine = _context()
         queue = next_queue(engine)
         if queue is None:
             fail("no pending or interrupted queue to run", EXIT_FAILED)
-        queue_id = queue.id
-        console().print(f"queue {queue_id} ({queue.name}, priority {queue.priority})")
+        while queue is not None:
+            console().print(f"queue {queue.id} ({queue.name}, priority {queue.priority})")
+            run_queue_command(queue.id, detach=detach)
+            if detach:
+                return
+            queue = next_queue(engine)
+        return
     if detach:
         start_detached(queue_id)
         console().print(f"queue {queue_id} handed to the Dagster daemon (run `dagster dev`); watch with `forex-pipeline queue status {queue_id} --watch`")
