@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from forex_pipeline.cli.common import console
+from forex_pipeline.cli.common import console, fail
 
 app = typer.Typer(no_args_is_help=True, help="Settings files: check one and see what each key does.")
 
@@ -18,12 +18,12 @@ def check(path: Path = typer.Argument(..., help="a settings YAML: the project's 
     from forex_pipeline.settings import SettingsError, load_settings, spec_document
     from forex_pipeline.yaml_input import YamlInputError, load_yaml
 
-    settings = load_settings(path)  # every problem: one line naming the file and field, exit 2
     try:
+        settings = load_settings(path)
         raw = load_yaml(path, what="settings file") or {}
-    except YamlInputError as exc:  # pragma: no cover - load_settings read the same file a moment ago
-        raise SettingsError(str(exc)) from None
-    _, effects = spec_document(raw, str(path))
+        _, effects = spec_document(raw, str(path))
+    except (SettingsError, YamlInputError) as exc:  # one line naming the file and the field, exit 2
+        fail(str(exc))
     out = console()
     out.print(f"{path}: valid settings")
     if not effects:
