@@ -168,17 +168,20 @@ def queue_status(queue_id: int) -> QueueRecord:
 
 
 def pause_queue(queue_id: int) -> QueueRecord:
-    """Finish the model in flight, then stop (`queue pause`)."""
+    """Finish the model in flight, then stop (`queue pause`); a waiting queue pauses at once and
+    leaves a checkpoint file, as the worker does when it stops."""
+    from forex_pipeline.queue.checkpoint import checkpoint_if_stopped
     from forex_pipeline.queue.lifecycle import pause
 
-    return pause(_engine(), queue_id)
+    return checkpoint_if_stopped(_engine(), _settings(), pause(_engine(), queue_id))
 
 
 def cancel_queue(queue_id: int) -> QueueRecord:
-    """Stop now; finished models stay (`queue cancel`)."""
+    """Stop now; finished models stay (`queue cancel`); a waiting queue leaves a checkpoint file."""
+    from forex_pipeline.queue.checkpoint import checkpoint_if_stopped
     from forex_pipeline.queue.lifecycle import cancel
 
-    return cancel(_engine(), queue_id)
+    return checkpoint_if_stopped(_engine(), _settings(), cancel(_engine(), queue_id))
 
 
 def resume_queue(queue_id: int) -> QueueRecord:

@@ -97,7 +97,7 @@ def _request(queue_id: int, action: str) -> None:
         fail(str(exc), EXIT_FAILED)
     requested = record.pause_requested if action == "pause" else record.cancel_requested
     if not requested:  # a waiting queue stopped at once: leave its checkpoint like a worker would
-        from forex_pipeline.queue.worker import checkpoint_if_stopped
+        from forex_pipeline.queue.checkpoint import checkpoint_if_stopped
 
         checkpoint_if_stopped(engine, _context()[0], record)
     console().print(f"queue {queue_id}: {f'{action} requested' if requested else record.status}")

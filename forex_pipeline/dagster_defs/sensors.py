@@ -42,7 +42,7 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
             pending_configurations,
             settle_and_notify,
         )
-        from forex_pipeline.queue.worker import checkpoint_if_stopped
+        from forex_pipeline.queue.checkpoint import checkpoint_if_stopped
         from forex_pipeline.store import training_queue
         from forex_pipeline.store.db import get_engine, session_scope
 

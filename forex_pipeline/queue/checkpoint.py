@@ -27,7 +27,7 @@ from forex_pipeline.grid.expand import expand_grid, grid_hash, parse_grid_spec
 from forex_pipeline.grid.spec import GridSpec, GridSpecError
 from forex_pipeline.hashing import canonical_json, config_hash
 from forex_pipeline.io import atomic_write_text
-from forex_pipeline.keys import FINISHED_QUEUE_STATUSES, RunStatus
+from forex_pipeline.keys import FINISHED_QUEUE_STATUSES, QueueStatus, RunStatus
 from forex_pipeline.queue.lifecycle import QUEUE_NAME_MAX, _queue, configurations_of, submit_grid
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import regime_best_models, training_queue, training_runs
@@ -242,6 +242,14 @@ def auto_checkpoint(engine: Engine, settings: Settings, queue_id: int, reason: s
     except OSError:
         return None
     return path
+
+
+def checkpoint_if_stopped(engine: Engine, settings: Settings, queue: training_queue.QueueRecord) -> training_queue.QueueRecord:
+    """A queue that just paused or was cancelled leaves a checkpoint file (storage.checkpoints_dir);
+    the worker, the daemon's sensor, the CLI and the API call this when they stop a queue."""
+    if queue.status in (QueueStatus.PAUSED, QueueStatus.CANCELLED):
+        auto_checkpoint(engine, settings, queue.id, str(queue.status))
+    return queue
 
 
 @dataclass(frozen=True)

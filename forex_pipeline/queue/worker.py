@@ -22,7 +22,7 @@ from forex_pipeline.errors import DiskFullError
 from forex_pipeline.keys import QueueStatus, RunStatus
 from forex_pipeline.pipeline.configuration import ConfigurationOutcome, run_configuration
 from forex_pipeline.pipeline.keep_or_delete import cleanup_files
-from forex_pipeline.queue.checkpoint import auto_checkpoint
+from forex_pipeline.queue.checkpoint import auto_checkpoint, checkpoint_if_stopped
 from forex_pipeline.queue.lifecycle import (
     _queue,
     detect_interrupted,
@@ -242,9 +242,3 @@ def run_queue(
             training_runs.release_claims(session, queue_id)
         return checkpoint_if_stopped(engine, settings, settle_and_notify(engine, settings, queue_id, "cancel"))
 
-
-def checkpoint_if_stopped(engine: Engine, settings: Settings, queue: training_queue.QueueRecord) -> training_queue.QueueRecord:
-    """A queue that just paused or was cancelled leaves a checkpoint file (storage.checkpoints_dir)."""
-    if queue.status in (QueueStatus.PAUSED, QueueStatus.CANCELLED):
-        auto_checkpoint(engine, settings, queue.id, str(queue.status))
-    return queue
