@@ -16,6 +16,7 @@ from tests.support import TINY_GRID
 
 pytestmark = pytest.mark.slow
 
+GRID = {**TINY_GRID, "name": "spec-checkpoint", "model_specs": {**TINY_GRID["model_specs"], "horizons": [1, 3]}}  # 4 configurations
 SPEC_KEYS = {"queue_uuid", "checkpoint_version", "created_at", "config_grid", "current_index", "total_configs",
              "completed_runs", "failed_runs", "regime_bests", "statistics"}
 
@@ -33,7 +34,7 @@ def _bests(engine) -> list[tuple]:  # noqa: ANN001
 def test_checkpoint_structure_tamper_refusal_and_resume_to_the_same_result(grid_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
+    queue_id = lifecycle.submit_grid(engine, GRID, settings.artifacts_dir)
 
     def two_then_pause(qid, batch):  # noqa: ANN001, ANN202
         result = worker.process_batch(engine, settings, qid, batch[:2], artifacts_dir=settings.artifacts_dir, sample_dir=None)
@@ -43,7 +44,7 @@ def test_checkpoint_structure_tamper_refusal_and_resume_to_the_same_result(grid_
     paused = worker.run_queue(engine, settings, queue_id, two_then_pause, artifacts_dir=settings.artifacts_dir)
     assert paused.status == "paused"
     (listing,) = [c for c in checkpoint.list_checkpoints(settings.checkpoints_dir) if c.path.name.endswith("-paused.json")]
-    assert listing.problem is None and listing.current_index == 2 and listing.total_configs == 6
+    assert listing.problem is None and listing.current_index == 2 and listing.total_configs == 4
     data = json.loads(listing.path.read_text())
     assert SPEC_KEYS <= set(data) and data["checkpoint_version"] == checkpoint.CHECKPOINT_VERSION
     assert data["queue_uuid"] == paused.queue_uuid and data["config_grid"] == paused.grid_spec
@@ -64,7 +65,7 @@ def test_checkpoint_structure_tamper_refusal_and_resume_to_the_same_result(grid_
     resumed_id = checkpoint.resume_from_checkpoint(engine, listing.path, settings)
     assert resumed_id != queue_id
     final = worker.run_queue(engine, settings, resumed_id, _plain_batches(engine, settings), artifacts_dir=settings.artifacts_dir)
-    assert final.status == "completed" and final.completed_models == 6 and final.skipped_count == 2
+    assert final.status == "completed" and final.completed_models == 4 and final.skipped_count == 2
     interrupted_bests = _bests(engine)
 
     # the same grid, uninterrupted, in a fresh database and artefact store
@@ -76,7 +77,7 @@ def test_checkpoint_structure_tamper_refusal_and_resume_to_the_same_result(grid_
     fresh_settings = get_settings()
     upgrade(fresh_settings.database_url)
     other = get_engine(fresh_settings.database_url)
-    other_queue = lifecycle.submit_grid(other, TINY_GRID, fresh_settings.artifacts_dir)
+    other_queue = lifecycle.submit_grid(other, GRID, fresh_settings.artifacts_dir)
     whole = worker.run_queue(other, fresh_settings, other_queue, _plain_batches(other, fresh_settings), artifacts_dir=fresh_settings.artifacts_dir)
-    assert whole.status == "completed" and whole.completed_models == 6
+    assert whole.status == "completed" and whole.completed_models == 4
     assert _bests(other) == interrupted_bests
