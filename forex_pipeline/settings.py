@@ -46,6 +46,8 @@ class _Strict(BaseModel):
 class StorageSettings(_Strict):
     database_url: str = ""
     artifacts_dir: str = ""
+    checkpoints_dir: str = ""                                # "" = DAGSTER_HOME/checkpoints
+    max_checkpoint_age_days: float = Field(30.0, gt=0)       # automatic checkpoints older than this are pruned
     model_compression: int = Field(3, ge=0, le=9)
 
 
@@ -124,13 +126,14 @@ class QueueSettings(_Strict):
     max_concurrent_runs: int = Field(2, ge=1)
     min_free_disk_gb: float = Field(2.0, ge=0)
     max_grid_size: int = Field(100_000, ge=1)   # model configurations one grid may hold (the spec's full grid: 49,000)
+    max_parallel_queues: int = Field(4, ge=1)   # daemon mode: queues with batch runs in flight at once (by priority)
 
 
 class RecoverySettings(_Strict):
     auto_resume: bool = True
     heartbeat_seconds: float = Field(30, gt=0)
     stale_after_seconds: float = Field(300, gt=0)
-    checkpoint_every_models: int = Field(1, ge=1)
+    checkpoint_every_models: int = Field(10, ge=1)   # an automatic checkpoint file every N finished models
 
 
 class FileManagementSettings(_Strict):
@@ -142,6 +145,7 @@ class FileManagementSettings(_Strict):
 class PerformanceSettings(_Strict):
     backtest_max_matrix_bytes: int = Field(2_000_000_000, gt=0)
     numba_threads: int = Field(0, ge=0)
+    database_connection_pool_size: int = Field(5, ge=1)   # PostgreSQL engines' pool
 
 
 class Bound(_Strict):
@@ -373,6 +377,12 @@ class Settings(_Strict):
         path = os.environ.get("FOREX_ARTIFACTS_DIR") or self.storage.artifacts_dir
         return Path(path).resolve() if path else dagster_home() / "artifacts"
 
+    @property
+    def checkpoints_dir(self) -> Path:
+        """storage.checkpoints_dir, else DAGSTER_HOME/checkpoints: automatic queue checkpoints."""
+        path = self.storage.checkpoints_dir
+        return Path(path).resolve() if path else dagster_home() / "checkpoints"
+
 
 class SettingsError(InputError):
     """The settings file is missing, unreadable or invalid; the message names the file and field."""
@@ -420,7 +430,31 @@ def load_settings(path: Path | str | None = None) -> Settings:
     return parse_settings(raw, source=str(path))
 
 
+def spec_document(raw: dict, source: str = "<dict>") -> tuple[dict, list]:
+    """(project settings sections, the effect of each specification key) of a settings mapping: a
+    `training_pipeline:` document (the specification's file) is translated by settings_spec and laid
+    over the packaged defaults (config/training_pipeline.yaml: symbol costs, training, evaluation the
+    specification does not set); the project's own sections may stand beside it and win where both
+    set a value. The specification's regimes replace the default ones."""
+    from forex_pipeline.settings_spec import SPEC_ROOT, SpecSettingsError, merge, translate
+
+    if SPEC_ROOT not in raw:
+        return raw, []
+    rest = {k: v for k, v in raw.items() if k != SPEC_ROOT}
+    try:
+        translated, effects = translate(raw[SPEC_ROOT], source)
+    except SpecSettingsError as exc:
+        raise SettingsError(f"invalid settings in {exc}") from None
+    defaults = load_yaml(DEFAULT_SETTINGS_FILE, what="settings file") if DEFAULT_SETTINGS_FILE.exists() else {}
+    merged = merge(merge(defaults or {}, translated), rest)
+    definitions = (rest.get("regimes") or {}).get("definitions") or (translated.get("regimes") or {}).get("definitions")
+    if definitions is not None:
+        merged["regimes"] = {**merged.get("regimes", {}), "definitions": definitions}
+    return merged, effects
+
+
 def parse_settings(raw: dict, source: str = "<dict>") -> Settings:
+    raw, _effects = spec_document(raw, source)
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

@@ -179,6 +179,8 @@ def submit_command(
     name: str | None = typer.Option(None, "--name", help="queue name (default: the grid's name)"),
     run: bool = typer.Option(True, "--run/--no-run", help="work the queue now in this process (one Dagster run per batch)"),
     detach: bool = typer.Option(False, "--detach", help="hand the queue to the Dagster daemon's sensor instead"),
+    priority: int = typer.Option(0, "--priority", help="queues with a higher priority are served first"),
+    max_parallel: int | None = typer.Option(None, "--max-parallel", help="batch runs of this queue at once (default queue.max_concurrent_runs)"),
 ) -> None:
     """Queue a grid (a training_queue row) and work it through Dagster; prints the queue id first."""
     from forex_pipeline.cli.queue import run_queue_command
@@ -189,7 +191,9 @@ def submit_command(
     _, grid = load_grid_or_exit(grid_file)
     settings = get_settings()
     upgrade(settings.database_url)
-    queue_id = submit_grid(get_engine(settings.database_url), grid, settings.artifacts_dir, name=name)
+    queue_id = submit_grid(
+        get_engine(settings.database_url), grid, settings.artifacts_dir, name=name, priority=priority, max_parallel=max_parallel
+    )
     typer.echo(f"queue_id={queue_id}")
     if run or detach:
         run_queue_command(queue_id, detach=detach)

@@ -103,6 +103,10 @@ def _request(queue_id: int, action: str) -> None:
     except lifecycle.QueueError as exc:
         fail(str(exc), EXIT_FAILED)
     requested = record.pause_requested if action == "pause" else record.cancel_requested
+    if not requested:  # a waiting queue stopped at once: leave its checkpoint like a worker would
+        from forex_pipeline.queue.checkpoint import checkpoint_if_stopped
+
+        checkpoint_if_stopped(engine, _context()[0], record)
     console().print(f"queue {queue_id}: {f'{action} requested' if requested else record.status}")
 
 
@@ -119,24 +123,67 @@ def cancel(queue_id: int) -> None:
 
 
 @app.command()
-def resume(queue_id: int, detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it")) -> None:
-    """Continue a paused or interrupted queue with what is missing."""
+def resume(
+    queue_id: int = typer.Argument(None, help="the queue to continue (leave out with --checkpoint)"),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="continue from this checkpoint file (validated: version, sha256, grid)"),
+    detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it"),
+) -> None:
+    """Continue a paused or interrupted queue with what is missing (or the queue of a checkpoint file)."""
+    from forex_pipeline.queue.checkpoint import read_checkpoint, resume_from_checkpoint, validate_checkpoint
     from forex_pipeline.queue.lifecycle import QueueError, resume as resume_queue
 
+    if (queue_id is None) == (checkpoint is None):
+        fail("give a queue id or --checkpoint FILE (one of them)")
+    if checkpoint is not None:
+        validate_checkpoint(read_checkpoint(checkpoint), f"checkpoint {checkpoint}")  # refused before the database is opened
     settings, engine = _context()
-    _get(engine, queue_id)
     try:
-        resume_queue(engine, queue_id, settings)
+        if checkpoint is not None:
+            queue_id = resume_from_checkpoint(engine, checkpoint, settings)
+            console().print(f"checkpoint {checkpoint}: continuing queue {queue_id}")
+        else:
+            _get(engine, queue_id)
+            resume_queue(engine, queue_id, settings)
     except QueueError as exc:
         fail(str(exc), EXIT_FAILED)
     run_queue_command(queue_id, detach=detach)
 
 
+@app.command("checkpoints")
+def checkpoints(queue_id: int = typer.Argument(None, help="only this queue's checkpoints")) -> None:
+    """Checkpoint files available to resume from (storage.checkpoints_dir), newest first, each validated."""
+    from forex_pipeline.queue.checkpoint import list_checkpoints
+
+    settings, engine = _context()
+    uuid = _get(engine, queue_id).queue_uuid if queue_id is not None else None
+    table = Table("file", "queue", "created_at", "done/total", "valid")
+    for item in list_checkpoints(settings.checkpoints_dir, uuid):
+        table.add_row(str(item.path), item.name, item.created_at, f"{item.current_index}/{item.total_configs}", "yes" if item.problem is None else item.problem)
+    console().print(table)
+
+
 @app.command("run")
-def run_queue_command(queue_id: int, detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it")) -> None:
+def run_queue_command(
+    queue_id: int = typer.Argument(None, help="the queue to work (default: every pending or interrupted queue, highest priority first)"),
+    detach: bool = typer.Option(False, help="let the Dagster daemon's sensor run it"),
+) -> None:
     """Work a queue in this process, one Dagster run per batch of models, with a progress bar."""
     from forex_pipeline.cli.runner import run_in_foreground, start_detached
 
+    if queue_id is None:  # every waiting queue in turn, highest priority first (re-read after each)
+        from forex_pipeline.queue.lifecycle import next_queue
+
+        _, engine = _context()
+        queue = next_queue(engine)
+        if queue is None:
+            fail("no pending or interrupted queue to run", EXIT_FAILED)
+        while queue is not None:
+            console().print(f"queue {queue.id} ({queue.name}, priority {queue.priority})")
+            run_queue_command(queue.id, detach=detach)
+            if detach:
+                return
+            queue = next_queue(engine)
+        return
     if detach:
         start_detached(queue_id)
         console().print(f"queue {queue_id} handed to the Dagster daemon (run `dagster dev`); watch with `forex-pipeline queue status {queue_id} --watch`")

@@ -29,8 +29,9 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
 
     @dg.sensor(name="training_queue_sensor", job=job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
     def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexStorage):
-        """For each queue in daemon mode, launch batches of configurations no in-flight run holds, up to
-        queue.max_concurrent_runs runs per queue.
+        """For each queue in daemon mode, highest priority first, launch batches of configurations no
+        in-flight run holds, up to the queue's max_parallel runs; at most queue.max_parallel_queues
+        queues have runs in flight at once (a lower-priority queue waits for a free place).
 
         Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes
         them in daemon mode: the sensor itself then feeds their remaining batches.
@@ -41,6 +42,7 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
             pending_configurations,
             settle_and_notify,
         )
+        from forex_pipeline.queue.checkpoint import checkpoint_if_stopped
         from forex_pipeline.store import training_queue
         from forex_pipeline.store.db import get_engine, session_scope
 
@@ -52,22 +54,29 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
             if settings.recovery.auto_resume:
                 hand_to_daemon(engine, queue_id)
         with session_scope(engine) as session:
-            queues = [q for q in training_queue.list_queues(session, status=QueueStatus.RUNNING) if (q.checkpoint or {}).get("mode") == "daemon"]
+            queues = training_queue.by_priority(
+                [q for q in training_queue.list_queues(session, status=QueueStatus.RUNNING) if (q.checkpoint or {}).get("mode") == "daemon"]
+            )
+        flights = {q.id: context.instance.get_run_records(dg.RunsFilter(tags={QUEUE_TAG: str(q.id)}, statuses=IN_FLIGHT)) for q in queues}
+        served = sum(1 for q in queues if flights[q.id])
         for queue in queues:
-            in_flight = context.instance.get_run_records(dg.RunsFilter(tags={QUEUE_TAG: str(queue.id)}, statuses=IN_FLIGHT))
+            in_flight = flights[queue.id]
             if queue.cancel_requested or queue.pause_requested:
                 if not in_flight:
-                    settle_and_notify(engine, settings, queue.id, "cancel" if queue.cancel_requested else "pause")
+                    checkpoint_if_stopped(engine, settings, settle_and_notify(engine, settings, queue.id, "cancel" if queue.cancel_requested else "pause"))
                 continue
             busy = {key for record in in_flight for key in batch_keys(record.dagster_run.run_config)}
-            free_slots = settings.queue.max_concurrent_runs - len(in_flight)
+            free_slots = queue.max_parallel - len(in_flight)
             pending = [c for c in pending_configurations(engine, queue.id) if c.partition_key not in busy]
             if not pending and not in_flight:  # the last batch may have failed (a configuration failed): settle here
                 settle_and_notify(engine, settings, queue.id)
                 continue
+            if not in_flight and served >= settings.queue.max_parallel_queues:
+                continue  # every place is taken by queues of higher (or equal, older) priority
             size = settings.queue.models_per_run
             for start in range(0, min(free_slots, -(-len(pending) // size)) * size, size):
                 keys = [c.partition_key for c in pending[start : start + size]]
+                served += int(start == 0 and not in_flight)
                 yield dg.RunRequest(
                     # the runs already started make a resumed queue's batch a new key (a batch that was
                     # paused before training anything would otherwise be skipped as "already requested")

@@ -57,6 +57,19 @@ def model_file_path(artifacts_dir: Path, feature_set_key: str, model_key: str, s
     return Path(artifacts_dir) / MODELS_SUBDIR / feature_set_key / f"{model_key}{suffix}"
 
 
+def stored_model_path(path: Path, artifacts_dir: Path) -> str:
+    """The path recorded in the database: relative to the artefact store when the file lies under it
+    (so moving DAGSTER_HOME or mounting the store elsewhere on a worker keeps it valid), else absolute."""
+    path, root = Path(path).absolute(), Path(artifacts_dir).absolute()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def resolve_model_path(stored: str | Path, artifacts_dir: Path) -> Path:
+    """Where a recorded model path lies on this machine: relative paths hang under `artifacts_dir`."""
+    stored = Path(stored)
+    return stored if stored.is_absolute() else Path(artifacts_dir) / stored
+
+
 def sha256_file(path: Path) -> str:
     """sha256 hex digest of a file's bytes, read in chunks."""
     digest = hashlib.sha256()

@@ -160,6 +160,7 @@ def run_configuration(
             dagster_run_id=dagster_run_id,
             reference=reference,
             artifacts_dir=artifacts_dir,
+            feature_count=len(matrix.feature_names),
         )
     except Exception as exc:
         if is_disk_full(exc):

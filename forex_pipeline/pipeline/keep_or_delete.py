@@ -175,17 +175,22 @@ def record_outcome(
     dagster_run_id: str | None,
     reference: TrustReference | None = None,
     artifacts_dir: Path | None = None,
+    feature_count: int | None = None,
 ) -> RecordResult:
     """Write the run and its backtests, update the bests and kept flags in one transaction; then delete files.
 
     `reference` is the noise and baseline runs of the model's (feature set, horizon) (pipeline/trust.py);
-    the other groups' are read from their cache files under `artifacts_dir`."""
+    the other groups' are read from their cache files under `artifacts_dir`; the model path is recorded
+    relative to it."""
+    from forex_pipeline.models.files import resolve_model_path, stored_model_path
+
+    store_root = Path(artifacts_dir or settings.artifacts_dir)
     identity = training_runs.training_run_fields(configuration)
     with session_scope(engine) as session:
         regimes = _regime_names(session, settings)
         _lock_all_regimes(session, regimes)
         run = training_runs.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
-        ids = inference_backtests.write_backtests(session, run.id, backtests, replace=True)
+        ids = inference_backtests.write_backtests(session, run.id, backtests, replace=True, duration_seconds=backtest_seconds)
         training_runs.mark_run_status(
             session,
             identity["model_config_hash"],
@@ -193,10 +198,11 @@ def record_outcome(
             training_seconds=training_seconds,
             backtest_seconds=backtest_seconds,
             metrics=_json_metrics(metrics),
-            model_path=str(model_file.path),
+            model_path=stored_model_path(model_file.path, store_root),
             model_sha256=model_file.sha256,
             model_bytes=model_file.bytes,
             dagster_run_id=dagster_run_id,
+            feature_count=feature_count,
         )
         stored = inference_backtests.stored_rows(backtests, run.id, ids).rename(columns={"id": "inference_backtest_id"})
         stored["model_config_hash"] = identity["model_config_hash"]
@@ -212,18 +218,19 @@ def record_outcome(
             references={group: reference} if reference is not None else None, artifacts_dir=artifacts_dir,
         )
         delete_files = settings.file_management.delete_unkept_models
-        to_delete = training_runs.set_kept(
-            session,
-            before={int(i) for i in standing.get("training_run_id", [])} | {run.id},
-            after={int(i) for i in bests.get("training_run_id", [])},
-            delete_files=delete_files,
-        )
+        before = {int(i) for i in standing.get("training_run_id", [])} | {run.id}
+        after = {int(i) for i in bests.get("training_run_id", [])}
+        to_delete = training_runs.set_kept(session, before=before, after=after, delete_files=delete_files)
+        regimes_by_run: dict[int, list[str]] = {}
+        for run_id, regime in zip(bests.get("training_run_id", []), bests.get("regime", [])):
+            regimes_by_run.setdefault(int(run_id), []).append(str(regime))
+        training_runs.set_best_regimes(session, before | after, regimes_by_run)
         if not delete_files:
             to_delete = []
         in_top = tuple(sorted(bests.loc[bests["training_run_id"] == run.id, "regime"].unique()))
         overall = stored[(stored["regime"] == REGIME_ALL) & (stored["segment"] == ranking_segments(settings.evaluation)[0])]["sharpe"]
         best_sharpe = float(overall.max()) if overall.notna().any() else None
-    deleted_paths = tuple(str(r.model_path) for r in to_delete if r.model_path)
+    deleted_paths = tuple(str(resolve_model_path(r.model_path, store_root)) for r in to_delete if r.model_path)
     for path in deleted_paths:
         delete_model_file(Path(path))
     return RecordResult(
@@ -252,6 +259,8 @@ def cleanup_files(engine: Engine, artifacts_dir: Path, *, min_age_seconds: float
     """Remove model files the database does not hold as kept (crash leftovers, deleted-but-present files)."""
     from forex_pipeline.models.files import remove_orphans
 
+    from forex_pipeline.models.files import resolve_model_path
+
     with session_scope(engine) as session:
         known = training_runs.model_paths_on_disk(session)
-    return remove_orphans(artifacts_dir, [Path(p) for p in known], min_age_seconds=min_age_seconds)
+    return remove_orphans(artifacts_dir, [resolve_model_path(p, artifacts_dir) for p in known], min_age_seconds=min_age_seconds)

@@ -25,7 +25,7 @@ from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.grid.spec import GridSpec
 from forex_pipeline.hashing import canonical_json
 from forex_pipeline.keys import FINISHED_QUEUE_STATUSES, QueueStatus, RunStatus
-from forex_pipeline.settings import Settings
+from forex_pipeline.settings import Settings, get_settings
 from forex_pipeline.store import regime_definitions, training_queue, training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.spec_files import write_spec
@@ -79,13 +79,21 @@ def validate_queue_name(name: str) -> str:
 
 
 def submit_grid(
-    engine: Engine, grid: Grid | GridSpec | dict[str, Any], artifacts_dir: Path, *, name: str | None = None, paused: bool = False
+    engine: Engine,
+    grid: Grid | GridSpec | dict[str, Any],
+    artifacts_dir: Path,
+    *,
+    name: str | None = None,
+    paused: bool = False,
+    priority: int = 0,
+    max_parallel: int | None = None,
 ) -> int:
     """Validate and expand a grid, store its specs, create a pending (or paused) queue row; returns its id.
 
     An already expanded `Grid` is used as it is: a submit expands its grid once (hash, spec files and
     counts all come from that expansion). Everything that can be refused is checked before the first
-    spec file is written.
+    spec file is written. `priority` (higher first) and `max_parallel` (batch runs at once; default
+    settings queue.max_concurrent_runs) are the specification's queue fields.
     """
     if isinstance(grid, Grid):
         spec, expanded = grid.spec, grid
@@ -93,6 +101,11 @@ def submit_grid(
         spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
         expanded = expand_grid(spec)
     name = validate_queue_name(name or spec.name)
+    max_parallel = get_settings().queue.max_concurrent_runs if max_parallel is None else max_parallel
+    if not isinstance(max_parallel, int) or max_parallel < 1:
+        raise InputError(f"max_parallel {max_parallel!r} must be a whole number >= 1")
+    if not isinstance(priority, int) or abs(priority) > 1_000_000:
+        raise InputError(f"priority {priority!r} must be a whole number between -1000000 and 1000000")
     grid_spec = spec.model_dump(mode="json")
     _remember(canonical_json(grid_spec), tuple(expanded.configurations))
     for feature_set in expanded.feature_sets:
@@ -101,7 +114,10 @@ def submit_grid(
         write_spec(artifacts_dir, model_spec)
     with session_scope(engine) as session:
         regime_definitions.seed_regime_definitions(session)
-        queue = training_queue.create_queue(session, name, grid_spec, grid_hash(expanded), len(expanded.configurations))
+        queue = training_queue.create_queue(
+            session, name, grid_spec, grid_hash(expanded), len(expanded.configurations),
+            priority=priority, max_parallel=max_parallel,
+        )
         recount(session, queue.id)
         if paused:
             training_queue.set_queue_status(session, queue.id, QueueStatus.PAUSED)
@@ -117,6 +133,14 @@ def pending_configurations(engine: Engine, queue_id: int) -> list[ModelConfigura
         failed = {r.model_config_hash for r in training_runs.runs_of_queue(session, queue_id) if r.status == RunStatus.FAILED}
     return [c for c in configurations if c.model_config_hash not in done | failed]
 
+
+
+def next_queue(engine: Engine) -> training_queue.QueueRecord | None:
+    """The queue a worker takes next: pending or interrupted, highest priority first, then oldest."""
+    with session_scope(engine) as session:
+        waiting = [q for q in training_queue.list_queues(session) if q.status in (QueueStatus.PENDING, QueueStatus.INTERRUPTED)]
+    ordered = training_queue.by_priority(waiting)
+    return ordered[0] if ordered else None
 
 
 def _queue(session, queue_id: int) -> training_queue.QueueRecord:  # noqa: ANN001 - Session
@@ -300,8 +324,9 @@ def recount(session, queue_id: int) -> training_queue.QueueRecord:  # noqa: ANN0
     queue = _queue(session, queue_id)
     hashes = [c.model_config_hash for c in configurations_of(queue.grid_spec)]
     completed = len(training_runs.find_completed_hashes(session, hashes))
+    skipped = training_runs.count_completed_elsewhere(session, hashes, queue_id)
     failed = sum(r.status == RunStatus.FAILED for r in training_runs.runs_of_queue(session, queue_id))
-    return training_queue.set_queue_counts(session, queue_id, completed=completed, failed=failed)
+    return training_queue.set_queue_counts(session, queue_id, completed=completed, failed=failed, skipped=skipped)
 
 
 def finish_if_done(engine: Engine, queue_id: int, stopped_because: str | None) -> training_queue.QueueRecord:

@@ -22,6 +22,7 @@ from forex_pipeline.errors import DiskFullError
 from forex_pipeline.keys import QueueStatus, RunStatus
 from forex_pipeline.pipeline.configuration import ConfigurationOutcome, StageProgress, run_configuration
 from forex_pipeline.pipeline.keep_or_delete import cleanup_files
+from forex_pipeline.queue.checkpoint import auto_checkpoint, checkpoint_if_stopped
 from forex_pipeline.queue.lifecycle import (
     _queue,
     detect_interrupted,
@@ -166,6 +167,8 @@ def process_batch(
                 failed=int(outcome.status == RunStatus.FAILED),
             )
             training_queue.heartbeat(session, queue_id, checkpoint=checkpoint_state(queue, outcome))
+        if outcome.status != "skipped" and (queue.completed_models + queue.failed_models) % settings.recovery.checkpoint_every_models == 0:
+            auto_checkpoint(engine, settings, queue_id, "auto")
         notify_outcome_events(settings, outcome)
         if on_outcome is not None:
             on_outcome(outcome, configuration)
@@ -235,9 +238,10 @@ def run_queue(
                 if on_progress is not None:
                     on_progress(queue)
                 if result.stopped_because is not None or queue.status != QueueStatus.RUNNING:
-                    return settle_and_notify(engine, settings, queue_id, result.stopped_because)
+                    return checkpoint_if_stopped(engine, settings, settle_and_notify(engine, settings, queue_id, result.stopped_because))
             return settle_and_notify(engine, settings, queue_id, None)
     except WorkerCancelled:
         with session_scope(engine) as session:
             training_runs.release_claims(session, queue_id)
-        return settle_and_notify(engine, settings, queue_id, "cancel")
+        return checkpoint_if_stopped(engine, settings, settle_and_notify(engine, settings, queue_id, "cancel"))
+

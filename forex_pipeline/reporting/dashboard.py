@@ -55,7 +55,7 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
     from forex_pipeline.backtest.run import config_equity
     from forex_pipeline.features.build import load_feature_matrix
     from forex_pipeline.features.splits import split_rows
-    from forex_pipeline.models.files import ModelFileError, quarantine
+    from forex_pipeline.models.files import ModelFileError, quarantine, resolve_model_path
     from forex_pipeline.models.registry import load_model
     from forex_pipeline.store.spec_files import read_spec
 
@@ -70,9 +70,9 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
         with session_scope(get_engine(settings.database_url)) as session:
             run = training_runs.get_training_run(session, int(row["training_run_id"]))
         try:
-            model = load_model(Path(row["model_path"]), spec, run.model_sha256)
+            model = load_model(resolve_model_path(row["model_path"], artifacts_dir), spec, run.model_sha256)
         except ModelFileError as exc:
-            moved = quarantine(Path(row["model_path"]), artifacts_dir)
+            moved = quarantine(resolve_model_path(row["model_path"], artifacts_dir), artifacts_dir)
             message = f"{exc}; moved to {moved}" if moved else str(exc)
             with session_scope(get_engine(settings.database_url)) as session:
                 training_runs.quarantine_run(session, run.id, message)

@@ -79,7 +79,10 @@ def make_engine(url: str | URL | None = None, *, echo: bool = False) -> Engine:
     """A new engine for `url` (default: the configured URL); creates a SQLite file's parent folder."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, echo=echo, pool_pre_ping=True, future=True)
+        from forex_pipeline.settings import get_settings
+
+        pool_size = get_settings().performance.database_connection_pool_size
+        return create_engine(parsed, echo=echo, pool_pre_ping=True, future=True, pool_size=pool_size)
     path = sqlite_path(parsed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import Text, and_, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from forex_pipeline.backtest.columns import CONFIG_COLUMNS, METRIC_COLUMNS
 from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.store import run_summaries
 from forex_pipeline.store.common import dialect_insert, in_chunks, select_frame
@@ -32,6 +33,7 @@ from forex_pipeline.store.tables import (
     RegimeTrialMoments,
     TrainingRun,
     json_safe,
+    new_uuid,
     utcnow,
 )
 
@@ -113,6 +115,14 @@ def _insert_postgresql(session: Session, training_run_id: int, values: dict[str,
             columns.append(CopyColumn(name, "int4", values[name]))
         else:
             columns.append(CopyColumn(name, "text", values[name]))
+    documents = values.get("documents")
+    if documents is not None:
+        for name in SPEC_DOCUMENT_COLUMNS:
+            kind = "float8" if name == "backtest_duration_seconds" else "text" if name == "backtest_uuid" else "jsonb"
+            column = documents[name]
+            if kind == "float8":
+                column = np.asarray([np.nan if v is None else v for v in column], dtype=np.float64)
+            columns.append(CopyColumn(name, kind, column))
     connection = session.connection()
     try:
         copy_columns(connection.connection.dbapi_connection, InferenceBacktest.__tablename__, columns, n)
@@ -127,7 +137,8 @@ def _insert_sqlite(session: Session, training_run_id: int, values: dict[str, Any
     """One executemany of plain values (blocks already JSON text, so no per-value type processing);
     SQLite numbers the new rows max(id) + 1, + 2, ... in order (single writer), so the run's n highest
     ids are the rows in frame order."""
-    columns = ["training_run_id", "created_at", *BACKTEST_COLUMNS]
+    documents = values.get("documents")
+    columns = ["training_run_id", "created_at", *BACKTEST_COLUMNS, *(SPEC_DOCUMENT_COLUMNS if documents else ())]
     cells = [
         [training_run_id] * n,
         [utcnow().replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")] * n,   # UTCDateTime's storage
@@ -137,6 +148,7 @@ def _insert_sqlite(session: Session, training_run_id: int, values: dict[str, Any
             else values[c]
             for c in BACKTEST_COLUMNS
         ),
+        *((documents[c] for c in SPEC_DOCUMENT_COLUMNS) if documents else ()),
     ]
     placeholders = ", ".join("?" * len(columns))
     session.connection().exec_driver_sql(
@@ -152,7 +164,12 @@ def _insert_sqlite(session: Session, training_run_id: int, values: dict[str, Any
 
 
 def write_backtests(
-    session: Session, training_run_id: int, frame: pd.DataFrame, *, replace: bool = False
+    session: Session,
+    training_run_id: int,
+    frame: pd.DataFrame,
+    *,
+    replace: bool = False,
+    duration_seconds: float | None = None,
 ) -> np.ndarray:
     """Insert one model's backtest rows in one round trip (binary COPY on PostgreSQL, executemany on
     SQLite) and bring its run summaries and the regimes' trial moments up to date; returns the new
@@ -160,7 +177,9 @@ def write_backtests(
 
     `frame` has the columns of backtest/columns.py EVALUATION_COLUMNS (the trust columns may be left
     out: NULL; NaN metrics are stored as NULL). With replace=True the run's earlier rows (and any
-    regime bests pointing at them) are deleted first and taken out of the trial moments.
+    regime bests pointing at them) are deleted first and taken out of the trial moments. Each
+    configuration's `all` rows carry the specification's JSON documents (configuration_documents;
+    `duration_seconds` is the model's internal-loop time).
     """
     frame = _checked_frame(frame)
     if session.get(TrainingRun, training_run_id) is None:
@@ -170,6 +189,7 @@ def write_backtests(
     if frame.empty:
         return np.empty(0, dtype=np.int64)
     values = _column_values(frame)
+    values["documents"] = configuration_documents(frame, duration_seconds)
     insert_rows = _insert_postgresql if session.get_bind().dialect.name == "postgresql" else _insert_sqlite
     ids = insert_rows(session, training_run_id, values, len(frame))
     _add_trial_moments(session, trial_moment_deltas(frame))
@@ -190,11 +210,55 @@ def stored_rows(frame: pd.DataFrame, training_run_id: int, ids: np.ndarray) -> p
     return out
 
 
+INFERENCE_PARAMS: tuple[str, ...] = tuple(c for c in CONFIG_COLUMNS if c != "inference_config_hash")
+
+
+SPEC_DOCUMENT_COLUMNS: tuple[str, ...] = (
+    "backtest_uuid", "inference_params", "backtest_metrics", "regime_metrics", "backtest_duration_seconds",
+)
+
+
+def configuration_documents(frame: pd.DataFrame, duration_seconds: float | None) -> dict[str, list[Any]]:
+    """Per row of `frame`, the specification's per-configuration fields (docs/spec_mapping.md): each
+    configuration's `all` row of each segment gets backtest_uuid, inference_params, backtest_metrics,
+    regime_metrics ({regime: metrics} of the same segment; JSON text, NaN as null) and
+    backtest_duration_seconds (the model's internal-loop time shared equally by its configurations,
+    which run in one vectorised pass); per-regime rows keep them NULL."""
+    n = len(frame)
+    out: dict[str, list[Any]] = {name: [None] * n for name in SPEC_DOCUMENT_COLUMNS}
+    if n == 0:
+        return out
+    metrics = frame.loc[:, list(METRIC_COLUMNS)].to_dict("records")
+    params = frame.loc[:, list(INFERENCE_PARAMS)].to_dict("records")
+    regimes = [str(r) for r in frame["regime"]]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(zip(frame["inference_config_hash"], frame[BACKTEST_SEGMENT])):
+        groups.setdefault(key, []).append(i)
+    n_configurations = len({key[0] for key in groups}) or 1
+    share = None if duration_seconds is None else float(duration_seconds) / n_configurations
+    for rows in groups.values():
+        overall = [i for i in rows if regimes[i] == REGIME_ALL]
+        if not overall:
+            continue
+        i = overall[0]
+        out["backtest_uuid"][i] = new_uuid()
+        out["inference_params"][i] = json.dumps(json_safe(params[i]))
+        out["backtest_metrics"][i] = json.dumps(json_safe(metrics[i]))
+        out["regime_metrics"][i] = json.dumps(json_safe({regimes[j]: metrics[j] for j in rows if regimes[j] != REGIME_ALL}))
+        out["backtest_duration_seconds"][i] = share
+    return out
+
+
 def batch_insert_backtests(
-    session: Session, training_run_id: int, frame: pd.DataFrame, *, replace: bool = False
+    session: Session,
+    training_run_id: int,
+    frame: pd.DataFrame,
+    *,
+    replace: bool = False,
+    duration_seconds: float | None = None,
 ) -> int:
     """write_backtests, returning how many rows were written."""
-    return len(write_backtests(session, training_run_id, frame, replace=replace))
+    return len(write_backtests(session, training_run_id, frame, replace=replace, duration_seconds=duration_seconds))
 
 
 def trial_moment_deltas(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -172,10 +172,26 @@ def _plain(value: Any) -> Any:
     return None if is_nan(value) else value
 
 
+# The figures beside the score, gathered under the specification's secondary_metrics.
+SECONDARY_FIELDS: tuple[str, ...] = tuple(
+    f for f in BEST_ROW_FIELDS if f not in ("rank", "training_run_id", "inference_backtest_id", "inference_config_hash", "score")
+)
+
+
 def replace_regime_bests(session: Session, regime: str, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Replace a regime's ranked bests with `rows` (fields BEST_ROW_FIELDS); call inside one transaction."""
+    """Replace a regime's ranked bests with `rows` (fields BEST_ROW_FIELDS); call inside one transaction.
+
+    A model that stays in the top N keeps its achieved_at (when it entered); a newcomer gets now."""
     values = _best_rows(regime, rows)
     lock_regime(session, regime)
+    entered = dict(
+        session.execute(
+            select(RegimeBestModel.training_run_id, RegimeBestModel.achieved_at).where(RegimeBestModel.regime == regime)
+        ).all()
+    )
+    for value in values:
+        value["achieved_at"] = entered.get(value["training_run_id"]) or value["updated_at"]
+        value["secondary_metrics"] = {name: value[name] for name in SECONDARY_FIELDS}
     session.execute(delete(RegimeBestModel).where(RegimeBestModel.regime == regime))
     if values:
         session.execute(insert(RegimeBestModel), values)

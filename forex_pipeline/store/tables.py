@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +13,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from forex_pipeline.backtest.columns import (
@@ -139,6 +143,51 @@ class NullableFloat(TypeDecorator[float]):
         return None if math.isnan(value) else value
 
 
+def new_uuid() -> str:
+    """A random UUID as text (the specification's run_uuid, backtest_uuid and queue_uuid)."""
+    return str(uuid.uuid4())
+
+
+class SpecAlias(ColumnElement[Any]):
+    """The expression of a generated column that gives a project column the specification's name.
+
+    `source` is a column of the same row; `key` picks a member of its JSON document; `cast` types a
+    JSON member on PostgreSQL (SQLite's json_extract returns typed values). Plain SQL per dialect, so
+    the generated column is VIRTUAL on SQLite (no storage, no write cost) and STORED on PostgreSQL
+    (its only kind before version 18). docs/spec_mapping.md lists every such column.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, source: str, key: str | None = None, cast: str | None = None, minus: str | None = None) -> None:
+        self.source, self.key, self.cast, self.minus = source, key, cast, minus
+
+
+@compiles(SpecAlias)
+def _spec_alias_postgresql(element: SpecAlias, compiler: Any, **kw: Any) -> str:
+    if element.minus:
+        return f"({element.source} - {element.minus})"
+    if element.key is None:
+        return element.source
+    if element.cast:
+        return f"(({element.source} ->> '{element.key}')::{element.cast})"
+    return f"({element.source} -> '{element.key}')"
+
+
+@compiles(SpecAlias, "sqlite")
+def _spec_alias_sqlite(element: SpecAlias, compiler: Any, **kw: Any) -> str:
+    if element.minus:
+        return f"({element.source} - {element.minus})"
+    if element.key is None:
+        return element.source
+    return f"json_extract({element.source}, '$.{element.key}')"
+
+
+def spec_alias(source: str, key: str | None = None, cast: str | None = None, minus: str | None = None) -> Computed:
+    """A generated column over `source` (see SpecAlias); read-only, the ORM never writes it."""
+    return Computed(SpecAlias(source, key, cast, minus))
+
+
 class Base(DeclarativeBase):
     """Declarative base with a naming convention, so constraint names match on SQLite and PostgreSQL."""
 
@@ -158,6 +207,7 @@ class TrainingQueue(Base):
         ),
         Index(None, "status"),
         Index(None, "grid_hash"),
+        Index(None, "queue_uuid", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -181,6 +231,18 @@ class TrainingQueue(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The specification's columns (docs/spec_mapping.md): real where the value is new, generated where derived.
+    queue_uuid: Mapped[str | None] = mapped_column(String(36), default=new_uuid, nullable=True)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_parallel: Mapped[int] = mapped_column(Integer, default=1)
+    config_grid: Mapped[dict[str, Any]] = mapped_column(JSONDocument, spec_alias("grid_spec"), nullable=True)
+    current_index: Mapped[int] = mapped_column(Integer, spec_alias("(completed_models + failed_models)"), nullable=True)
+    total_configs: Mapped[int] = mapped_column(Integer, spec_alias("total_models"), nullable=True)
+    completed_count: Mapped[int] = mapped_column(Integer, spec_alias("completed_models", minus="skipped_count"), nullable=True)
+    failed_count: Mapped[int] = mapped_column(Integer, spec_alias("failed_models"), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, spec_alias("finished_at"), nullable=True)
 
 
 class TrainingRun(Base):
@@ -193,6 +255,8 @@ class TrainingRun(Base):
         Index(None, "status"),
         Index(None, "queue_id"),
         Index(None, "feature_set_hash"),
+        Index(None, "run_uuid", unique=True),
+        Index(None, "config_hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -224,6 +288,22 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The specification's columns (docs/spec_mapping.md): real where the value is new, generated where derived.
+    run_uuid: Mapped[str | None] = mapped_column(String(36), default=new_uuid, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    feature_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    best_regimes: Mapped[list[str] | None] = mapped_column(JSONList, nullable=True)
+    config_hash: Mapped[str] = mapped_column(String(64), spec_alias("model_config_hash"), nullable=True)
+    days_history: Mapped[int] = mapped_column(Integer, spec_alias("feature_set", "days_history", "integer"), nullable=True)
+    indicator_tfs: Mapped[dict[str, Any]] = mapped_column(JSONDocument, spec_alias("feature_set", "indicator_timeframes"), nullable=True)
+    additional_features: Mapped[list[str]] = mapped_column(JSONDocument, spec_alias("feature_set", "additional_features"), nullable=True)
+    preprocessing_params: Mapped[dict[str, Any]] = mapped_column(JSONDocument, spec_alias("feature_set", "preprocessing"), nullable=True)
+    model_hyperparams: Mapped[dict[str, Any]] = mapped_column(JSONDocument, spec_alias("model_spec", "hyperparameters"), nullable=True)
+    training_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, spec_alias("metrics"), nullable=True)
+    training_duration_seconds: Mapped[float | None] = mapped_column(Float, spec_alias("training_seconds"), nullable=True)
+    model_file_path: Mapped[str | None] = mapped_column(Text, spec_alias("model_path"), nullable=True)
+    model_file_size_bytes: Mapped[int | None] = mapped_column(BigInteger, spec_alias("model_bytes"), nullable=True)
+    is_model_kept: Mapped[bool] = mapped_column(Boolean, spec_alias("kept"), nullable=True)
 
 
 class InferenceBacktest(Base):
@@ -245,6 +325,7 @@ class InferenceBacktest(Base):
             "segment",
             name="uq_inference_backtests_run_config_regime_segment",
         ),
+        Index(None, "backtest_uuid", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -276,6 +357,14 @@ class InferenceBacktest(Base):
     block_sum_sq: Mapped[list[float] | None] = mapped_column(JSONList, nullable=True)
     block_n_bars: Mapped[list[float] | None] = mapped_column(JSONList, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The specification's one row per inference configuration is the configuration's `all` row of each
+    # segment: only those rows carry the JSON documents (NULL on the per-regime rows), docs/spec_mapping.md.
+    backtest_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    inference_params: Mapped[dict[str, Any] | None] = mapped_column(JSONList, nullable=True)
+    backtest_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONList, nullable=True)
+    regime_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONList, nullable=True)
+    backtest_duration_seconds: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, spec_alias("created_at"), nullable=True)
 
 
 class TrainingRunSummary(Base):
@@ -332,6 +421,10 @@ class RegimeDefinitionRow(Base):
     is_builtin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The specification's names (generated, docs/spec_mapping.md).
+    regime_name: Mapped[str] = mapped_column(String(64), spec_alias("name"), nullable=True)
+    detection_rules: Mapped[dict[str, Any]] = mapped_column(JSONDocument, spec_alias("rules"), nullable=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, spec_alias("enabled"), nullable=True)
 
 
 class RegimeBestModel(Base):
@@ -368,6 +461,12 @@ class RegimeBestModel(Base):
     improvement_over_baseline: Mapped[float | None] = mapped_column(NullableFloat, nullable=True)
     significant: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The specification's columns (docs/spec_mapping.md): achieved_at survives re-ranking (the model's
+    # entry into this regime's top N), secondary_metrics gathers the figures beside the score.
+    achieved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    secondary_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONList, nullable=True)
+    regime_name: Mapped[str] = mapped_column(String(64), spec_alias("regime"), nullable=True)
+    performance_score: Mapped[float] = mapped_column(Float, spec_alias("score"), nullable=True)
 
 
 # The stored backtest row: the evaluation frame of backtest/run.py (backtest/columns.py EVALUATION_COLUMNS).

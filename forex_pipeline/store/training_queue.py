@@ -49,6 +49,11 @@ class QueueRecord:
     heartbeat_at: datetime | None
     updated_at: datetime
     finished_at: datetime | None
+    queue_uuid: str | None
+    skipped_count: int
+    paused_at: datetime | None
+    priority: int
+    max_parallel: int
 
 
 QUEUE_TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -64,19 +69,33 @@ QUEUE_FINISHED = (QueueStatus.COMPLETED, QueueStatus.CANCELLED, QueueStatus.FAIL
 
 
 def create_queue(
-    session: Session, name: str, grid_spec: Mapping[str, Any], grid_hash: str, total_models: int
+    session: Session,
+    name: str,
+    grid_spec: Mapping[str, Any],
+    grid_hash: str,
+    total_models: int,
+    *,
+    priority: int = 0,
+    max_parallel: int = 1,
 ) -> QueueRecord:
-    """A new pending queue over a grid of `total_models` model configurations."""
+    """A new pending queue over a grid of `total_models` model configurations.
+
+    `priority`: queues with a higher one are served first; `max_parallel`: at most this many batch
+    runs of the queue at once (the specification's queue fields)."""
     if not name.strip():
         raise ValueError("queue name is empty")
     if total_models < 0:
         raise ValueError(f"queue {name!r}: total_models {total_models} is negative")
+    if max_parallel < 1:
+        raise ValueError(f"queue {name!r}: max_parallel {max_parallel} must be >= 1")
     row = TrainingQueue(
         name=name,
         grid_spec=json_safe(dict(grid_spec)),
         grid_hash=grid_hash,
         total_models=total_models,
         dagster_run_ids=[],
+        priority=int(priority),
+        max_parallel=int(max_parallel),
     )
     session.add(row)
     session.flush()
@@ -87,6 +106,11 @@ def get_queue(session: Session, queue_id: int) -> QueueRecord | None:
     """One queue as it is in the database now, or None."""
     row = session.get(TrainingQueue, queue_id, populate_existing=True)
     return None if row is None else record_of(QueueRecord, row)
+
+
+def by_priority(queues: list[QueueRecord]) -> list[QueueRecord]:
+    """Queues in the order they are served: higher priority first, then the older queue."""
+    return sorted(queues, key=lambda q: (-q.priority, q.id))
 
 
 def list_queues(session: Session, *, status: str | None = None) -> list[QueueRecord]:
@@ -156,6 +180,8 @@ def set_queue_status(session: Session, queue_id: int, status: str, *, error_mess
         row.heartbeat_at, row.finished_at, row.pause_requested, row.error_message = now, None, False, None
     if status == QueueStatus.PAUSED:
         row.pause_requested = False
+        if row.status != QueueStatus.PAUSED:
+            row.paused_at = now
     if status in QUEUE_FINISHED:
         row.finished_at = now
     if error_message is not None:
@@ -233,9 +259,12 @@ def refresh_kept_deleted(session: Session, queue_id: int) -> QueueRecord:
     return record_of(QueueRecord, row)
 
 
-def set_queue_counts(session: Session, queue_id: int, *, completed: int, failed: int) -> QueueRecord:
-    """Overwrite completed/failed counts (recounted by the caller from the grid), then refresh kept/deleted."""
+def set_queue_counts(session: Session, queue_id: int, *, completed: int, failed: int, skipped: int = 0) -> QueueRecord:
+    """Overwrite completed/failed/skipped counts (recounted by the caller from the grid), then refresh
+    kept/deleted. `skipped` (already trained elsewhere) is part of `completed`."""
+    if not 0 <= skipped <= completed:
+        raise ValueError(f"queue {queue_id}: skipped {skipped} must lie in [0, completed {completed}]")
     row = _queue_row(session, queue_id)
-    row.completed_models, row.failed_models = completed, failed
+    row.completed_models, row.failed_models, row.skipped_count = completed, failed, skipped
     session.flush()
     return refresh_kept_deleted(session, queue_id)

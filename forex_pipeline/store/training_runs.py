@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +57,10 @@ class TrainingRunRecord:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    run_uuid: str | None
+    created_by: str | None
+    feature_count: int | None
+    best_regimes: list[str] | None
 
 
 RUN_IDENTITY_FIELDS: tuple[str, ...] = (
@@ -89,6 +95,17 @@ def training_run_fields(configuration: ModelConfiguration) -> dict[str, Any]:
     }
 
 
+def created_by() -> str:
+    """Who records a run (the specification's created_by): FOREX_CREATED_BY, else the OS user."""
+    explicit = os.environ.get("FOREX_CREATED_BY", "").strip()
+    if explicit:
+        return explicit[:100]
+    try:
+        return getpass.getuser()[:100]
+    except (KeyError, OSError):  # no passwd entry (containers): still say something true
+        return f"uid {os.getuid()}"
+
+
 def _run_values(identity: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """Validated column values of a new training run: every identity field, nothing unknown."""
     required = ("model_config_hash", *RUN_IDENTITY_FIELDS)
@@ -99,7 +116,7 @@ def _run_values(identity: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[s
         raise ValueError(f"training run {label}: missing field(s) {missing}, unknown field(s) {unknown}")
     if "status" in extra:
         check_status(extra["status"], RUN_STATUSES, "training run")
-    return {**{name: identity[name] for name in required}, **extra}
+    return {**{name: identity[name] for name in required}, "created_by": created_by(), **extra}
 
 
 def insert_training_run(
@@ -178,6 +195,7 @@ def mark_run_status(
     model_sha256: str | None = None,
     model_bytes: int | None = None,
     dagster_run_id: str | None = None,
+    feature_count: int | None = None,
 ) -> TrainingRunRecord:
     """Move a run to `status`; `running` stamps started_at, `completed`/`failed` stamp completed_at.
 
@@ -203,6 +221,7 @@ def mark_run_status(
         "model_sha256": model_sha256,
         "model_bytes": model_bytes,
         "dagster_run_id": dagster_run_id,
+        "feature_count": feature_count,
     }
     for name, value in updates.items():
         if value is not None:
@@ -266,6 +285,21 @@ def recent_durations(session: Session, model_types: Iterable[str], per_timeframe
         .order_by(TrainingRun.model_type, TrainingRun.base_timeframe, ranked.c.recency)
     )
     return [record_of(RunDuration, row) for row in session.scalars(statement)]
+
+
+def count_completed_elsewhere(session: Session, hashes: Iterable[str], queue_id: int) -> int:
+    """How many of `hashes` have a completed run trained outside queue `queue_id`: the configurations
+    that queue skips because they are already trained (the specification's skipped_count)."""
+    wanted = sorted(set(hashes))
+    total = 0
+    for chunk in in_chunks(wanted):
+        statement = select(func.count()).where(
+            TrainingRun.model_config_hash.in_(chunk),
+            TrainingRun.status == RunStatus.COMPLETED,
+            or_(TrainingRun.queue_id.is_(None), TrainingRun.queue_id != queue_id),
+        )
+        total += int(session.scalar(statement) or 0)
+    return total
 
 
 def runs_of_queue(session: Session, queue_id: int) -> list[TrainingRunRecord]:
@@ -385,6 +419,18 @@ def _move_queue_counts(session: Session, deltas: Mapping[int, list[int]]) -> Non
         .values(kept_models=queue.c.kept_models + bindparam("b_kept"), deleted_models=queue.c.deleted_models + bindparam("b_deleted")),
         changes,
     )
+
+
+def set_best_regimes(session: Session, runs: Iterable[int], regimes_by_run: Mapping[int, Iterable[str]]) -> None:
+    """best_regimes := the regimes whose top N holds the run ([] when none), for the runs whose place
+    can have changed in this transaction (the same O(regimes x top N) set as set_kept)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for run_id in sorted(set(runs)):
+        groups.setdefault(tuple(sorted(set(regimes_by_run.get(run_id, ())))), []).append(run_id)
+    for names, ids in groups.items():
+        session.execute(
+            update(TrainingRun).where(TrainingRun.id.in_(ids)).values(best_regimes=list(names)).execution_options(synchronize_session=False)
+        )
 
 
 def model_paths_on_disk(session: Session) -> list[str]:

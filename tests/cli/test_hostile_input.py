@@ -275,8 +275,8 @@ def exported(home: Path, tmp_path: Path) -> dict:
     return json.loads(target.read_text())
 
 
-CHECKPOINT_PATHS = [("version",), ("queue",), ("queue", "name"), ("queue", "grid_hash"), ("queue", "grid_spec"),
-                    ("queue", "grid_spec", "name"), ("configurations",), ("queue", "grid_spec", "model_specs", "horizons")]
+CHECKPOINT_PATHS = [("checkpoint_version",), ("queue",), ("queue", "name"), ("queue", "grid_hash"), ("config_grid",),
+                    ("config_grid", "name"), ("completed_runs",), ("config_grid", "model_specs", "horizons"), ("sha256",)]
 
 
 @CASES
@@ -315,10 +315,10 @@ def test_queue_import_refuses_cleanly_or_imports(home: Path, exported: dict, tmp
 
 def test_a_tampered_checkpoint_is_refused_before_the_database_is_touched(home: Path, exported: dict, tmp_path: Path) -> None:
     tampered = copy.deepcopy(exported)
-    tampered["queue"]["grid_spec"]["model_specs"]["horizons"] = [1, 2]
+    tampered["config_grid"]["model_specs"]["horizons"] = [1, 2]
     path = tmp_path / "tampered.json"
     path.write_text(json.dumps(tampered))
     before = storage_listing(home)
     code, _, stderr = run_cli("queue", "import", str(path))
-    assert code == 2 and "grid_hash does not match" in stderr
+    assert code == 2 and "sha256 does not match" in stderr
     assert storage_listing(home) == before

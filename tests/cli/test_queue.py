@@ -33,7 +33,7 @@ def test_submit_run_status_export_import(grid_env, tmp_path):
     exported = tmp_path / "checkpoint.json"
     assert runner.invoke(app, ["queue", "export", queue_id, "-o", str(exported)]).exit_code == 0
     checkpoint = json.loads(exported.read_text())
-    assert [c["state"] for c in checkpoint["configurations"]] == ["completed", "completed"]
+    assert len(checkpoint["completed_runs"]) == 2 and checkpoint["failed_runs"] == [] and checkpoint["current_index"] == 2
     imported = runner.invoke(app, ["queue", "import", str(exported)])
     assert imported.exit_code == 0, imported.output
 

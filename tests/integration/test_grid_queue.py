@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from forex_pipeline.models.files import resolve_model_path
 from forex_pipeline.queue import checkpoint
 
 from forex_pipeline.queue import lifecycle
@@ -67,9 +68,10 @@ def test_queue_completes_through_dagster_and_keeps_only_regime_bests(grid_env):
     for run in runs.values():
         assert run.status == "completed"
         assert run.kept == (run.model_config_hash in in_bests)
-        assert Path(run.model_path).exists() == run.kept
+        assert not run.model_path or not Path(run.model_path).is_absolute()  # relative to the artefact store
+        assert resolve_model_path(run.model_path, settings.artifacts_dir).exists() == run.kept
         if run.kept:
-            assert hashlib.sha256(Path(run.model_path).read_bytes()).hexdigest() == run.model_sha256
+            assert hashlib.sha256(resolve_model_path(run.model_path, settings.artifacts_dir).read_bytes()).hexdigest() == run.model_sha256
         else:
             assert run.file_deleted_at is not None
     model_files = list((settings.artifacts_dir / "models").rglob("*.joblib"))
@@ -181,8 +183,7 @@ def test_checkpoint_export_import_round_trip(grid_env):
 
     worker.run_queue(engine, settings, queue_id, one_then_pause, artifacts_dir=settings.artifacts_dir)
     exported = checkpoint.export_checkpoint(engine, queue_id)
-    states = [c["state"] for c in exported["configurations"]]
-    assert states.count("completed") == 1 and states.count("pending") == 5
+    assert len(exported["completed_runs"]) == 1 and exported["current_index"] == 1 and exported["total_configs"] == 6
     with pytest.raises(checkpoint.CheckpointError, match=f"already imported as queue {queue_id}"):
         checkpoint.import_checkpoint(engine, exported, settings.artifacts_dir)  # its queue is still open
     lifecycle.cancel(engine, queue_id)
@@ -191,7 +192,7 @@ def test_checkpoint_export_import_round_trip(grid_env):
     with pytest.raises(checkpoint.CheckpointError, match=f"already imported as queue {imported}"):
         checkpoint.import_checkpoint(engine, exported, settings.artifacts_dir)
     tampered = {**exported, "queue": {**exported["queue"], "grid_hash": "0" * 64}}
-    with pytest.raises(checkpoint.CheckpointError, match="grid_hash"):
+    with pytest.raises(checkpoint.CheckpointError, match="sha256 does not match"):
         checkpoint.import_checkpoint(engine, tampered, settings.artifacts_dir)
 
 
@@ -264,13 +265,13 @@ def test_a_tampered_model_file_is_quarantined_and_its_configuration_can_be_retra
     kept = [r for r in _runs(engine).values() if r.kept and r.model_path]
     assert kept
     victim = kept[0]
-    Path(victim.model_path).write_bytes(b"not the model that was trained")
+    resolve_model_path(victim.model_path, settings.artifacts_dir).write_bytes(b"not the model that was trained")
     dashboard = build_dashboard(settings.database_url, settings, settings.artifacts_dir)  # no exception
     assert dashboard.n_models >= 1
     after = _runs(engine)[victim.model_config_hash]
     assert after.status == "failed" and not after.kept and after.file_deleted_at is not None
     assert "sha256" in after.error_message and "quarantine" in after.error_message
-    assert not Path(victim.model_path).exists()
+    assert not resolve_model_path(victim.model_path, settings.artifacts_dir).exists()
     assert list((settings.artifacts_dir / "quarantine").rglob("*"))
     lifecycle.resume(engine, queue_id, settings)
     assert [c.model_config_hash for c in lifecycle.pending_configurations(engine, queue_id)] == [victim.model_config_hash]

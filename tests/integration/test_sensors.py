@@ -102,3 +102,41 @@ def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
         queue = training_queue.get_queue(session, queue_id)
         assert len(training_queue.list_queues(session)) == 1  # the invalid grid created nothing
     assert queue.name == "from-ui" and queue.status == "running" and queue.checkpoint["mode"] == "daemon"
+
+
+def test_sensor_serves_queues_by_priority_within_max_parallel_queues_and_each_queues_max_parallel(grid_env, monkeypatch):
+    from tests.support import write_test_settings
+
+    monkeypatch.setenv("FOREX_SETTINGS", str(write_test_settings(grid_env / "one_queue.yaml", queue={"max_parallel_queues": 1})))
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    ids = {}
+    for name, priority, parallel in (("low", 1, 2), ("high", 9, 3), ("middle", 5, 1)):
+        ids[name] = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir, name=name, priority=priority, max_parallel=parallel)
+        with session_scope(engine) as session:
+            training_queue.set_queue_status(session, ids[name], "running")
+            training_queue.heartbeat(session, ids[name], checkpoint={"mode": "daemon", "owner": {}})
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})
+        first = list(training_queue_sensor(context))
+        assert [r.tags[QUEUE_TAG] for r in first] == [str(ids["high"])] * 3  # its max_parallel, no other queue
+        # with the high queue paused, the place goes to the next priority, at its own max_parallel
+        with session_scope(engine) as session:
+            training_queue.set_queue_status(session, ids["high"], "paused")
+        second = list(training_queue_sensor(context))
+    assert [r.tags[QUEUE_TAG] for r in second] == [str(ids["middle"])]
+
+
+def test_next_queue_is_the_waiting_queue_of_highest_priority(grid_env):
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    low = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir, name="low", priority=-1)
+    first = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir, name="first", priority=3)
+    second = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir, name="second", priority=3)
+    assert lifecycle.next_queue(engine).id == first  # equal priority: the older one
+    lifecycle.cancel(engine, first)
+    assert lifecycle.next_queue(engine).id == second
+    lifecycle.cancel(engine, second)
+    assert lifecycle.next_queue(engine).id == low
+    with pytest.raises(Exception, match="max_parallel"):
+        lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir, max_parallel=0)

@@ -55,7 +55,7 @@ def schema_differences(url: str) -> list:
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert db.current(db_url) is None
-    assert db.upgrade(db_url) == db.head_revision() == "0003_run_summary"
+    assert db.upgrade(db_url) == db.head_revision() == "0004_spec_names"
     assert table_names(db_url) == TABLES
     expected = {
         name: ({f: b.model_dump(exclude_none=True) for f, b in d.rules.items()}, True, True)
@@ -69,7 +69,7 @@ def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pyt
     assert table_names(db_url) == set()
     assert db.current(db_url) is None
 
-    assert db.upgrade(db_url) == "0003_run_summary"
+    assert db.upgrade(db_url) == db.head_revision()
     assert table_names(db_url) == TABLES
     assert set(seeded_regimes(db_url)) == set(expected)
 
@@ -155,7 +155,7 @@ def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
     monkeypatch.chdir(tmp_path)
     assert db.upgrade(db_url, "0001_initial") == "0001_initial"
     _populate_at_0001(db_url)
-    assert db.upgrade(db_url) == "0003_run_summary"
+    assert db.upgrade(db_url) == db.head_revision()
     assert schema_differences(db_url) == []
     assert _rows(db_url, "SELECT id, segment, sharpe, sharpe_per_bar, skewness, block_sum_ret FROM inference_backtests ORDER BY id") == [
         (1, "test", 1.25, None, None, None),
@@ -189,7 +189,7 @@ def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
         (1, "all", 1.25), (2, "bull_trending", 1.25)
     ]
     assert _rows(db_url, "SELECT regime, inference_backtest_id, score FROM regime_best_models") == [("bull_trending", 2, 1.25)]
-    assert db.upgrade(db_url) == "0003_run_summary"
+    assert db.upgrade(db_url) == db.head_revision()
     assert _rows(db_url, "SELECT COUNT(*) FROM regime_best_models") == [(1,)]
     assert db.downgrade(db_url) is None
     assert table_names(db_url) == set()
