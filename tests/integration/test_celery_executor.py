@@ -1,6 +1,6 @@
 """Scale-out for real: a dagster-celery worker process on Redis runs the steps of runs submitted here.
 
-The instance is the project's PostgreSQL one (dagster.postgres.yaml), the project tables live in a
+The instance is the deployment profile's PostgreSQL one (deploy/dagster.yaml), the project tables live in a
 second PostgreSQL database, and the artifacts folder is shared: the layout of several hosts, on one.
 Every Redis key carries a unique FOREX_CELERY_KEY_PREFIX, so concurrent test runs never swap tasks.
 """
@@ -185,11 +185,11 @@ def _deadline(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _drop_redis_keys(prefix: str) -> None:
-    """Delete what this module left in Redis (its prefix is unique to it)."""
+def _drop_redis_keys(prefix: str, urls: tuple[str, ...] = ()) -> None:
+    """Delete what a test left in Redis (its prefix is unique to it), in `urls` (default: this module's databases)."""
     import redis
 
-    for db_url in {REDIS_URL, scale_out.default_backend_for(REDIS_URL)}:
+    for db_url in set(urls or (REDIS_URL, scale_out.default_backend_for(REDIS_URL))):
         client = redis.Redis.from_url(db_url)
         try:
             keys = list(client.scan_iter(match=f"{prefix}*"))

@@ -52,7 +52,7 @@ def schema_differences(url: str) -> list:
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert db.current(db_url) is None
-    assert db.upgrade(db_url) == db.head_revision() == "0002_trust"
+    assert db.upgrade(db_url) == db.head_revision() == "0003_claim_leases"
     assert table_names(db_url) == TABLES
     expected = {
         name: ({f: b.model_dump(exclude_none=True) for f, b in d.rules.items()}, True, True)
@@ -66,7 +66,7 @@ def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pyt
     assert table_names(db_url) == set()
     assert db.current(db_url) is None
 
-    assert db.upgrade(db_url) == "0002_trust"
+    assert db.upgrade(db_url) == "0003_claim_leases"
     assert table_names(db_url) == TABLES
     assert set(seeded_regimes(db_url)) == set(expected)
 
@@ -152,8 +152,7 @@ def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
     monkeypatch.chdir(tmp_path)
     assert db.upgrade(db_url, "0001_initial") == "0001_initial"
     _populate_at_0001(db_url)
-    assert db.upgrade(db_url) == "0002_trust"
-    assert schema_differences(db_url) == []
+    assert db.upgrade(db_url, "0002_trust") == "0002_trust"
     assert _rows(db_url, "SELECT id, segment, sharpe, sharpe_per_bar, skewness, block_sum_ret FROM inference_backtests ORDER BY id") == [
         (1, "test", 1.25, None, None, None),
         (2, "test", 1.25, None, None, None),
@@ -164,6 +163,8 @@ def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
     from forex_pipeline.store import inference_backtests
     from forex_pipeline.store.db import session_scope
 
+    assert db.upgrade(db_url) == db.head_revision()  # the repository code writes the head schema
+    assert schema_differences(db_url) == []
     engine = db.make_engine(db_url)
     try:
         frame = pd.DataFrame([{
@@ -186,7 +187,33 @@ def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
         (1, "all", 1.25), (2, "bull_trending", 1.25)
     ]
     assert _rows(db_url, "SELECT regime, inference_backtest_id, score FROM regime_best_models") == [("bull_trending", 2, 1.25)]
-    assert db.upgrade(db_url) == "0002_trust"
+    assert db.upgrade(db_url, "0002_trust") == "0002_trust"
     assert _rows(db_url, "SELECT COUNT(*) FROM regime_best_models") == [(1,)]
     assert db.downgrade(db_url) is None
     assert table_names(db_url) == set()
+
+
+def test_0003_adds_claim_leases_keeping_runs_and_their_backtests(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0002 -> 0003: the worker and lease columns arrive NULL on existing runs (no table rebuild, so the
+    backtests and the best that refer to the run stay); 0003 -> 0002 drops them and keeps the rows."""
+    monkeypatch.chdir(tmp_path)
+    assert db.upgrade(db_url, "0001_initial") == "0001_initial"
+    _populate_at_0001(db_url)
+    assert db.upgrade(db_url, "0002_trust") == "0002_trust"
+    assert db.upgrade(db_url) == "0003_claim_leases"
+    assert schema_differences(db_url) == []
+    assert _rows(db_url, "SELECT id, status, worker_host, worker_pid, celery_task_id, heartbeat_at FROM training_runs") == [
+        (1, "completed", None, None, None, None)
+    ]
+    assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(2,)]
+    assert db.downgrade(db_url, "0002_trust") == "0002_trust"
+    engine = db.make_engine(db_url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("training_runs")}
+    finally:
+        engine.dispose()
+    assert not columns & {"worker_host", "worker_pid", "celery_task_id", "heartbeat_at"}
+    assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(2,)]
+    assert _rows(db_url, "SELECT COUNT(*) FROM regime_best_models") == [(1,)]
