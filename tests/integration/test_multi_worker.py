@@ -104,7 +104,7 @@ class Deployment:
     env: dict[str, str]
     project_db: str
     artifacts: Path
-    workers: dict[int, subprocess.Popen]  # pid -> worker process (solo pool: the step runs in this pid)
+    workers: dict[int, subprocess.Popen]  # process group -> `dagster-celery worker start` (its celery child runs the steps)
     logs: list[Path]
 
     def log_tail(self) -> str:
@@ -163,6 +163,14 @@ def _submit_to_daemon(deployment: Deployment) -> int:
     return int(next(line.split("=")[1] for line in out.stdout.splitlines() if line.startswith("queue_id=")))
 
 
+def _group_of(pid: int | None) -> int | None:
+    """The process group of a live pid (a worker's group is its `dagster-celery worker start` process)."""
+    try:
+        return os.getpgid(pid) if pid else None
+    except ProcessLookupError:
+        return None
+
+
 def _claims(engine) -> tuple[dict[int, int], dict[int, list[str]]]:  # noqa: ANN001
     """Completed models per worker pid, and the configurations each worker pid holds running now."""
     with engine.connect() as connection:
@@ -193,18 +201,21 @@ def test_two_workers_share_a_grid_and_survive_a_sigkill(
     try:
         # kill a worker that has finished a model and is in the middle of the next one
         deadline = time.monotonic() + GRID_DEADLINE_SECONDS
+        worker_of: dict[int, int] = {}  # pid that trained (celery's process) -> worker process group
         victim, lost_key = None, None
         while victim is None and time.monotonic() < deadline:
             completed, running = _claims(engine)
-            for pid in deployment.workers:
-                if completed.get(pid) and running.get(pid):
-                    victim, lost_key = pid, running[pid][0]
-                    os.killpg(pid, signal.SIGKILL)  # the worker and everything it started, no goodbye
-                    deployment.workers[pid].wait()  # reaped: its pid is gone from this host
+            worker_of.update((pid, group) for pid in [*completed, *running] if pid not in worker_of and (group := _group_of(pid)))
+            for pid, keys in running.items():
+                group = worker_of.get(pid)
+                if group in deployment.workers and any(worker_of.get(p) == group for p in completed):
+                    victim, lost_key = group, keys[0]
+                    os.killpg(group, signal.SIGKILL)  # the worker and everything it started, no goodbye
+                    deployment.workers[group].wait()
                     break
             time.sleep(0.1)
         assert victim is not None, "no worker was ever mid-model after finishing one\n" + deployment.log_tail()
-        survivor = next(pid for pid in deployment.workers if pid != victim)
+        survivor = next(group for group in deployment.workers if group != victim)
 
         status = None
         while status != "completed" and time.monotonic() < deadline:
@@ -225,9 +236,10 @@ def test_two_workers_share_a_grid_and_survive_a_sigkill(
         trained_by = dict(connection.execute(text("SELECT partition_key, worker_pid FROM training_runs WHERE status = 'completed'")).all())
         hosts = {row[0] for row in connection.execute(text("SELECT DISTINCT worker_host FROM training_runs"))}
         queue = connection.execute(text("SELECT completed_models, failed_models FROM training_queue WHERE id = :id"), {"id": queue_id}).one()
+    groups = {key: worker_of.get(pid) or _group_of(pid) for key, pid in trained_by.items()}
     assert tuple(queue) == (8, 0)
-    assert len(trained_by) == 8 and set(trained_by.values()) == {victim, survivor}, trained_by  # both workers trained models
-    assert trained_by[lost_key] == survivor  # the model in flight on the killed worker was trained by the other
+    assert len(groups) == 8 and set(groups.values()) == {victim, survivor}, groups  # both workers trained models
+    assert groups[lost_key] == survivor  # the model in flight on the killed worker was trained by the other
     assert hosts == {socket.gethostname()}
 
     for name, value in deployment.env.items():
