@@ -18,10 +18,12 @@ from forex_pipeline.store.training_runs import WorkerIdentity
 
 
 def beat(engine: Engine, worker: WorkerIdentity, queue_id: int | None) -> None:
-    """One beat: renew this worker's claims and stamp its queue's heartbeat, in one transaction."""
+    """One beat: renew this worker's claims, then stamp its queue's heartbeat. Two short transactions,
+    so a beat never holds a claim's row lock while it waits for the queue's (no lock-order deadlock)."""
     with session_scope(engine) as session:
         training_runs.renew_leases(session, worker)
-        if queue_id is not None:
+    if queue_id is not None:
+        with session_scope(engine) as session:
             training_queue.heartbeat(session, queue_id)
 
 
