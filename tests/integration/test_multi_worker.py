@@ -238,8 +238,9 @@ def test_two_workers_share_a_grid_and_survive_a_sigkill(
         hosts = {row[0] for row in connection.execute(text("SELECT DISTINCT worker_host FROM training_runs"))}
         without_task = connection.execute(text("SELECT count(*) FROM training_runs WHERE celery_task_id IS NULL")).scalar_one()
         queue = connection.execute(text("SELECT completed_models, failed_models FROM training_queue WHERE id = :id"), {"id": queue_id}).one()
+        errors = connection.execute(text("SELECT partition_key, error_message FROM training_runs WHERE status <> 'completed'")).all()
     groups = {key: worker_of.get(pid) or _group_of(pid) for key, pid in trained_by.items()}
-    assert tuple(queue) == (8, 0)
+    assert tuple(queue) == (8, 0), f"lost {lost_key}; not completed: {errors}"
     assert len(groups) == 8 and set(groups.values()) == {victim, survivor}, groups  # both workers trained models
     assert groups[lost_key] == survivor  # the model in flight on the killed worker was trained by the other
     assert hosts == {socket.gethostname()}
