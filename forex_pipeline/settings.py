@@ -2,7 +2,7 @@
 
 Load order: the file named by FOREX_SETTINGS, else ./config/training_pipeline.yaml, else the copy
 beside the package source; storage paths are then overridden by DAGSTER_HOME,
-FOREX_DATABASE_URL and FOREX_ARTIFACTS_DIR.
+FOREX_DATABASE_URL and FOREX_ARTIFACTS_DIR, and queue.executor by FOREX_QUEUE_EXECUTOR.
 """
 
 from __future__ import annotations
@@ -120,7 +120,14 @@ class TrainingSettings(_Strict):
         return self
 
 
+BatchExecutor = Literal["in_process", "celery"]
+EXECUTOR_ENV = "FOREX_QUEUE_EXECUTOR"
+
+
 class QueueSettings(_Strict):
+    # where the daemon's queue sensor runs each batch: in the run process (grid_batch) or on
+    # dagster-celery workers (grid_batch_celery); FOREX_QUEUE_EXECUTOR overrides it (docs/deployment.md)
+    executor: BatchExecutor = "in_process"
     max_consecutive_failures: int = Field(5, ge=1)
     models_per_run: int = Field(10, ge=1)
     max_concurrent_runs: int = Field(2, ge=1)
@@ -427,6 +434,11 @@ def load_settings(path: Path | str | None = None) -> Settings:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SettingsError(f"settings file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    executor = os.environ.get(EXECUTOR_ENV)
+    if executor:
+        queue = raw.get("queue") if isinstance(raw.get("queue"), dict) else {}
+        raw = {**raw, "queue": {**queue, "executor": executor}}
+        return parse_settings(raw, source=f"{path} with {EXECUTOR_ENV}={executor[:40]!r}")
     return parse_settings(raw, source=str(path))
 
 
@@ -465,11 +477,11 @@ def parse_settings(raw: dict, source: str = "<dict>") -> Settings:
 
 
 @lru_cache(maxsize=8)
-def _cached(path: str, mtime: float) -> Settings:
-    return load_settings(path)
+def _cached(path: str, mtime: float, executor: str) -> Settings:
+    return load_settings(path)  # `executor` (FOREX_QUEUE_EXECUTOR) is part of the key: load_settings reads it
 
 
 def get_settings() -> Settings:
     """The current settings (cached per file and modification time)."""
     path = settings_path()
-    return _cached(str(path), path.stat().st_mtime if path.exists() else 0.0)
+    return _cached(str(path), path.stat().st_mtime if path.exists() else 0.0, os.environ.get(EXECUTOR_ENV, ""))

@@ -73,9 +73,11 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
     """Work the batch; configurations that failed fail the run (after the rest of the batch has run),
     and a terminated run pauses its queue instead of leaving it claimed and running."""
     from forex_pipeline.queue.lifecycle import configurations_by_key, pause_for_terminated_run, progress
+    from forex_pipeline.dagster_defs.scale_out import current_celery_task_id
     from forex_pipeline.queue.worker import process_batch
     from forex_pipeline.store import training_queue, training_runs
     from forex_pipeline.store.db import get_engine, session_scope
+    from forex_pipeline.store.training_runs import WorkerIdentity
 
     engine = get_engine(storage.db_url)
     with session_scope(engine) as session:
@@ -107,6 +109,7 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
                 engine, storage.settings, config.queue_id, batch,
                 artifacts_dir=storage.artifacts, sample_dir=storage.sample_dir, dagster_run_id=context.run_id,
                 on_outcome=on_outcome, on_start=on_start, on_disk_pause=reporter.disk_warning, on_stage=reporter.working,
+                worker=WorkerIdentity.this_process(current_celery_task_id()),
             )
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
         queue = pause_for_terminated_run(engine, config.queue_id, context.run_id)
@@ -188,5 +191,9 @@ def _celery_executor() -> dg.ExecutorDefinition:
 
 @dg.job(executor_def=_celery_executor(), tags={KIND_TAG: "grid_batch"})
 def grid_batch_celery():
-    """`grid_batch` with its step sent to a dagster-celery worker (any host on the broker); see docs/scale_out.md."""
+    """`grid_batch` with its step sent to a dagster-celery worker (any host on the broker); see docs/deployment.md."""
     run_grid_batch()
+
+
+# settings.queue.executor -> the batch job the daemon's queue sensor launches
+BATCH_JOBS: dict[str, dg.JobDefinition] = {"in_process": grid_batch, "celery": grid_batch_celery}

@@ -3,7 +3,7 @@
 Both sides must agree on the broker, so both read the same environment variables:
 FOREX_CELERY_BROKER (default a local Redis, database 0) and FOREX_CELERY_BACKEND (default the same
 Redis, database 1; `rpc://` for an AMQP broker). FOREX_CELERY_KEY_PREFIX namespaces every Redis key, so
-two deployments (or test runs) can share one Redis without taking each other's tasks. See docs/scale_out.md.
+two deployments (or test runs) can share one Redis without taking each other's tasks. See docs/deployment.md.
 """
 
 
@@ -52,14 +52,18 @@ def celery_backend_url() -> str:
 
 
 def celery_config_source() -> dict[str, Any]:
-    """Extra Celery settings: dagster-celery's broker retry options, plus the Redis key prefix if one is set."""
+    """Extra Celery settings: dagster-celery's broker retry options, no prefetching, and the Redis key prefix if one is set."""
     from dagster_celery.defaults import broker_transport_options
 
     transport: dict[str, Any] = dict(broker_transport_options)
-    source: dict[str, Any] = {"broker_transport_options": transport}
+    # one step at a time per worker slot, nothing reserved ahead: a killed worker then takes no
+    # waiting step down with it (Redis would hand a reserved message back only after its visibility timeout)
+    source: dict[str, Any] = {"broker_transport_options": transport, "worker_prefetch_multiplier": 1}
+    scheme = urlsplit(celery_broker_url()).scheme
+    if scheme in ("redis", "rediss"):
+        source["worker_disable_prefetch"] = True
     prefix = os.environ.get(KEY_PREFIX_ENV, "")
     if prefix:
-        scheme = urlsplit(celery_broker_url()).scheme
         if scheme not in ("redis", "rediss"):
             raise ValueError(f"{KEY_PREFIX_ENV}={prefix!r} needs a Redis broker, not {scheme}:// (use a RabbitMQ vhost)")
         transport["global_keyprefix"] = prefix
@@ -70,6 +74,35 @@ def celery_config_source() -> dict[str, Any]:
 def celery_executor_config() -> dict[str, Any]:
     """The dagster-celery executor config (`broker`, `backend`, `config_source`) from the environment, read now."""
     return {"broker": celery_broker_url(), "backend": celery_backend_url(), "config_source": celery_config_source()}
+
+
+class WorkerLost(RuntimeError):
+    """Stored as the result of a step whose Celery worker died: the run waiting for it fails with this message."""
+
+
+def current_celery_task_id() -> str | None:
+    """The id of the Celery task running this step when a dagster-celery worker runs it, else None."""
+    import sys
+
+    if "celery" not in sys.modules:  # never imported: not in a Celery worker
+        return None
+    from celery import current_task
+
+    return current_task.request.id if current_task else None
+
+
+def fail_lost_step(celery_task_id: str, message: str) -> None:
+    """Record a lost step's Celery task as failed in the result backend, so the run process waiting for
+    it (dagster-celery polls the backend) stops waiting and fails the run with `message`.
+
+    A worker killed mid-step never reports back: without this the run would wait forever."""
+    from dagster_celery.make_app import make_app
+
+    app = make_app({**celery_executor_config(), "include": []})
+    try:
+        app.backend.mark_as_failure(celery_task_id, WorkerLost(message))
+    finally:
+        app.close()
 
 
 def write_worker_config(path: Path) -> Path:

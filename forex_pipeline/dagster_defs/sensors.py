@@ -5,6 +5,9 @@ module never imports the jobs (definitions.py assembles them).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from forex_pipeline.dagster_defs.resources import ForexStorage
@@ -18,28 +21,56 @@ from forex_pipeline.dagster_defs.tags import (
 from forex_pipeline.hashing import config_hash
 from forex_pipeline.keys import QueueStatus
 
+if TYPE_CHECKING:
+    from forex_pipeline.queue.lifecycle import LostClaim
+
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,  # a run being terminated still holds its batch: launching more now would race the pause
 ]
 
 
-def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
-    """The daemon-mode queue feeder that launches `job` (a grid_batch job) for each queue's batches."""
+def fail_lost_steps(instance: dg.DagsterInstance, lost: "list[LostClaim]", log) -> None:  # noqa: ANN001 - a logger
+    """End the runs whose worker died mid-model (their claims are already released).
 
-    @dg.sensor(name="training_queue_sensor", job=job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+    A step on a Celery worker is failed in the result backend: the run process waiting for it fails
+    the run itself. An in-process run died with its claim's process, so it is marked failed here."""
+    from forex_pipeline.dagster_defs.scale_out import fail_lost_step
+
+    for claim in lost:
+        message = f"{claim.partition_key}: {claim.reason}; its claim was released and it trains again on another worker"
+        log.warning(message)
+        if claim.worker is not None and claim.worker.celery_task_id:
+            try:
+                fail_lost_step(claim.worker.celery_task_id, message)
+            except Exception as exc:  # the broker may be down: the claim is released anyway
+                log.error(f"could not fail Celery task {claim.worker.celery_task_id}: {exc}")
+        elif claim.dagster_run_id:
+            run = instance.get_run_by_id(claim.dagster_run_id)
+            if run is not None and not run.is_finished:
+                instance.report_run_failed(run, message=message)
+
+
+def training_queue_sensor_for(jobs: Mapping[str, dg.JobDefinition]) -> dg.SensorDefinition:
+    """The daemon-mode queue feeder: launches the batch job of settings.queue.executor (`jobs` maps each
+    executor name, in_process and celery, to its grid_batch job) for each queue's batches."""
+
+    @dg.sensor(name="training_queue_sensor", jobs=list(jobs.values()), minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
     def training_queue_sensor(context: dg.SensorEvaluationContext, storage: ForexStorage):
         """For each queue in daemon mode, highest priority first, launch batches of configurations no
-        in-flight run holds, up to the queue's max_parallel runs; at most queue.max_parallel_queues
-        queues have runs in flight at once (a lower-priority queue waits for a free place).
+        in-flight run holds, up to the queue's max_parallel runs, as runs of the job of
+        settings.queue.executor; at most queue.max_parallel_queues queues have runs in flight at once
+        (a lower-priority queue waits for a free place).
 
-        Also marks crashed queues `interrupted` and, when settings.recovery.auto_resume is on, resumes
-        them in daemon mode: the sensor itself then feeds their remaining batches.
+        First releases the claims of workers that died mid-model (their runs are ended, their
+        configurations launched again), then marks crashed queues `interrupted` and, when
+        settings.recovery.auto_resume is on, resumes them in daemon mode.
         """
         from forex_pipeline.queue.lifecycle import (
             detect_interrupted,
             hand_to_daemon,
             pending_configurations,
+            release_lost_claims,
             settle_and_notify,
         )
         from forex_pipeline.queue.checkpoint import checkpoint_if_stopped
@@ -48,6 +79,8 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
 
         settings = storage.settings
         engine = get_engine(storage.db_url)
+        job_name = jobs[settings.queue.executor].name
+        fail_lost_steps(context.instance, release_lost_claims(engine, settings), context.log)
         for queue_id in detect_interrupted(engine, settings):
             context.log.warning(f"queue {queue_id} was interrupted")
             fail_orphaned_runs(context.instance, queue_id, f"queue {queue_id} was found interrupted: the worker of this run stopped without finishing")
@@ -83,18 +116,19 @@ def training_queue_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
                     run_key=f"queue-{queue.id}-{config_hash(keys)[:16]}-{queue.completed_models + queue.failed_models}-{len(queue.dagster_run_ids)}",
                     run_config=batch_run_config(queue.id, keys),
                     tags={QUEUE_TAG: str(queue.id)},
+                    job_name=job_name,
                 )
 
     return training_queue_sensor
 
 
-def queue_outcome_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
-    """Settle a daemon-mode queue after each successful run of `job`, and notify when it completes."""
+def queue_outcome_sensor_for(jobs: list[dg.JobDefinition]) -> dg.SensorDefinition:
+    """Settle a daemon-mode queue after each successful run of the batch `jobs`, and notify when it completes."""
 
     @dg.run_status_sensor(
         name="queue_outcome_sensor",
         run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=[job],
+        monitored_jobs=jobs,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def queue_outcome_sensor(context: dg.RunStatusSensorContext, storage: ForexStorage):
@@ -107,10 +141,10 @@ def queue_outcome_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
     return queue_outcome_sensor
 
 
-def queue_failure_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
-    """A run of `job` failed as a whole (not one model): notify, and leave the queue to be resumed."""
+def queue_failure_sensor_for(jobs: list[dg.JobDefinition]) -> dg.SensorDefinition:
+    """A run of the batch `jobs` failed as a whole (not one model): notify, and leave the queue to be resumed."""
 
-    @dg.run_failure_sensor(name="queue_failure_sensor", monitored_jobs=[job], default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.run_failure_sensor(name="queue_failure_sensor", monitored_jobs=jobs, default_status=dg.DefaultSensorStatus.RUNNING)
     def queue_failure_sensor(context: dg.RunFailureSensorContext, storage: ForexStorage):
         from forex_pipeline.reporting.notifications import Notifier, queue_failure_event
 
@@ -123,8 +157,8 @@ def queue_failure_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
     return queue_failure_sensor
 
 
-def batch_terminated_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
-    """A run of `job` was terminated (Terminate in the UI): pause its queue and release the run's claims.
+def batch_terminated_sensor_for(jobs: list[dg.JobDefinition]) -> dg.SensorDefinition:
+    """A run of the batch `jobs` was terminated (Terminate in the UI): pause its queue and release the run's claims.
 
     The batch op does the same when it sees the interrupt; this covers a run terminated before its op
     started or killed too hard to run its handler."""
@@ -132,7 +166,7 @@ def batch_terminated_sensor_for(job: dg.JobDefinition) -> dg.SensorDefinition:
     @dg.run_status_sensor(
         name="batch_terminated_sensor",
         run_status=dg.DagsterRunStatus.CANCELED,
-        monitored_jobs=[job],
+        monitored_jobs=jobs,
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=5,
     )

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from forex_pipeline.features.splits import split_rows
 from forex_pipeline.pipeline.artifacts import ensure_feature_matrix
+from forex_pipeline.pipeline.heartbeat import heartbeat_thread
 from forex_pipeline.pipeline.keep_or_delete import RecordResult, record_failure, record_outcome
 from forex_pipeline.errors import DiskFullError, is_disk_full
 from forex_pipeline.keys import RunStatus
@@ -25,6 +26,7 @@ from forex_pipeline.settings import Settings
 from forex_pipeline.store import training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.spec_files import write_spec
+from forex_pipeline.store.training_runs import WorkerIdentity
 
 
 StageProgress = Callable[[str, "int | None", "int | None"], None]
@@ -59,9 +61,41 @@ def run_configuration(
     dagster_run_id: str | None = None,
     seed: int = 0,
     on_stage: StageProgress | None = None,
+    worker: WorkerIdentity | None = None,
 ) -> ConfigurationOutcome:
     """Train, backtest and record one configuration; a completed one is skipped, a failure is recorded.
-    `on_stage` follows its stages (live progress); it must be cheap, it is called inside the internal loop."""
+    `on_stage` follows its stages (live progress); it must be cheap, it is called inside the internal loop.
+
+    The claim records `worker` (default: this process) and its lease is renewed while the model trains,
+    so a worker that dies mid-model is found out and its configuration trained elsewhere."""
+    worker = worker or WorkerIdentity.this_process()
+    with session_scope(engine) as session:
+        claimed, existing = training_runs.claim_training_run(
+            session,
+            training_runs.training_run_fields(configuration),
+            queue_id=queue_id,
+            dagster_run_id=dagster_run_id,
+            stale_after_seconds=settings.recovery.stale_after_seconds,
+            worker=worker,
+        )
+    if not claimed:
+        return ConfigurationOutcome(configuration.model_config_hash, configuration.partition_key, "skipped", kept=bool(existing.kept))
+    with heartbeat_thread(engine, settings.recovery.heartbeat_seconds, worker, queue_id):
+        return _train_claimed(configuration, settings, engine, artifacts_dir, sample_dir, queue_id, dagster_run_id, seed, on_stage)
+
+
+def _train_claimed(
+    configuration: ModelConfiguration,
+    settings: Settings,
+    engine: Engine,
+    artifacts_dir: Path,
+    sample_dir: Path | None,
+    queue_id: int | None,
+    dagster_run_id: str | None,
+    seed: int,
+    on_stage: StageProgress | None,
+) -> ConfigurationOutcome:
+    """The work of a claimed configuration: features, training, backtests, trust reference, the record."""
     from forex_pipeline.backtest.run import run_evaluation_backtests
     from forex_pipeline.pipeline.trust import ensure_reference
     from forex_pipeline.pipeline.walk_forward import train_fold_models
@@ -72,17 +106,6 @@ def run_configuration(
 
     feature_set, model_spec = configuration.feature_set, configuration.model_spec
     config_hash, key = configuration.model_config_hash, configuration.partition_key
-    with session_scope(engine) as session:
-        claimed, existing = training_runs.claim_training_run(
-            session,
-            training_runs.training_run_fields(configuration),
-            queue_id=queue_id,
-            dagster_run_id=dagster_run_id,
-            stale_after_seconds=2 * settings.training.max_seconds_per_model,
-        )
-    if not claimed:
-        return ConfigurationOutcome(config_hash, key, "skipped", kept=bool(existing.kept))
-
     write_spec(artifacts_dir, feature_set)
     write_spec(artifacts_dir, model_spec)
     started = time.perf_counter()

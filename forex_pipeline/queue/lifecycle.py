@@ -13,6 +13,7 @@ import os
 from collections import OrderedDict
 import signal
 import socket
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from forex_pipeline.settings import Settings, get_settings
 from forex_pipeline.store import regime_definitions, training_queue, training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.store.spec_files import write_spec
+from forex_pipeline.store.training_runs import WorkerIdentity
 
 
 QUEUE_NAME_MAX = 255
@@ -154,18 +156,58 @@ def _owner() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _owner_alive(checkpoint: dict[str, Any] | None) -> bool:
-    """False when the queue's recorded worker was a process on this host that no longer exists."""
-    owner = (checkpoint or {}).get("owner") or {}
-    if owner.get("host") != socket.gethostname() or not owner.get("pid"):
+def _process_alive(host: str | None, pid: int | None) -> bool:
+    """False only when (host, pid) names a process of this host that no longer exists; another host's
+    process cannot be checked from here (its lease or heartbeat age decides)."""
+    if host != socket.gethostname() or not pid:
         return True
     try:
-        os.kill(int(owner["pid"]), 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _owner_alive(checkpoint: dict[str, Any] | None) -> bool:
+    """False when the queue's recorded worker was a process on this host that no longer exists."""
+    owner = (checkpoint or {}).get("owner") or {}
+    return _process_alive(owner.get("host"), owner.get("pid"))
+
+
+@dataclass(frozen=True)
+class LostClaim:
+    """A released claim of a worker that died mid-model: the run that held it and why it was judged lost."""
+
+    partition_key: str
+    queue_id: int | None
+    dagster_run_id: str | None
+    worker: WorkerIdentity | None
+    reason: str
+
+
+def release_lost_claims(engine: Engine, settings: Settings, *, now: datetime | None = None) -> list[LostClaim]:
+    """Release the `running` claims whose worker is gone, so another worker trains them.
+
+    A claim is lost when its worker process no longer exists on this host, or when its lease (renewed
+    every recovery.heartbeat_seconds while the model trains) is older than recovery.stale_after_seconds:
+    the only sign of life a worker on another host gives. Called by the daemon's queue sensor.
+    """
+    lost = []
+    with session_scope(engine) as session:
+        for run in training_runs.running_claims(session):
+            worker = WorkerIdentity(run.worker_host, run.worker_pid, run.celery_task_id) if run.worker_host and run.worker_pid else None
+            if worker is not None and not _process_alive(worker.host, worker.pid):
+                reason = f"worker process {worker.pid} on {worker.host} is gone"
+            elif training_runs.claim_expired(run, settings.recovery.stale_after_seconds, now):
+                where = f"worker {worker.pid} on {worker.host}" if worker else "its worker"
+                reason = f"{where} has not renewed its lease for {settings.recovery.stale_after_seconds:g} s"
+            else:
+                continue
+            if training_runs.release_claim(session, run.id, worker=worker):
+                lost.append(LostClaim(run.partition_key, run.queue_id, run.dagster_run_id, worker, reason))
+    return lost
 
 
 def detect_interrupted(engine: Engine, settings: Settings) -> list[int]:

@@ -1,6 +1,6 @@
 """The worker: run a queue's configurations batch by batch in this process, honouring pause and
-cancel flags between models, beating the heartbeat while a model trains, turning SIGTERM into a
-clean cancel, and pausing on a failure streak or a full disk.
+cancel flags between models, turning SIGTERM into a clean cancel, and pausing on a failure streak or
+a full disk (each model beats the heartbeat while it trains: pipeline/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from forex_pipeline.queue.lifecycle import (
 from forex_pipeline.settings import Settings
 from forex_pipeline.store import training_queue, training_runs
 from forex_pipeline.store.db import session_scope
+from forex_pipeline.store.training_runs import WorkerIdentity
 
 
 @dataclass(frozen=True)
@@ -69,28 +70,6 @@ def cancellable() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextmanager
-def heartbeat_thread(engine: Engine, queue_id: int, seconds: float) -> Iterator[None]:
-    """Beat the queue's heartbeat every `seconds` while a long model trains."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(seconds):
-            try:
-                with session_scope(engine) as session:
-                    training_queue.heartbeat(session, queue_id)
-            except Exception:  # a missed beat is harmless; the next one retries
-                pass
-
-    thread = threading.Thread(target=beat, name=f"queue-{queue_id}-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
 def free_disk_gb(path: Path) -> float:
     path.mkdir(parents=True, exist_ok=True)
     return shutil.disk_usage(path).free / 1e9
@@ -121,13 +100,15 @@ def process_batch(
     on_start: Callable[[int, ModelConfiguration], None] | None = None,
     on_disk_pause: Callable[[str], None] | None = None,
     on_stage: StageProgress | None = None,
+    worker: WorkerIdentity | None = None,
 ) -> BatchResult:
     """Run configurations one by one, honouring pause/cancel flags, failure streaks and free disk.
 
     `on_start(index, configuration)` is called as each configuration starts (the model in flight),
     `on_stage(stage, done, total)` as it goes (inference k of 135), `on_outcome` when it has been
     recorded, `on_disk_pause(message)` when low disk space pauses the queue: the Dagster shell turns
-    them into live progress and asset events."""
+    them into live progress and asset events. `worker` is recorded on each claim (default: this
+    process; the Dagster shell adds the Celery task id on a celery worker)."""
     outcomes: list[ConfigurationOutcome] = []
     for configuration in configurations:
         with session_scope(engine) as session:
@@ -153,6 +134,7 @@ def process_batch(
                 queue_id=queue_id,
                 dagster_run_id=dagster_run_id,
                 on_stage=on_stage,
+                worker=worker,
             )
         except DiskFullError as exc:
             pause_for_disk(engine, queue_id, f"paused: {exc}; free space, then resume", on_disk_pause)
@@ -224,7 +206,7 @@ def run_queue(
     others_running = other_live_workers(engine, queue_id)
     cleanup_files(engine, artifacts_dir, min_age_seconds=(2 * settings.training.max_seconds_per_model) if others_running else 0.0)
     try:
-        with cancellable(), heartbeat_thread(engine, queue_id, settings.recovery.heartbeat_seconds):
+        with cancellable():  # each model beats its queue and its claim's lease (pipeline/heartbeat.py)
             # what is missing is read once (O(grid)); a configuration another worker finishes meanwhile
             # is skipped by its claim, and settle_and_notify checks what remains at the end
             pending = pending_configurations(engine, queue_id)

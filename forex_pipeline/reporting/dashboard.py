@@ -49,6 +49,14 @@ def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path
     return charts.regime_timeline_chart(matrix.timestamps, matrix.close, labels, path, f"Regimes of {fs_key}")
 
 
+def model_left_the_bests(settings: Settings, training_run_id: int) -> bool:
+    """True when the run is, as of now, no longer kept or its file is recorded deleted: a model file
+    that fails to load is then a stale read of the bests (parallel workers), not a damaged file."""
+    with session_scope(get_engine(settings.database_url)) as session:
+        run = training_runs.get_training_run(session, training_run_id)
+    return run is None or not run.kept or run.file_deleted_at is not None
+
+
 def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) -> dict[str, pd.Series]:
     """Equity over the test segment of each regime's rank-1 (model, inference config), from the kept file."""
     from forex_pipeline.backtest.inference_grid import InferenceConfig
@@ -72,6 +80,8 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
         try:
             model = load_model(resolve_model_path(row["model_path"], artifacts_dir), spec, run.model_sha256)
         except ModelFileError as exc:
+            if model_left_the_bests(settings, run.id):
+                continue  # another worker's keep-or-delete removed it after the bests were read: nothing is wrong
             moved = quarantine(resolve_model_path(row["model_path"], artifacts_dir), artifacts_dir)
             message = f"{exc}; moved to {moved}" if moved else str(exc)
             with session_scope(get_engine(settings.database_url)) as session:

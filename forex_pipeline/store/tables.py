@@ -304,6 +304,11 @@ class TrainingRun(Base):
     model_file_path: Mapped[str | None] = mapped_column(Text, spec_alias("model_path"), nullable=True)
     model_file_size_bytes: Mapped[int | None] = mapped_column(BigInteger, spec_alias("model_bytes"), nullable=True)
     is_model_kept: Mapped[bool] = mapped_column(Boolean, spec_alias("kept"), nullable=True)
+    # the claim's worker (kept after it finished: which host trained the model) and its lease
+    worker_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    celery_task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class InferenceBacktest(Base):

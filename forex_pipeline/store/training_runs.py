@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +62,24 @@ class TrainingRunRecord:
     created_by: str | None
     feature_count: int | None
     best_regimes: list[str] | None
+    worker_host: str | None
+    worker_pid: int | None
+    celery_task_id: str | None
+    heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """The process that claims a configuration: host and pid, and the Celery task id when a
+    dagster-celery worker runs the step (so a lost step can be failed in the result backend)."""
+
+    host: str
+    pid: int
+    celery_task_id: str | None = None
+
+    @classmethod
+    def this_process(cls, celery_task_id: str | None = None) -> "WorkerIdentity":
+        return cls(socket.gethostname(), os.getpid(), celery_task_id)
 
 
 RUN_IDENTITY_FIELDS: tuple[str, ...] = (
@@ -319,31 +338,85 @@ def mark_file_deleted(session: Session, training_run_id: int, at: datetime | Non
 
 
 def claim_training_run(
-    session: Session, identity: Mapping[str, Any], *, queue_id: int | None, dagster_run_id: str | None, stale_after_seconds: float
+    session: Session,
+    identity: Mapping[str, Any],
+    *,
+    queue_id: int | None,
+    dagster_run_id: str | None,
+    stale_after_seconds: float,
+    worker: WorkerIdentity | None = None,
 ) -> tuple[bool, TrainingRunRecord]:
     """Atomically take a configuration for training: (True, run) if this worker trains it now.
 
-    A completed run is never claimed again; a `running` one only when its worker has been silent
-    for `stale_after_seconds` (it died). One conditional UPDATE, so parallel workers never train
-    the same configuration twice.
+    A completed run is never claimed again; a `running` one only when its lease (heartbeat_at, else
+    started_at) is older than `stale_after_seconds` (its worker died). One conditional UPDATE, so
+    parallel workers never train the same configuration twice. The claim records its worker.
     """
+    worker = worker or WorkerIdentity.this_process()
     upsert_training_run(session, identity, queue_id=queue_id)
-    stale = utcnow() - timedelta(seconds=stale_after_seconds)
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after_seconds)
     result = session.execute(
         update(TrainingRun)
         .where(
             TrainingRun.model_config_hash == identity["model_config_hash"],
             or_(
                 TrainingRun.status.in_((RunStatus.PENDING, RunStatus.FAILED)),
-                (TrainingRun.status == RunStatus.RUNNING) & (TrainingRun.started_at < stale),
+                (TrainingRun.status == RunStatus.RUNNING) & (_lease_time() < stale),
             ),
         )
-        .values(status=RunStatus.RUNNING, started_at=utcnow(), dagster_run_id=dagster_run_id, queue_id=queue_id, error_message=None)
+        .values(
+            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, dagster_run_id=dagster_run_id, queue_id=queue_id,
+            error_message=None, worker_host=worker.host, worker_pid=worker.pid, celery_task_id=worker.celery_task_id,
+        )
         .execution_options(synchronize_session=False)
     )
     run = get_training_run_by_hash(session, identity["model_config_hash"])
     assert run is not None  # upserted above
     return result.rowcount == 1, run
+
+
+def _lease_time() -> Any:
+    """When a claim last showed life: its heartbeat, else its start (claims recorded before leases)."""
+    return func.coalesce(TrainingRun.heartbeat_at, TrainingRun.started_at, TrainingRun.created_at)
+
+
+def renew_leases(session: Session, worker: WorkerIdentity) -> int:
+    """Stamp heartbeat_at on every `running` claim of this worker process; returns how many."""
+    result = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.status == RunStatus.RUNNING, TrainingRun.worker_host == worker.host, TrainingRun.worker_pid == worker.pid)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def running_claims(session: Session) -> list[TrainingRunRecord]:
+    """Every `running` claim, oldest first (what the lost-claim check looks at: O(workers), not O(grid))."""
+    rows = session.scalars(
+        select(TrainingRun).where(TrainingRun.status == RunStatus.RUNNING).order_by(TrainingRun.id).execution_options(populate_existing=True)
+    )
+    return [record_of(TrainingRunRecord, row) for row in rows]
+
+
+def claim_expired(run: TrainingRunRecord, stale_after_seconds: float, now: datetime | None = None) -> bool:
+    """True when a running claim's lease (heartbeat, else start) is older than `stale_after_seconds`."""
+    seen = run.heartbeat_at or run.started_at or run.created_at
+    now = aware_utc(now, "now") if now is not None else utcnow()
+    return seen < now - timedelta(seconds=stale_after_seconds)
+
+
+def release_claim(session: Session, run_id: int, *, worker: WorkerIdentity | None) -> bool:
+    """A lost claim goes back to pending, only if it is still the same claim (same worker, still running):
+    a worker that finished meanwhile keeps its result. Returns whether it was released."""
+    conditions = [TrainingRun.id == run_id, TrainingRun.status == RunStatus.RUNNING]
+    if worker is not None:
+        conditions += [TrainingRun.worker_host == worker.host, TrainingRun.worker_pid == worker.pid]
+    result = session.execute(
+        update(TrainingRun).where(*conditions).values(status=RunStatus.PENDING, started_at=None).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def release_claims(session: Session, queue_id: int, dagster_run_id: str | None = None) -> int:

@@ -1,6 +1,6 @@
 """Scale-out for real: a dagster-celery worker process on Redis runs the steps of runs submitted here.
 
-The instance is the project's PostgreSQL one (dagster.postgres.yaml), the project tables live in a
+The instance is the deployment profile's PostgreSQL one (deploy/dagster.yaml), the project tables live in a
 second PostgreSQL database, and the artifacts folder is shared: the layout of several hosts, on one.
 Every Redis key carries a unique FOREX_CELERY_KEY_PREFIX, so concurrent test runs never swap tasks.
 """
@@ -110,6 +110,32 @@ def test_worker_config_is_what_dagster_celery_accepts(tmp_path: Path, monkeypatc
     assert [p.name for p in path.parent.iterdir()] == ["worker.yaml"]  # no temporary file left behind
 
 
+@pytest.mark.redis
+def test_a_lost_step_is_failed_in_the_result_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the queue sensor does for a step whose worker died: the run process's result turns FAILURE
+    with the reason, so it stops waiting (dagster-celery polls exactly this result)."""
+    from celery.result import AsyncResult
+    from dagster_celery.make_app import make_app
+
+    prefix = f"forex_test_{uuid.uuid4().hex[:12]}:"
+    monkeypatch.setenv(scale_out.BROKER_ENV, REDIS_URL)
+    monkeypatch.delenv(scale_out.BACKEND_ENV, raising=False)
+    monkeypatch.setenv(scale_out.KEY_PREFIX_ENV, prefix)
+    assert scale_out.current_celery_task_id() is None  # not in a Celery worker
+    app = make_app({**scale_out.celery_executor_config(), "include": []})
+    task_id = str(uuid.uuid4())
+    try:
+        result = AsyncResult(task_id, app=app)
+        assert not result.ready()
+        scale_out.fail_lost_step(task_id, "worker process 4242 on h1 is gone")
+        assert result.ready() and result.state == "FAILURE"
+        with pytest.raises(Exception, match="worker process 4242 on h1 is gone"):
+            result.get(timeout=5)
+    finally:
+        app.close()
+        _drop_redis_keys(prefix)
+
+
 # --- a real worker ---
 
 
@@ -186,11 +212,11 @@ def _deadline(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _drop_redis_keys(prefix: str) -> None:
-    """Delete what this module left in Redis (its prefix is unique to it)."""
+def _drop_redis_keys(prefix: str, urls: tuple[str, ...] = ()) -> None:
+    """Delete what a test left in Redis (its prefix is unique to it), in `urls` (default: this module's databases)."""
     import redis
 
-    for db_url in {REDIS_URL, scale_out.default_backend_for(REDIS_URL)}:
+    for db_url in set(urls or (REDIS_URL, scale_out.default_backend_for(REDIS_URL))):
         client = redis.Redis.from_url(db_url)
         try:
             keys = list(client.scan_iter(match=f"{prefix}*"))

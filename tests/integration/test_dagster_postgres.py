@@ -1,4 +1,4 @@
-"""The project's dagster.postgres.yaml gives a working Dagster instance whose runs and events land in PostgreSQL."""
+"""The deployment profile's deploy/dagster.yaml gives a working Dagster instance whose runs and events land in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from forex_pipeline.dagster_defs.resources import ForexStorage
 from tests.conftest import REPO_ROOT
 from tests.store.conftest import postgres_database
 
-POSTGRES_YAML = REPO_ROOT / "dagster_home" / "dagster.postgres.yaml"
+POSTGRES_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
 
 
 def pg_env(database_url: str) -> dict[str, str]:
-    """The DAGSTER_PG_* variables dagster.postgres.yaml reads, for the database at `database_url`."""
+    """The DAGSTER_PG_* variables deploy/dagster.yaml reads, for the database at `database_url`."""
     url = make_url(database_url)
     return {
         "DAGSTER_PG_USERNAME": url.username or "",
@@ -48,7 +48,7 @@ def pg_database() -> Iterator[str]:
 
 @pytest.fixture()
 def pg_instance(pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
-    """The Dagster instance of a temporary DAGSTER_HOME holding dagster.postgres.yaml, on its own database."""
+    """The Dagster instance of a temporary DAGSTER_HOME holding deploy/dagster.yaml, on its own database."""
     home = postgres_dagster_home(tmp_path / "dagster_home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     for name, value in pg_env(pg_database).items():

@@ -118,7 +118,7 @@ def test_a_terminated_batch_pauses_its_queue_and_frees_its_claims(grid_env):
         assert claimed
         instance.report_run_canceled(run)
         run = instance.get_run_by_id(run.run_id)
-        sensor = batch_terminated_sensor_for(grid_batch)
+        sensor = batch_terminated_sensor_for([grid_batch])
         context = dg.build_run_status_sensor_context(
             sensor_name=sensor.name, dagster_instance=instance, dagster_run=run,
             dagster_event=instance.get_records_for_run(run.run_id).records[-1].event_log_entry.dagster_event,
@@ -131,7 +131,7 @@ def test_a_terminated_batch_pauses_its_queue_and_frees_its_claims(grid_env):
         assert held.status == "pending"  # claim released: it trains again on resume
         assert queue.pause_requested and "terminated" in queue.error_message
         # the queue sensor launches nothing more and settles the queue paused
-        feeder = training_queue_sensor_for(grid_batch)
+        feeder = training_queue_sensor_for({"in_process": grid_batch})
         requests = list(feeder(dg.build_sensor_context(instance=instance, resources={"storage": ForexStorage()})) or [])
     assert requests == []
     with session_scope(engine) as session:

@@ -55,7 +55,7 @@ def schema_differences(url: str) -> list:
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert db.current(db_url) is None
-    assert db.upgrade(db_url) == db.head_revision() == "0004_spec_names"
+    assert db.upgrade(db_url) == db.head_revision() == "0005_claim_leases"
     assert table_names(db_url) == TABLES
     expected = {
         name: ({f: b.model_dump(exclude_none=True) for f, b in d.rules.items()}, True, True)
@@ -167,6 +167,8 @@ def test_0002_keeps_existing_rows_as_the_whole_test_segment_and_downgrades(
     from forex_pipeline.store import inference_backtests
     from forex_pipeline.store.db import session_scope
 
+    assert db.upgrade(db_url) == db.head_revision()  # the repository code writes the head schema
+    assert schema_differences(db_url) == []
     engine = db.make_engine(db_url)
     try:
         frame = pd.DataFrame([{
@@ -269,3 +271,27 @@ def test_0003_backfills_summaries_and_trial_moments_and_downgrades(
         engine.dispose()
     assert db.upgrade(db_url) == "0003_run_summary"
     assert _rows(db_url, "SELECT COUNT(*) FROM training_run_summaries") == [(6 + 2,)]
+def test_0003_adds_claim_leases_keeping_runs_and_their_backtests(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0002 -> 0003: the worker and lease columns arrive NULL on existing runs (no table rebuild, so the
+    backtests and the best that refer to the run stay); 0003 -> 0002 drops them and keeps the rows."""
+    monkeypatch.chdir(tmp_path)
+    assert db.upgrade(db_url, "0001_initial") == "0001_initial"
+    _populate_at_0001(db_url)
+    assert db.upgrade(db_url, "0002_trust") == "0002_trust"
+    assert db.upgrade(db_url) == db.head_revision()
+    assert schema_differences(db_url) == []
+    assert _rows(db_url, "SELECT id, status, worker_host, worker_pid, celery_task_id, heartbeat_at FROM training_runs") == [
+        (1, "completed", None, None, None, None)
+    ]
+    assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(2,)]
+    assert db.downgrade(db_url, "0002_trust") == "0002_trust"
+    engine = db.make_engine(db_url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("training_runs")}
+    finally:
+        engine.dispose()
+    assert not columns & {"worker_host", "worker_pid", "celery_task_id", "heartbeat_at"}
+    assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(2,)]
+    assert _rows(db_url, "SELECT COUNT(*) FROM regime_best_models") == [(1,)]

@@ -133,3 +133,67 @@ def test_recent_durations_are_the_latest_completed_runs_per_family_and_timeframe
     ]
     assert [d.wall_seconds for d in recent] == [6.0, 9.0, 15.0]
     assert recent[0].feature_set["days_history"] == 367 and recent[0].model_spec["model_type"] == "ridge"
+
+
+def _claim(engine: Engine, n: int, worker: training_runs.WorkerIdentity, stale: float = 300.0) -> tuple[bool, training_runs.TrainingRunRecord]:
+    with session_scope(engine) as session:
+        return training_runs.claim_training_run(
+            session, run_identity(n), queue_id=None, dagster_run_id=f"run-{worker.pid}", stale_after_seconds=stale, worker=worker
+        )
+
+
+def _age_lease(engine: Engine, n: int, seconds: float) -> None:
+    """Move a claim's lease (heartbeat and start) `seconds` into the past: a worker that fell silent."""
+    past = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    with session_scope(engine) as session:
+        session.query(TrainingRun).filter_by(model_config_hash=run_identity(n)["model_config_hash"]).update(
+            {"heartbeat_at": past, "started_at": past}
+        )
+
+
+def test_a_claim_records_its_worker_and_holds_while_its_lease_is_fresh(engine: Engine) -> None:
+    alpha = training_runs.WorkerIdentity("alpha", 101, "task-a")
+    beta = training_runs.WorkerIdentity("beta", 202)
+    claimed, run = _claim(engine, 1, alpha)
+    assert claimed
+    assert (run.status, run.worker_host, run.worker_pid, run.celery_task_id) == ("running", "alpha", 101, "task-a")
+    assert run.heartbeat_at is not None
+    taken, held = _claim(engine, 1, beta)
+    assert not taken and held.worker_host == "alpha"  # a live claim is never taken over
+
+    _age_lease(engine, 1, 400)
+    with session_scope(engine) as session:  # a beat of another worker renews nothing of alpha's
+        assert training_runs.renew_leases(session, beta) == 0
+        [stale] = training_runs.running_claims(session)
+    assert training_runs.claim_expired(stale, 300)
+    assert not training_runs.claim_expired(stale, 500)
+    taken, run = _claim(engine, 1, beta)  # an expired lease is taken over, and records its new worker
+    assert taken and (run.worker_host, run.worker_pid, run.celery_task_id) == ("beta", 202, None)
+
+
+def test_renewing_a_lease_keeps_the_claim_alive(engine: Engine) -> None:
+    alpha = training_runs.WorkerIdentity("alpha", 101)
+    _claim(engine, 1, alpha)
+    _claim(engine, 2, training_runs.WorkerIdentity("beta", 202))
+    _age_lease(engine, 1, 400)
+    _age_lease(engine, 2, 400)
+    with session_scope(engine) as session:
+        assert training_runs.renew_leases(session, alpha) == 1
+        claims = {c.worker_host: c for c in training_runs.running_claims(session)}
+    assert not training_runs.claim_expired(claims["alpha"], 300)
+    assert training_runs.claim_expired(claims["beta"], 300)
+
+
+def test_release_claim_only_undoes_the_same_running_claim(engine: Engine) -> None:
+    alpha = training_runs.WorkerIdentity("alpha", 101)
+    _, run = _claim(engine, 1, alpha)
+    with session_scope(engine) as session:
+        assert not training_runs.release_claim(session, run.id, worker=training_runs.WorkerIdentity("alpha", 999))
+        training_runs.mark_run_status(session, run.model_config_hash, "completed")
+        assert not training_runs.release_claim(session, run.id, worker=alpha)  # finished meanwhile: its result stays
+        assert training_runs.get_training_run(session, run.id).status == "completed"
+    _, other = _claim(engine, 2, alpha)
+    with session_scope(engine) as session:
+        assert training_runs.release_claim(session, other.id, worker=alpha)
+        released = training_runs.get_training_run(session, other.id)
+    assert (released.status, released.started_at, released.worker_host) == ("pending", None, "alpha")
