@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
 
-from forex_pipeline.dagster_defs.metadata import table_metadata
+from forex_pipeline.dagster_defs.metadata import explorer_link, table_metadata
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.keys import RunStatus
 from forex_pipeline.reporting.tables import Column, Table
@@ -40,10 +40,12 @@ IMPROVEMENT_COLUMNS = (
 KEEP_IMPROVEMENTS = 10
 
 
-def outcome_metadata(outcome: Any, label: str) -> dict[str, dg.MetadataValue]:
-    """A recorded configuration as materialization metadata: its readable name, status, times, kept."""
+def outcome_metadata(outcome: Any, label: str, explorer_url: str) -> dict[str, dg.MetadataValue]:
+    """A recorded configuration as materialization metadata: its readable name, status, times, kept,
+    and a link to its details in the results explorer (`forex-pipeline ui`)."""
     metadata: dict[str, Any] = {
         "model": dg.MetadataValue.text(label),
+        "explorer": dg.MetadataValue.url(explorer_link(explorer_url, "history", config=outcome.model_config_hash)),
         "status": str(outcome.status),
         "model_config_hash": outcome.model_config_hash,
         "training_seconds": round(outcome.training_seconds, 3),
@@ -65,6 +67,7 @@ class BatchReporter:
     context: dg.OpExecutionContext
     queue_id: int
     batch_size: int
+    explorer_url: str
     started: float = field(default_factory=time.monotonic)
     improvements: deque = field(default_factory=lambda: deque(maxlen=KEEP_IMPROVEMENTS))
     failed: list[str] = field(default_factory=list)
@@ -93,7 +96,7 @@ class BatchReporter:
             for asset in MODEL_ASSETS:
                 self._report_failure(asset, configuration, str(outcome.error))
         else:
-            metadata = outcome_metadata(outcome, configuration.label)
+            metadata = outcome_metadata(outcome, configuration.label, self.explorer_url)
             if configuration.feature_set_key not in self.features_recorded:
                 self.context.log_event(dg.AssetMaterialization("features", partition=configuration.feature_set_key, metadata={"feature_set": configuration.feature_set.label}))
                 self.features_recorded.add(configuration.feature_set_key)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import REGIME_ALL
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HistoryFilter:
-    """Filters of the training history; None means "any". Dates bound created_at, [since, until)."""
+    """Filters of the training history; None means "any". Dates bound created_at, [since, until).
+    `search`: words that must all appear in the run's configuration (see `search_terms`)."""
 
     status: str | None = None
     model_type: str | None = None
@@ -35,6 +36,7 @@ class HistoryFilter:
     until: datetime | None = None
     min_sharpe: float | None = None
     max_drawdown: float | None = None
+    search: str | None = None
     sort: str = "-created_at"
     page: int = 1
     page_size: int = 50
@@ -102,6 +104,45 @@ def _best_backtests(filters: HistoryFilter) -> Any:
     return statement.group_by(test.training_run_id).subquery("best")
 
 
+MAX_SEARCH_TERMS = 8
+
+
+def search_terms(text: str) -> list[str]:
+    """The words of a history search, lower case; every word must match (`_search_condition`)."""
+    words = text.split()
+    if len(words) > MAX_SEARCH_TERMS:
+        raise ValueError(f"history search has {len(words)} words; use at most {MAX_SEARCH_TERMS}")
+    return [word.lower() for word in words]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_condition(word: str) -> Any:
+    """One search word over the run's configuration text: the partition key and the feature-set and
+    model-spec JSON. `key=value` (as a model's label writes `max_depth=4`) matches that field exactly, its
+    JSON text `"key": value` followed by `,` or `}`; any other word matches anywhere (case-insensitive)."""
+    texts = [func.lower(TrainingRun.partition_key), func.lower(cast(TrainingRun.feature_set, String)),
+             func.lower(cast(TrainingRun.model_spec, String))]
+    key, equals, value = word.partition("=")
+    if equals and key and value:
+        literal = value if _is_json_number(value) or value in ("true", "false", "null") else f'"{value}"'
+        field = _escape_like(f'"{key}": {literal}')
+        patterns = [f"%{field},%", f"%{field}}}%"]
+    else:
+        patterns = [f"%{_escape_like(word)}%"]
+    return or_(*(text.like(pattern, escape="\\") for text in texts for pattern in patterns))
+
+
+def _is_json_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _history_where(statement: Select[Any], filters: HistoryFilter) -> Select[Any]:
     """Apply the run-level filters of `filters`."""
     run = TrainingRun
@@ -118,6 +159,8 @@ def _history_where(statement: Select[Any], filters: HistoryFilter) -> Select[Any
         statement = statement.where(run.created_at >= aware_utc(filters.since, "since"))
     if filters.until is not None:
         statement = statement.where(run.created_at < aware_utc(filters.until, "until"))
+    if filters.search:
+        statement = statement.where(and_(*(_search_condition(word) for word in search_terms(filters.search))))
     return statement
 
 

@@ -83,3 +83,24 @@ def test_metric_columns_are_nullable_floats() -> None:
     assert set(BACKTEST_METRICS) <= set(BACKTEST_COLUMNS)
     for name in BACKTEST_METRICS:
         assert InferenceBacktest.__table__.c[name].nullable
+
+
+def test_history_search_over_configuration_fields(engine: Engine) -> None:
+    """Every word must match; `key=value` matches that field exactly (4 is not 40); LIKE wildcards are literal."""
+    with session_scope(engine) as session:
+        ids = {}
+        for n, (symbol, model_type, depth) in enumerate([("EURUSD", "rf", 4), ("EURUSD", "rf", 40), ("GBPUSD", "ridge", None)]):
+            identity = run_identity(n, symbol=symbol, model_type=model_type)
+            if depth is not None:
+                identity["model_spec"] = {**identity["model_spec"], "hyperparameters": {"max_depth": depth, "n_estimators": 50}}
+            ids[(symbol, depth)] = training_runs.insert_training_run(session, identity).id
+    found = lambda text: set(page_of(engine, search=text).rows["id"])  # noqa: E731
+    assert found("gbpusd") == {ids[("GBPUSD", None)]}
+    assert found("RF eurusd") == {ids[("EURUSD", 4)], ids[("EURUSD", 40)]}
+    assert found("max_depth=4") == {ids[("EURUSD", 4)]}
+    assert found("max_depth=40 n_estimators=50") == {ids[("EURUSD", 40)]}
+    assert found("d366") == {ids[("EURUSD", 40)]}
+    assert found("%") == set() and found("max_depth=4 ridge") == set()
+    assert page_of(engine, search="rf", symbol="EURUSD").total == 2
+    with pytest.raises(ValueError, match="at most"):
+        page_of(engine, search=" ".join("w" * 9))

@@ -84,6 +84,6 @@ def trained_model_and_backtests(context: dg.AssetExecutionContext, storage: Fore
     )
     if outcome.status == RunStatus.FAILED:
         raise dg.Failure(description=f"{outcome.partition_key}: {outcome.error}")
-    metadata = outcome_metadata(outcome, ModelConfiguration.of(feature_set, model_spec).label)
+    metadata = outcome_metadata(outcome, ModelConfiguration.of(feature_set, model_spec).label, storage.settings.explorer.url)
     yield dg.MaterializeResult(asset_key="trained_model", metadata=metadata)
     yield dg.MaterializeResult(asset_key="inference_backtests", metadata=metadata)
