@@ -8,7 +8,7 @@ OperationError, ValueError from the store) shows its message and changes nothing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,3 +94,12 @@ def error_message(exc: BaseException) -> str:
 def section(title: str, *children: Any) -> html.Section:
     """A titled block of a view."""
     return html.Section([html.H3(title, style={"margin": "12px 0 6px"}), *children])
+
+
+def outcome_banner(action: Callable[[], str]) -> html.Div:
+    """Run a confirmed data-changing action: its message in a success banner, or the message of an
+    expected error in an error banner (the action's own transaction has then changed nothing)."""
+    try:
+        return banner(action(), "success")
+    except EXPECTED_ERRORS as exc:
+        return banner(error_message(exc), "error")

@@ -168,3 +168,26 @@ def replace_regime_bests(session: Session, regime: str, rows: Sequence[Mapping[s
     if values:
         session.execute(insert(RegimeBestModel), values)
     return len(values)
+
+
+RISK_RETURN_COLUMNS: tuple[str, ...] = (
+    "regime", "rank", "training_run_id", "partition_key", "score", "max_drawdown", "total_return", "trade_count", "kept",
+)
+
+
+def best_risk_return(session: Session) -> pd.DataFrame:
+    """Every current best with the risk and return of its winning backtest in its own regime (the row it
+    was ranked on): max drawdown and total return of the trades attributed to the regime (RISK_RETURN_COLUMNS)."""
+    run, best, test = TrainingRun, RegimeBestModel, InferenceBacktest
+    statement = (
+        select(
+            best.regime, best.rank, best.training_run_id, run.partition_key, best.score, test.max_drawdown,
+            test.total_return, best.trade_count, run.kept,
+        )
+        .join(run, run.id == best.training_run_id)
+        .join(test, test.id == best.inference_backtest_id)
+        .order_by(best.regime, best.rank)
+    )
+    return select_frame(
+        session, statement, RISK_RETURN_COLUMNS, float_columns=("score", "max_drawdown", "total_return")
+    )
