@@ -123,6 +123,19 @@ def current_bests(session: Session) -> pd.DataFrame:
     return frame
 
 
+def best_regimes_of_runs(session: Session, training_run_ids: Sequence[int]) -> dict[int, list[str]]:
+    """For each given run that is a regime best, the regimes it holds (sorted); runs that hold none are absent."""
+    statement = (
+        select(RegimeBestModel.training_run_id, RegimeBestModel.regime)
+        .where(RegimeBestModel.training_run_id.in_(list(training_run_ids)))
+        .order_by(RegimeBestModel.training_run_id, RegimeBestModel.regime)
+    )
+    found: dict[int, list[str]] = {}
+    for run_id, regime in session.execute(statement):
+        found.setdefault(int(run_id), []).append(str(regime))
+    return found
+
+
 def lock_regime(session: Session, regime: str) -> None:
     """Serialize updates of one regime's bests: row lock on PostgreSQL (SQLite's write lock suffices)."""
     found = session.scalar(
