@@ -68,8 +68,8 @@ def layout(context: ExplorerContext) -> html.Div:
             dag.AgGrid(
                 id=GRID_ID, rowData=[], columnDefs=list(COLUMNS), getRowId="params.data.name",
                 defaultColDef={"sortable": True, "resizable": True},
-                dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True}},
-                style={"height": "260px"},
+                dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True}, "domLayout": "autoHeight",
+                                 "animateRows": False},
             ),
             section(
                 "Rule editor",
@@ -197,17 +197,29 @@ def test_on_history(context: ExplorerContext, name: str, description: str, rules
         raise ValueError("symbol is empty; give a symbol with bars (an import, a FOREX_SAMPLE_DATA file, SYNTH or MARKOV)")
     regimes = candidate_regimes(context, name, description, rules) if name else _scored(context)
     preview = preview_regimes(symbol.strip(), timeframe, regimes, context.settings)
+    cell = {"padding": "2px 12px", "borderBottom": "1px solid #eee", "textAlign": "left"}
     shares = html.Table(
-        [html.Tr([html.Th("regime"), html.Th("bars"), html.Th("share")])]
-        + [html.Tr([html.Td(r), html.Td(str(n)), html.Td(f"{s:.1%}")], id=f"definitions-share-{r}") for r, n, s in preview.shares],
+        [html.Tr([html.Th("regime", style=cell), html.Th("bars", style=cell), html.Th("share", style=cell)])]
+        + [html.Tr([html.Td(r, style=cell), html.Td(str(n), style=cell), html.Td(f"{s:.1%}", style=cell)], id=f"definitions-share-{r}")
+           for r, n, s in preview.shares],
         id="definitions-shares", style={"borderCollapse": "collapse", "margin": "6px 0"},
     )
+    counts = {r: n for r, n, _ in preview.shares}
+    warning = []
+    if name and counts.get(name, 0) == 0:
+        warning = [html.P(
+            f"{name} labels no bar here: regimes are matched in order (built-ins first, then custom regimes; the HMM "
+            "detector matches custom regimes first) and the first match wins, so every bar it would match went to an "
+            "earlier regime or matched none. Loosen its rules, or disable the regime that claims those bars.",
+            id="definitions-test-warning", style={"color": "#8a4b00"},
+        )]
     title = f"{preview.symbol} {preview.timeframe}: {len(preview.labels)} bars after the training split ({preview.detector} detector)"
     return html.Div(
         [
             html.P(f"{preview.symbol} {preview.timeframe} from {preview.source}; {preview.n_bars} bars labelled, shares over the "
                    f"{len(preview.labels)} after the training split" + (f", with {name} as edited" if name else "")),
             shares,
+            *warning,
             dcc.Graph(figure=timeline_figure(preview.timestamps, preview.close, preview.labels, title)),
         ]
     )
@@ -283,12 +295,13 @@ def register_callbacks(app: Dash, context: ExplorerContext) -> None:
 
     @app.callback(
         Output("definitions-name", "value"), Output("definitions-description", "value"), *RULE_OUTPUTS,
-        Input(GRID_ID, "selectedRows"), Input("definitions-new", "n_clicks"), prevent_initial_call=True,
+        Input(GRID_ID, "cellClicked"), Input("definitions-new", "n_clicks"), prevent_initial_call=True,
     )
-    def _fill(rows: list[dict[str, Any]] | None, _new: int | None):  # noqa: ANN202
-        if ctx.triggered_id == "definitions-new" or not rows:
+    def _fill(clicked: dict[str, Any] | None, _new: int | None):  # noqa: ANN202
+        # cellClicked (not selectedRows) so that clicking the selected row again reloads it after "New"
+        if ctx.triggered_id == "definitions-new" or not clicked or not clicked.get("rowId"):
             return "", "", *([""] * len(REGIME_FEATURES))
-        name = str(rows[0]["name"])
+        name = str(clicked["rowId"])
         try:
             description, texts = rule_texts(context, name)
         except EXPECTED_ERRORS:

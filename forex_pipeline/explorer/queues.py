@@ -55,7 +55,7 @@ def layout(context: ExplorerContext) -> html.Div:
                 style={"margin": "8px 0"},
             ),
             dag.AgGrid(
-                id=GRID_ID, rowData=[], columnDefs=list(COLUMNS), getRowId="String(params.data.id)",
+                id=GRID_ID, rowData=[], columnDefs=list(COLUMNS), getRowId="'' + params.data.id",
                 defaultColDef={"sortable": True, "resizable": True},
                 dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True}},
                 style={"height": "360px"},

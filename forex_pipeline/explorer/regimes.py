@@ -61,7 +61,10 @@ def layout(context: ExplorerContext) -> html.Div:
             dag.AgGrid(
                 id=GRID_ID, rowData=[], columnDefs=grid_columns(),
                 defaultColDef={"sortable": True, "resizable": True, "filter": True},
-                dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True}, "tooltipShowDelay": 300},
+                dashGridOptions={
+                    "rowSelection": {"mode": "singleRow", "enableClickSelection": True}, "tooltipShowDelay": 300,
+                    "suppressColumnVirtualisation": True,   # 20 columns: render them all (and let a browser test see them)
+                },
                 getRowId="params.data.regime + ':' + params.data.rank",
                 style={"height": "360px"},
             ),
@@ -207,13 +210,18 @@ def _json(value: Any) -> str:
 
 
 def backtest(context: ExplorerContext, best: dict[str, Any]) -> html.Div:
-    """Replay the best's inference configuration on its test segment: its equity curve and final return."""
+    """Replay the best's inference configuration on its test segment from its kept model file
+    (pipeline/kept_models.py): its equity curve and final return."""
+    from forex_pipeline.backtest.inference_grid import InferenceConfig
+    from forex_pipeline.data.sources import default_sample_dir
     from forex_pipeline.explorer.figures import equity_figure
-    from forex_pipeline.reporting.dashboard import best_equity
+    from forex_pipeline.pipeline.kept_models import kept_model_equity, open_kept_model
 
-    curve = best_equity(best, context.settings, context.artifacts_dir)
-    if curve is None:
-        raise LookupError(f"{best['partition_key']}: its model file or feature matrix is not on disk; nothing to backtest")
+    kept = open_kept_model(context.engine, context.settings, context.artifacts_dir, int(best["training_run_id"]), default_sample_dir())
+    config = InferenceConfig(
+        str(best["prediction_method"]), str(best["ensemble_method"]), float(best["confidence_threshold"]), int(best["lookback_window"])
+    )
+    curve = kept_model_equity(kept, config, context.settings)
     title = f"Backtest of {best['regime']} #{best['rank']} on its test segment (after costs)"
     return html.Div(
         [

@@ -9,6 +9,7 @@ and labelled over the whole history, the HMM fitted on the bars before the train
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,11 +71,15 @@ def split_row(n_bars: int, train_fraction: float) -> int:
     return max(1, int(np.floor(n_bars * train_fraction)))
 
 
-def label_shares(labels: np.ndarray) -> list[tuple[str, int, float]]:
-    """(regime, bars, share) of each label, most frequent first (ties by name)."""
+def label_shares(labels: np.ndarray, regimes: Sequence[str] = ()) -> list[tuple[str, int, float]]:
+    """(regime, bars, share) of each label, most frequent first (ties by name); the `regimes` that label
+    no bar are listed too, with 0 bars (a regime whose bars all go to an earlier one shows as such)."""
     names, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
-    total = max(int(counts.sum()), 1)
-    return sorted(((str(n), int(c), int(c) / total) for n, c in zip(names, counts, strict=True)), key=lambda x: (-x[1], x[0]))
+    found = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+    for name in regimes:
+        found.setdefault(str(name), 0)
+    total = max(sum(found.values()), 1)
+    return sorted(((n, c, c / total) for n, c in found.items()), key=lambda x: (-x[1], x[0]))
 
 
 @dataclass(frozen=True)
@@ -112,5 +117,5 @@ def preview_regimes(symbol: str, timeframe: str, regimes: RegimeSettings, settin
     return RegimePreview(
         symbol=symbol, timeframe=timeframe, source=source, detector=regimes.detector,
         timestamps=bars.index[end:], close=bars["close"].to_numpy()[end:], labels=labels[end:],
-        shares=label_shares(labels[end:]), n_bars=len(bars),
+        shares=label_shares(labels[end:], list(regimes.definitions)), n_bars=len(bars),
     )

@@ -1,0 +1,291 @@
+"""The explorer's Regime analysis, Regime definitions and Queues tabs in a real browser (Playwright +
+Debian's chromium) against `forex-pipeline ui` on a seeded database.
+
+A researcher's session: the regime bests show every trust figure and the verdict in words; deploy
+downloads a bundle that `load_bundle` accepts and that holds the bests of the database; a custom
+regime is written in the rule editor, tested on history, saved, edited and disabled (a rule that can
+never match is refused and nothing is saved); a queue is paused and resumed from its buttons. Every
+data-changing step goes through the browser's confirmation dialog. Screenshots go to
+test-artifacts/explorer/ (git-ignored). About 60-90 s on 2 shared cores (most of it training 3 tiny models).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import TINY_GRID, write_test_settings
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "explorer"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+QUEUE_GRID = {**TINY_GRID, "name": "explorer-queue", "model_specs": {**TINY_GRID["model_specs"], "horizons": [2, 4]}}
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.3, page: Any = None) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds. With a
+    `page`, wait through Playwright: its sync API handles events (the confirmation dialogs) only then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        if page is not None:
+            page.wait_for_timeout(every * 1000)
+        else:
+            time.sleep(every)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Three tiny SYNTH configurations trained and scored (rules detector) and a pending queue; the
+    environment the explorer server runs with."""
+    from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
+    from forex_pipeline.pipeline.configuration import run_configuration
+    from forex_pipeline.queue.lifecycle import submit_grid
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store.db import dispose_engines, get_engine, session_scope, upgrade
+    from forex_pipeline.store.regime_definitions import seed_regime_definitions
+
+    home = tmp_path_factory.mktemp("explorer")
+    env = {
+        "FOREX_DATABASE_URL": f"sqlite:///{home / 'forex_pipeline.db'}",
+        "FOREX_ARTIFACTS_DIR": str(home / "artifacts"),
+        "FOREX_SETTINGS": str(write_test_settings(home / "settings.yaml", regimes={"detector": "rules"})),
+        "DAGSTER_HOME": str(home),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        settings = get_settings()
+        upgrade(settings.database_url)
+        engine = get_engine(settings.database_url)
+        with session_scope(engine) as session:
+            seed_regime_definitions(session, settings)
+        for configuration in expand_grid(parse_grid_spec(TINY_GRID)).configurations[:3]:
+            outcome = run_configuration(configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir)
+            assert outcome.status == "completed", outcome.error
+        queue_id = submit_grid(engine, QUEUE_GRID, settings.artifacts_dir)
+        yield {"env": env, "engine": engine, "settings": settings, "queue_id": queue_id, "home": home}
+        dispose_engines()
+
+
+@pytest.fixture(scope="module")
+def server(seeded: dict[str, Any]) -> Iterator[str]:
+    """`forex-pipeline ui` on a free port over the seeded database."""
+    port = _free_port()
+    log = open(seeded["home"] / "ui.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forex_pipeline.cli", "ui", "--port", str(port)],
+        env={**os.environ, **seeded["env"], "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"forex-pipeline ui exited with {process.returncode}: {(seeded['home'] / 'ui.log').read_text()[-2000:]}")
+        try:
+            return urllib.request.urlopen(url, timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_for("the explorer to serve its page", up, timeout=60)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        tab = context.new_page()
+        tab.on("dialog", lambda dialog: dialog.accept())   # every confirmation is accepted
+        tab.goto(server)
+        yield tab
+        browser.close()
+
+
+def svg_texts(page: Any, selector: str) -> list[str]:
+    """The text of SVG elements (Plotly's legend entries and point labels), which inner_text does not give."""
+    return page.locator(selector).evaluate_all("elements => elements.map(e => e.textContent)")
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _bests(seeded: dict[str, Any]):  # noqa: ANN202
+    from forex_pipeline.store.db import session_scope
+    from forex_pipeline.store.regime_best_models import current_bests
+
+    with session_scope(seeded["engine"]) as session:
+        return current_bests(session)
+
+
+def test_regime_analysis_shows_every_trust_figure_and_the_verdict(page: Any, seeded: dict[str, Any]) -> None:
+    from forex_pipeline.pipeline.trust import plain_words
+
+    page.locator(".tab").get_by_text("Regimes", exact=True).click()
+    grid = page.locator("#regimes-grid")
+    for header in ("sharpe", "holdout_sharpe", "deflated_sharpe", "noise_p_value", "pbo", "baseline_sharpe", "over_baseline", "significant"):
+        assert grid.locator(f".ag-header-cell[col-id='{header}']").count() == 1, header
+    bests = _bests(seeded)
+    first = bests.sort_values(["regime", "rank"]).iloc[0]
+    row = grid.locator(f".ag-row[row-id='{first['regime']}:{first['rank']}']").first
+    row.wait_for(timeout=30_000)
+    cell = row.locator(".ag-cell[col-id='deflated_sharpe']")
+    assert cell.inner_text().strip() == f"{first['deflated_sharpe']:.3f}"
+    assert row.locator(".ag-cell[col-id='pbo']").inner_text().strip() == f"{first['pbo']:.3f}"
+    row.locator(".ag-cell[col-id='regime']").click()
+    page.get_by_role("button", name="View details").click()
+    verdict = page.locator("#regimes-verdict")
+    verdict.wait_for(timeout=30_000)
+    import pandas as pd
+
+    expected = plain_words({k: None if v is pd.NA else v for k, v in first.to_dict().items()}, seeded["settings"].regimes.significance)
+    assert verdict.inner_text().strip() == expected
+    # the three charts: each regime a labelled trace / point
+    page.locator("#regimes-timeline .legendtext").first.wait_for(timeout=30_000)
+    legend = " ".join(svg_texts(page, "#regimes-timeline .legendtext"))
+    assert first["regime"] in legend
+    labels = svg_texts(page, "#regimes-risk .textpoint")
+    assert f"{first['regime']} #{first['rank']}" in labels and len(labels) == len(bests)
+    assert page.locator("#regimes-heatmap .hm, #regimes-heatmap .heatmaplayer").count() >= 1
+    page.get_by_role("button", name="Backtest").click()
+    page.locator("#regimes-backtest-summary").wait_for(timeout=60_000)
+    assert page.locator("#regimes-backtest-summary").inner_text().startswith("final return")
+    shot(page, "regime_analysis")
+
+
+def test_deploy_downloads_a_bundle_that_load_bundle_accepts(page: Any, seeded: dict[str, Any], tmp_path: Path) -> None:
+    from forex_pipeline.pipeline.bundle import load_bundle
+
+    page.locator(".tab").get_by_text("Regimes", exact=True).click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Deploy (download bundle)").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name.startswith("bundle-SYNTH-1h-") and saved.suffix == ".zip"
+    bundle = load_bundle(saved)
+    bests = _bests(seeded)
+    top = bests[bests["rank"] == 1].set_index("regime")["partition_key"].to_dict()
+    assert {regime: entry.partition_key for regime, entry in bundle.entries.items()} == top
+
+
+def _definition(seeded: dict[str, Any], name: str):  # noqa: ANN202
+    from forex_pipeline.store.db import session_scope
+    from forex_pipeline.store.regime_definitions import get_regime_definition
+
+    with session_scope(seeded["engine"]) as session:
+        return get_regime_definition(session, name)
+
+
+def select_regime(page: Any, row: Any, name: str) -> None:
+    """Click a definitions row and wait until the editor holds that regime."""
+    from playwright.sync_api import expect
+
+    row.locator(".ag-cell[col-id='name']").click()
+    expect(page.locator("#definitions-name")).to_have_value(name, timeout=30_000)
+
+
+def test_write_test_save_edit_and_disable_a_custom_regime(page: Any, seeded: dict[str, Any]) -> None:
+    page.locator(".tab").get_by_text("Regime definitions", exact=True).click()
+    calm = page.locator("#definitions-grid .ag-row[row-id='calm_ranging']")
+    calm.wait_for(timeout=30_000)
+    # with the rules detector built-ins match first: calm_ranging would take every bar quiet_range matches
+    select_regime(page, calm, "calm_ranging")
+    page.get_by_role("button", name="Disable").click()
+    wait_for("calm_ranging to be disabled", lambda: not _definition(seeded, "calm_ranging").enabled, page=page)
+
+    page.get_by_role("button", name="New").click()
+    page.fill("#definitions-name", "quiet_range")
+    page.fill("#definitions-description", "flat and calm")
+    page.fill("#definitions-rule-trend_strength", "< 0.3")
+    page.fill("#definitions-rule-volatility_percentile", "< 40th percentile")
+    page.get_by_role("button", name="Test on history").click()
+    share = page.locator("#definitions-share-quiet_range")
+    share.wait_for(timeout=60_000)
+    assert int(share.locator("td").nth(1).inner_text()) > 0
+    assert any(text.startswith("quiet_range (") for text in svg_texts(page, "#definitions-test-result .legendtext"))
+    assert _definition(seeded, "quiet_range") is None            # testing saves nothing
+    shot(page, "regime_test_on_history")
+
+    page.fill("#definitions-rule-returns", "> 0.5 and < 0.1")     # can never match: refused, nothing saved
+    page.get_by_role("button", name="Save").click()
+    error = page.locator("#definitions-banner .banner-error")
+    error.wait_for(timeout=30_000)
+    assert "returns" in error.inner_text() and "min 0.5 is greater than max 0.1" in error.inner_text()
+    assert _definition(seeded, "quiet_range") is None
+    page.fill("#definitions-rule-returns", "")
+    page.get_by_role("button", name="Save").click()
+    wait_for("quiet_range to be added", lambda: _definition(seeded, "quiet_range"), page=page)
+    assert _definition(seeded, "quiet_range").rules["trend_strength"] == {"max": 0.3, "max_inclusive": False}
+    page.locator("#definitions-banner .banner-success").filter(has_text="quiet_range: added").wait_for(timeout=30_000)
+    page.locator("#definitions-grid .ag-row[row-id='quiet_range']").wait_for(timeout=30_000)
+
+    page.fill("#definitions-rule-trend_strength", "< 0.25")       # edit
+    page.get_by_role("button", name="Save").click()
+    wait_for("the edited rule to be saved", lambda: _definition(seeded, "quiet_range").rules["trend_strength"].get("max") == 0.25, page=page)
+    page.get_by_role("button", name="Disable").click()
+    wait_for("quiet_range to be disabled", lambda: not _definition(seeded, "quiet_range").enabled, page=page)
+    page.locator("#definitions-banner .banner-success").filter(has_text="quiet_range: disabled").wait_for(timeout=30_000)
+
+    select_regime(page, calm, "calm_ranging")
+    page.get_by_role("button", name="Delete").click()
+    page.locator("#definitions-banner .banner-error").filter(has_text="built in").wait_for(timeout=30_000)
+    assert _definition(seeded, "calm_ranging") is not None
+    page.get_by_role("button", name="Enable").click()
+    wait_for("calm_ranging to be enabled again", lambda: _definition(seeded, "calm_ranging").enabled, page=page)
+    shot(page, "regime_definitions")
+
+
+def _queue(seeded: dict[str, Any]):  # noqa: ANN202
+    from forex_pipeline.store.db import session_scope
+    from forex_pipeline.store.training_queue import get_queue
+
+    with session_scope(seeded["engine"]) as session:
+        return get_queue(session, seeded["queue_id"])
+
+
+def test_pause_and_resume_a_queue(page: Any, seeded: dict[str, Any]) -> None:
+    page.locator(".tab").get_by_text("Queues", exact=True).click()
+    row = page.locator(f"#queues-grid .ag-row[row-id='{seeded['queue_id']}']")
+    row.wait_for(timeout=30_000)
+    assert row.locator(".ag-cell[col-id='progress']").inner_text().startswith(f"0/{_queue(seeded).total_models}")
+    row.locator(".ag-cell[col-id='name']").click()
+    page.get_by_role("button", name="Pause").click()
+    wait_for("the queue to be paused", lambda: _queue(seeded).status == "paused", page=page)
+    row.locator(".ag-cell[col-id='status']").filter(has_text="paused").wait_for(timeout=30_000)
+    shot(page, "queue_paused")
+    page.get_by_role("button", name="Resume").click()
+    wait_for("the queue to be resumed", lambda: _queue(seeded).status == "running", page=page)
+    assert (_queue(seeded).checkpoint or {}).get("mode") == "daemon"
+    page.locator("#queues-banner .banner-success").filter(has_text="resumed").wait_for(timeout=30_000)
+    shot(page, "queue_resumed")
