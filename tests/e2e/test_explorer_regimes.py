@@ -71,7 +71,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     env = {
         "FOREX_DATABASE_URL": f"sqlite:///{home / 'forex_pipeline.db'}",
         "FOREX_ARTIFACTS_DIR": str(home / "artifacts"),
-        "FOREX_SETTINGS": str(write_test_settings(home / "settings.yaml", regimes={"detector": "rules"})),
+        "FOREX_SETTINGS": str(write_test_settings(home / "settings.yaml", regimes={"detector": "rules"}, evaluation={"noise_models": 20})),
         "DAGSTER_HOME": str(home),
     }
     with pytest.MonkeyPatch.context() as patch:

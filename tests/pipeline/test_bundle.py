@@ -29,7 +29,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FOREX_DATABASE_URL", f"sqlite:///{home / 'forex_pipeline.db'}")
         patch.setenv("FOREX_ARTIFACTS_DIR", str(home / "artifacts"))
-        patch.setenv("FOREX_SETTINGS", str(write_test_settings(home / "settings.yaml", regimes={"detector": "rules"})))
+        patch.setenv("FOREX_SETTINGS", str(write_test_settings(home / "settings.yaml", regimes={"detector": "rules"}, evaluation={"noise_models": 20})))
         settings = get_settings()
         upgrade(settings.database_url)
         engine = get_engine(settings.database_url)
