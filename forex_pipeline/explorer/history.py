@@ -378,12 +378,12 @@ def layout(context: ExplorerContext) -> html.Div:
                 rowModelType="infinite",
                 columnDefs=_grid_columns(),
                 defaultColDef={"resizable": True, "suppressHeaderMenuButton": True},
-                getRowId="String(params.data.id)",
+                getRowId="params.data.id.toString()",
                 dashGridOptions={
                     "pagination": True, "paginationPageSize": PAGE_SIZE, "paginationPageSizeSelector": False,
                     "cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 6, "infiniteInitialRowCount": PAGE_SIZE,
                     "rowSelection": {"mode": "multiRow", "headerCheckbox": False},
-                    "tooltipShowDelay": 300,
+                    "tooltipShowDelay": 300, "suppressColumnVirtualisation": True,
                 },
                 style={"height": "560px"},
             ),
@@ -458,7 +458,7 @@ def details_panel(context: ExplorerContext, run_id: int) -> html.Div:
             dcc.Dropdown(id="history-results-metric", options=list(METRIC_CHOICES), value="sharpe", clearable=False, style={"width": "180px"}),
         ], style={"display": "flex", "gap": "8px", "margin": "4px 0"}),
         dag.AgGrid(id="history-results-grid", rowData=[], columnDefs=[], defaultColDef={"sortable": True, "resizable": True},
-                   dashGridOptions={"pagination": True, "paginationPageSize": 25}, style={"height": "420px"}),
+                   dashGridOptions={"pagination": True, "paginationPageSize": 25, "paginationPageSizeSelector": False}, style={"height": "420px"}),
     ))
     problem = model_file_problem(run)
     if problem is not None:
