@@ -64,7 +64,6 @@ GRID_COLUMNS: tuple[tuple[str, str, bool, dict[str, Any]], ...] = (
 )
 METRIC_CHOICES: tuple[str, ...] = ("sharpe", "sortino", "max_drawdown", "total_return", "win_rate", "profit_factor", "trade_count", "exposure")
 CONFIG_COLUMNS: tuple[str, ...] = ("prediction_method", "ensemble_method", "confidence_threshold", "lookback_window")
-TIME_COLUMNS: tuple[str, ...] = ("created_at", "completed_at", "file_deleted_at")
 
 
 # ---------------------------------------------------------------- filters and pages (pure functions)
@@ -157,12 +156,17 @@ def history_filter(filters: dict[str, Any] | None, request: dict[str, Any] | Non
 
 
 def _plain_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Frame rows as JSON-able dicts: NaN -> None, timestamps -> ISO seconds."""
-    frame = frame.astype(object).where(frame.notna(), None)
-    for column in TIME_COLUMNS:
-        if column in frame.columns:
-            frame[column] = [None if v is None else v.strftime("%Y-%m-%d %H:%M:%S") for v in frame[column]]
-    return frame.to_dict("records")
+    """Frame rows as JSON-able dicts: NaN / NaT -> None, timestamps -> `YYYY-MM-DD HH:MM:SS` (UTC)."""
+    import pandas as pd
+
+    def plain(value: Any) -> Any:
+        if value is None or (not isinstance(value, (str, bool, dict, list)) and pd.isna(value)):
+            return None
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.item() if hasattr(value, "item") else value
+
+    return [{str(k): plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def rows_response(context: ExplorerContext, filters: dict[str, Any] | None, request: dict[str, Any] | None) -> dict[str, Any]:
