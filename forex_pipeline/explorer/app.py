@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from dash import Dash, dcc, html
+from dash import Dash, Input, Output, dcc, html, no_update
 
 from forex_pipeline.explorer import definitions, history, queues, regimes
 from forex_pipeline.explorer.common import ExplorerContext
@@ -37,6 +37,7 @@ def create_app(database_url: str | None = None, artifacts_dir: str | Path | None
     app = Dash(__name__, title=TITLE, suppress_callback_exceptions=True)
     app.layout = html.Div(
         [
+            dcc.Location(id="url", refresh=False),
             html.H2(TITLE, style={"margin": "8px 0"}),
             dcc.Tabs(
                 id="tabs", value=VIEWS[0][0],
@@ -47,7 +48,21 @@ def create_app(database_url: str | None = None, artifacts_dir: str | Path | None
     )
     for _value, _label, module in VIEWS:
         module.register_callbacks(app, context)
+
+    @app.callback(Output("tabs", "value"), Input("url", "search"))
+    def _tab_from_link(search: str | None) -> str:
+        """`?tab=regimes` (Dagster's links) opens that tab; views read their own query keys (e.g. `config`)."""
+        return tab_of(search) or no_update
+
     return app
+
+
+def tab_of(search: str | None) -> str | None:
+    """The tab a link's query names (`?tab=history&config=...`), None when it names no known tab."""
+    from urllib.parse import parse_qs
+
+    tab = parse_qs((search or "").lstrip("?")).get("tab", [None])[0]
+    return tab if tab in {value for value, _label, _module in VIEWS} else None
 
 
 def serve(host: str = "127.0.0.1", port: int = 8050, database_url: str | None = None, artifacts_dir: str | Path | None = None) -> None:

@@ -91,6 +91,20 @@ def error_message(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def run_label(feature_set: dict[str, Any], model_spec: dict[str, Any], fallback: str) -> str:
+    """The readable name of a run's configuration (`EURUSD 1h 365d | rf h5 max_depth=4`) from its stored
+    specs; `fallback` (the partition key) when they no longer validate, so a row never goes nameless."""
+    from pydantic import ValidationError
+
+    from forex_pipeline.features.spec import FeatureSetSpec
+    from forex_pipeline.models.spec import ModelSpec
+
+    try:
+        return f"{FeatureSetSpec.model_validate(feature_set).label} | {ModelSpec.model_validate(model_spec).label}"
+    except (ValidationError, ValueError):
+        return fallback
+
+
 def section(title: str, *children: Any) -> html.Section:
     """A titled block of a view."""
     return html.Section([html.H3(title, style={"margin": "12px 0 6px"}), *children])

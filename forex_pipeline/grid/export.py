@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from forex_pipeline.grid.expand import expand_grid
+from forex_pipeline.grid.spec import GridSpecError
 from forex_pipeline.models.spec import ModelConfiguration
 
 
@@ -59,9 +60,13 @@ def union_grid(configurations: Sequence[ModelConfiguration], name: str) -> dict[
 
 
 def _exact(configurations: Sequence[ModelConfiguration], name: str) -> dict[str, Any] | None:
-    """The union grid of `configurations` when it expands to exactly them, else None."""
+    """The union grid of `configurations` when it expands to exactly them, else None (also when the union
+    crosses values that cannot go together, e.g. a 4h base with 1h indicators)."""
     grid = union_grid(configurations, name)
-    expanded = {c.model_config_hash for c in expand_grid(grid).configurations}
+    try:
+        expanded = {c.model_config_hash for c in expand_grid(grid).configurations}
+    except GridSpecError:
+        return None
     return grid if expanded == {c.model_config_hash for c in configurations} else None
 
 

@@ -196,6 +196,11 @@ def query_history(session: Session, filters: HistoryFilter = HistoryFilter()) ->
     return HistoryPage(rows=rows, total=total, page=filters.page, page_size=filters.page_size)
 
 
+def history_symbols(session: Session) -> list[str]:
+    """The symbols that have training runs, sorted (the history filter's choices)."""
+    return [str(s) for s in session.scalars(select(TrainingRun.symbol).distinct().order_by(TrainingRun.symbol))]
+
+
 def best_sharpe_by_model_and_regime(session: Session, run_ids: list[int], min_trades: int) -> pd.DataFrame:
     """Best Sharpe per (model partition key, regime) among configurations with at least `min_trades` trades."""
     statement = (

@@ -49,3 +49,11 @@ def test_feature_sets_with_their_own_model_specs_and_as_of_are_grouped() -> None
     assert len(grids) == 2
     assert set().union(*hashes(grids)) == {c.model_config_hash for c in chosen}
     assert grids[0]["model_specs"]["horizons"] == [1, 3, 6] and grids[1]["feature_sets"]["as_of"].startswith("2021-02-05")
+
+
+def test_a_union_that_cannot_be_built_falls_back_to_exact_grids() -> None:
+    """1h and 4h feature sets with indicators on their own timeframe: the union would pair 4h with 1h indicators."""
+    hourly = tiny(indicator_timeframes=[{"rsi": ["1h"]}])[:1]
+    four_hourly = tiny(base_timeframes=["4h"], indicator_timeframes=[{"rsi": ["4h"]}])[:1]
+    grids = configuration_grids(hourly + four_hourly, "x")
+    assert hashes(grids) == [{hourly[0].model_config_hash}, {four_hourly[0].model_config_hash}]
