@@ -88,3 +88,27 @@ def clear_selection(page: Any, grid_id: str) -> None:
     ticked = page.locator(f"#{grid_id} .ag-row .ag-selection-checkbox input:checked")
     while ticked.count():
         ticked.first.uncheck()
+
+
+@contextmanager
+def browser_page(url: str) -> Iterator[Any]:
+    """A Playwright page of Debian's chromium on `url` (1500 x 1100, downloads accepted, every confirmation
+    dialog accepted); skips the test when Playwright or chromium is missing. Playwright's sync API handles
+    a dialog only while a Playwright call runs, so wait for a result through the page, not time.sleep."""
+    import pytest
+
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()

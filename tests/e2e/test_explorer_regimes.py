@@ -1,5 +1,5 @@
 """The explorer's Regime analysis, Regime definitions and Queues tabs in a real browser (Playwright +
-Debian's chromium) against `forex-pipeline ui` on a seeded database.
+Debian's chromium) against the explorer app (tests/e2e/explorer_support.serve_explorer) on a seeded database.
 
 A researcher's session: the regime bests show every trust figure and the verdict in words; deploy
 downloads a bundle that `load_bundle` accepts and that holds the bests of the database; a custom
@@ -11,55 +11,25 @@ test-artifacts/explorer/ (git-ignored). About 60-90 s on 2 shared cores (most of
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.explorer_support import ARTIFACTS, browser_page, serve_explorer
 from tests.support import TINY_GRID, write_test_settings
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "explorer"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 QUEUE_GRID = {**TINY_GRID, "name": "explorer-queue", "model_specs": {**TINY_GRID["model_specs"], "horizons": [2, 4]}}
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.3, page: Any = None) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds. With a
-    `page`, wait through Playwright: its sync API handles events (the confirmation dialogs) only then."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        if page is not None:
-            page.wait_for_timeout(every * 1000)
-        else:
-            time.sleep(every)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Three tiny SYNTH configurations trained and scored (rules detector) and a pending queue; the
-    environment the explorer server runs with."""
+    """Three tiny SYNTH configurations trained and scored (rules detector), a pending queue, and the
+    explorer serving that database."""
     from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
     from forex_pipeline.pipeline.configuration import run_configuration
     from forex_pipeline.queue.lifecycle import submit_grid
@@ -67,7 +37,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     from forex_pipeline.store.db import dispose_engines, get_engine, session_scope, upgrade
     from forex_pipeline.store.regime_definitions import seed_regime_definitions
 
-    home = tmp_path_factory.mktemp("explorer")
+    home = tmp_path_factory.mktemp("explorer-regimes")
     env = {
         "FOREX_DATABASE_URL": f"sqlite:///{home / 'forex_pipeline.db'}",
         "FOREX_ARTIFACTS_DIR": str(home / "artifacts"),
@@ -86,50 +56,20 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             outcome = run_configuration(configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir)
             assert outcome.status == "completed", outcome.error
         queue_id = submit_grid(engine, QUEUE_GRID, settings.artifacts_dir)
-        yield {"env": env, "engine": engine, "settings": settings, "queue_id": queue_id, "home": home}
+        with serve_explorer(settings.database_url, settings.artifacts_dir) as url:
+            yield {"url": url, "engine": engine, "settings": settings, "queue_id": queue_id}
         dispose_engines()
 
 
 @pytest.fixture(scope="module")
-def server(seeded: dict[str, Any]) -> Iterator[str]:
-    """`forex-pipeline ui` on a free port over the seeded database."""
-    port = _free_port()
-    log = open(seeded["home"] / "ui.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forex_pipeline.cli", "ui", "--port", str(port)],
-        env={**os.environ, **seeded["env"], "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"forex-pipeline ui exited with {process.returncode}: {(seeded['home'] / 'ui.log').read_text()[-2000:]}")
-        try:
-            return urllib.request.urlopen(url, timeout=2).status == 200
-        except OSError:
-            return False
-
-    wait_for("the explorer to serve its page", up, timeout=60)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def page(server: str) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-        tab = context.new_page()
-        tab.on("dialog", lambda dialog: dialog.accept())   # every confirmation is accepted
-        tab.goto(server)
+def page(seeded: dict[str, Any]) -> Iterator[Any]:
+    with browser_page(seeded["url"]) as tab:
         yield tab
-        browser.close()
+
+
+def done(page: Any, view: str, text: str) -> None:
+    """Wait for the view's success banner to say `text` (the confirmed action has committed)."""
+    page.locator(f"#{view}-banner .banner-success").filter(has_text=text).wait_for(timeout=TIMEOUT_MS)
 
 
 def svg_texts(page: Any, selector: str) -> list[str]:
@@ -159,27 +99,27 @@ def test_regime_analysis_shows_every_trust_figure_and_the_verdict(page: Any, see
     bests = _bests(seeded)
     first = bests.sort_values(["regime", "rank"]).iloc[0]
     row = grid.locator(f".ag-row[row-id='{first['regime']}:{first['rank']}']").first
-    row.wait_for(timeout=30_000)
+    row.wait_for(timeout=TIMEOUT_MS)
     cell = row.locator(".ag-cell[col-id='deflated_sharpe']")
     assert cell.inner_text().strip() == f"{first['deflated_sharpe']:.3f}"
     assert row.locator(".ag-cell[col-id='pbo']").inner_text().strip() == f"{first['pbo']:.3f}"
     row.locator(".ag-cell[col-id='regime']").click()
     page.get_by_role("button", name="View details").click()
     verdict = page.locator("#regimes-verdict")
-    verdict.wait_for(timeout=30_000)
+    verdict.wait_for(timeout=TIMEOUT_MS)
     import pandas as pd
 
     expected = plain_words({k: None if v is pd.NA else v for k, v in first.to_dict().items()}, seeded["settings"].regimes.significance)
     assert verdict.inner_text().strip() == expected
     # the three charts: each regime a labelled trace / point
-    page.locator("#regimes-timeline .legendtext").first.wait_for(timeout=30_000)
+    page.locator("#regimes-timeline .legendtext").first.wait_for(timeout=TIMEOUT_MS)
     legend = " ".join(svg_texts(page, "#regimes-timeline .legendtext"))
     assert first["regime"] in legend
     labels = svg_texts(page, "#regimes-risk .textpoint")
     assert f"{first['regime']} #{first['rank']}" in labels and len(labels) == len(bests)
     assert page.locator("#regimes-heatmap .hm, #regimes-heatmap .heatmaplayer").count() >= 1
     page.get_by_role("button", name="Backtest").click()
-    page.locator("#regimes-backtest-summary").wait_for(timeout=60_000)
+    page.locator("#regimes-backtest-summary").wait_for(timeout=TIMEOUT_MS)
     assert page.locator("#regimes-backtest-summary").inner_text().startswith("final return")
     shot(page, "regime_analysis")
 
@@ -188,7 +128,7 @@ def test_deploy_downloads_a_bundle_that_load_bundle_accepts(page: Any, seeded: d
     from forex_pipeline.pipeline.bundle import load_bundle
 
     page.locator(".tab").get_by_text("Regimes", exact=True).click()
-    with page.expect_download(timeout=60_000) as download:
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
         page.get_by_role("button", name="Deploy (download bundle)").click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
@@ -212,17 +152,18 @@ def select_regime(page: Any, row: Any, name: str) -> None:
     from playwright.sync_api import expect
 
     row.locator(".ag-cell[col-id='name']").click()
-    expect(page.locator("#definitions-name")).to_have_value(name, timeout=30_000)
+    expect(page.locator("#definitions-name")).to_have_value(name, timeout=TIMEOUT_MS)
 
 
 def test_write_test_save_edit_and_disable_a_custom_regime(page: Any, seeded: dict[str, Any]) -> None:
     page.locator(".tab").get_by_text("Regime definitions", exact=True).click()
     calm = page.locator("#definitions-grid .ag-row[row-id='calm_ranging']")
-    calm.wait_for(timeout=30_000)
+    calm.wait_for(timeout=TIMEOUT_MS)
     # with the rules detector built-ins match first: calm_ranging would take every bar quiet_range matches
     select_regime(page, calm, "calm_ranging")
     page.get_by_role("button", name="Disable").click()
-    wait_for("calm_ranging to be disabled", lambda: not _definition(seeded, "calm_ranging").enabled, page=page)
+    done(page, "definitions", "calm_ranging: disabled")
+    assert not _definition(seeded, "calm_ranging").enabled
 
     page.get_by_role("button", name="New").click()
     page.fill("#definitions-name", "quiet_range")
@@ -231,7 +172,7 @@ def test_write_test_save_edit_and_disable_a_custom_regime(page: Any, seeded: dic
     page.fill("#definitions-rule-volatility_percentile", "< 40th percentile")
     page.get_by_role("button", name="Test on history").click()
     share = page.locator("#definitions-share-quiet_range")
-    share.wait_for(timeout=60_000)
+    share.wait_for(timeout=TIMEOUT_MS)
     assert int(share.locator("td").nth(1).inner_text()) > 0
     assert any(text.startswith("quiet_range (") for text in svg_texts(page, "#definitions-test-result .legendtext"))
     assert _definition(seeded, "quiet_range") is None            # testing saves nothing
@@ -240,29 +181,30 @@ def test_write_test_save_edit_and_disable_a_custom_regime(page: Any, seeded: dic
     page.fill("#definitions-rule-returns", "> 0.5 and < 0.1")     # can never match: refused, nothing saved
     page.get_by_role("button", name="Save").click()
     error = page.locator("#definitions-banner .banner-error")
-    error.wait_for(timeout=30_000)
+    error.wait_for(timeout=TIMEOUT_MS)
     assert "returns" in error.inner_text() and "min 0.5 is greater than max 0.1" in error.inner_text()
     assert _definition(seeded, "quiet_range") is None
     page.fill("#definitions-rule-returns", "")
     page.get_by_role("button", name="Save").click()
-    wait_for("quiet_range to be added", lambda: _definition(seeded, "quiet_range"), page=page)
+    done(page, "definitions", "quiet_range: added")
     assert _definition(seeded, "quiet_range").rules["trend_strength"] == {"max": 0.3, "max_inclusive": False}
-    page.locator("#definitions-banner .banner-success").filter(has_text="quiet_range: added").wait_for(timeout=30_000)
-    page.locator("#definitions-grid .ag-row[row-id='quiet_range']").wait_for(timeout=30_000)
+    page.locator("#definitions-grid .ag-row[row-id='quiet_range']").wait_for(timeout=TIMEOUT_MS)
 
     page.fill("#definitions-rule-trend_strength", "< 0.25")       # edit
     page.get_by_role("button", name="Save").click()
-    wait_for("the edited rule to be saved", lambda: _definition(seeded, "quiet_range").rules["trend_strength"].get("max") == 0.25, page=page)
+    done(page, "definitions", "quiet_range: saved")
+    assert _definition(seeded, "quiet_range").rules["trend_strength"] == {"max": 0.25, "max_inclusive": False}
     page.get_by_role("button", name="Disable").click()
-    wait_for("quiet_range to be disabled", lambda: not _definition(seeded, "quiet_range").enabled, page=page)
-    page.locator("#definitions-banner .banner-success").filter(has_text="quiet_range: disabled").wait_for(timeout=30_000)
+    done(page, "definitions", "quiet_range: disabled")
+    assert not _definition(seeded, "quiet_range").enabled
 
     select_regime(page, calm, "calm_ranging")
     page.get_by_role("button", name="Delete").click()
-    page.locator("#definitions-banner .banner-error").filter(has_text="built in").wait_for(timeout=30_000)
+    page.locator("#definitions-banner .banner-error").filter(has_text="built in").wait_for(timeout=TIMEOUT_MS)
     assert _definition(seeded, "calm_ranging") is not None
     page.get_by_role("button", name="Enable").click()
-    wait_for("calm_ranging to be enabled again", lambda: _definition(seeded, "calm_ranging").enabled, page=page)
+    done(page, "definitions", "calm_ranging: enabled")
+    assert _definition(seeded, "calm_ranging").enabled
     shot(page, "regime_definitions")
 
 
@@ -277,15 +219,16 @@ def _queue(seeded: dict[str, Any]):  # noqa: ANN202
 def test_pause_and_resume_a_queue(page: Any, seeded: dict[str, Any]) -> None:
     page.locator(".tab").get_by_text("Queues", exact=True).click()
     row = page.locator(f"#queues-grid .ag-row[row-id='{seeded['queue_id']}']")
-    row.wait_for(timeout=30_000)
+    row.wait_for(timeout=TIMEOUT_MS)
     assert row.locator(".ag-cell[col-id='progress']").inner_text().startswith(f"0/{_queue(seeded).total_models}")
     row.locator(".ag-cell[col-id='name']").click()
     page.get_by_role("button", name="Pause").click()
-    wait_for("the queue to be paused", lambda: _queue(seeded).status == "paused", page=page)
-    row.locator(".ag-cell[col-id='status']").filter(has_text="paused").wait_for(timeout=30_000)
+    done(page, "queues", f"queue {seeded['queue_id']}: paused")
+    assert _queue(seeded).status == "paused"
+    row.locator(".ag-cell[col-id='status']").filter(has_text="paused").wait_for(timeout=TIMEOUT_MS)
     shot(page, "queue_paused")
     page.get_by_role("button", name="Resume").click()
-    wait_for("the queue to be resumed", lambda: _queue(seeded).status == "running", page=page)
+    done(page, "queues", "resumed")
+    assert _queue(seeded).status == "running"
     assert (_queue(seeded).checkpoint or {}).get("mode") == "daemon"
-    page.locator("#queues-banner .banner-success").filter(has_text="resumed").wait_for(timeout=30_000)
     shot(page, "queue_resumed")
