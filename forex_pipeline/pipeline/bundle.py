@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,14 @@ from forex_pipeline.errors import InputError, OperationError
 from forex_pipeline.io import atomic_write
 from forex_pipeline.keys import split_multi_partition_key
 from forex_pipeline.settings import RegimeSettings, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from forex_pipeline.backtest.inference_grid import InferenceConfig
+    from forex_pipeline.features.spec import FeatureSetSpec
+    from forex_pipeline.models.base import TrainedModel
+    from forex_pipeline.models.spec import ModelSpec
 
 BUNDLE_FORMAT = "forex_pipeline.bundle/1"
 MANIFEST_NAME = "manifest.json"
@@ -57,10 +65,10 @@ class BundleEntry:
     regime: str
     partition_key: str
     model_config_hash: str
-    feature_set: Any             # features.spec.FeatureSetSpec
-    model_spec: Any              # models.spec.ModelSpec
+    feature_set: FeatureSetSpec
+    model_spec: ModelSpec
     feature_names: tuple[str, ...]
-    inference: Any               # backtest.inference_grid.InferenceConfig
+    inference: InferenceConfig
     model_file: str              # name inside the archive
     model_sha256: str
     model_bytes: int
@@ -76,7 +84,7 @@ class Bundle:
     base_timeframe: str
     regimes: RegimeSettings
     entries: dict[str, BundleEntry]
-    models: dict[str, Any]       # regime -> TrainedModel
+    models: dict[str, TrainedModel]   # regime -> its loaded model
     ar_lags: int
     train_fraction: float
 
@@ -122,13 +130,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _archive_name(partition_key: str, suffix: str) -> str:
+def _archive_name(partition_key: str, model_path: Path) -> str:
+    """`models/<feature set key>/<model file name>`: the model store's own layout (models/files.py)."""
     feature_set_key, model_spec_key = split_multi_partition_key(partition_key)
-    return f"models/{feature_set_key}/{model_spec_key}{suffix}"
+    if not model_path.name.startswith(model_spec_key):
+        raise OperationError(f"model file {model_path} is not named after its model spec {model_spec_key}")
+    return f"models/{feature_set_key}/{model_path.name}"
 
 
 def export_bundle(
-    engine: Any,
+    engine: Engine,
     settings: Settings,
     path: Path | str,
     *,
@@ -165,7 +176,7 @@ def export_bundle(
         feature_set = FeatureSetSpec.model_validate(run.feature_set)
         model_spec = ModelSpec.model_validate(run.model_spec)
         matrix, _ = ensure_feature_matrix(feature_set, settings, artifacts_dir, default_sample_dir())
-        name = _archive_name(str(row["partition_key"]), "".join(model_path.suffixes) or model_path.suffix)
+        name = _archive_name(str(row["partition_key"]), model_path)
         sources[name] = model_path
         inference = InferenceConfig(
             str(row["prediction_method"]), str(row["ensemble_method"]), float(row["confidence_threshold"]), int(row["lookback_window"])
@@ -348,14 +359,6 @@ def load_bundle(path: Path | str) -> Bundle:
     )
 
 
-def bundle_from_bytes(data: bytes) -> Bundle:
-    """load_bundle of an archive held in memory (a download)."""
-    with tempfile.TemporaryDirectory(prefix="forex-bundle-") as folder:
-        path = Path(folder) / f"bundle{BUNDLE_SUFFIX}"
-        path.write_bytes(data)
-        return load_bundle(path)
-
-
 # --------------------------------------------------------------------------------------------- run
 def route_positions(signals: np.ndarray, horizons: np.ndarray) -> np.ndarray:
     """Positions from per-bar signals (-1, 0, 1) and the horizon of the model that gave each bar's signal.
@@ -495,6 +498,6 @@ def describe(bundle: Bundle) -> pd.DataFrame:
 
 __all__ = [
     "BUNDLE_FORMAT", "Bundle", "BundleEntry", "BundleError", "POSITION_COLUMNS",
-    "bundle_file_name", "bundle_from_bytes", "choose_entries", "describe", "export_bundle", "load_bundle",
+    "bundle_file_name", "choose_entries", "describe", "export_bundle", "load_bundle",
     "route_positions", "run_bundle",
 ]

@@ -88,6 +88,11 @@ def test_load_bundle_round_trips_the_manifest_and_loads_every_model(exported) ->
     for regime, entry in loaded.entries.items():
         assert entry.model_spec.canonical() == next(e["model_spec"] for e in manifest["entries"] if e["regime"] == regime)
         assert loaded.models[regime].model_spec.hash == entry.model_spec.hash
+    summary = deploy.describe(loaded)
+    assert list(summary["regime"]) == [r for r in manifest["regime_order"] if r in loaded.entries]
+    assert summary.set_index("regime")["deflated_sharpe"].to_dict() == {
+        e["regime"]: e["trust"]["deflated_sharpe"] for e in manifest["entries"]
+    }
 
 
 def _rewrite(source: Path, target: Path, change) -> Path:  # noqa: ANN001
