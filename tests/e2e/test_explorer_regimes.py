@@ -6,7 +6,8 @@ downloads a bundle that `load_bundle` accepts and that holds the bests of the da
 regime is written in the rule editor, tested on history, saved, edited and disabled (a rule that can
 never match is refused and nothing is saved); a queue is paused and resumed from its buttons. Every
 data-changing step goes through the browser's confirmation dialog. Screenshots go to
-test-artifacts/explorer/ (git-ignored). About 60-90 s on 2 shared cores (most of it training 3 tiny models).
+test-artifacts/explorer/ (git-ignored). About 100 s measured on 2 cores under a load average above 20 (most of it
+training the 3 tiny models).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.explorer_support import ARTIFACTS, browser_page, serve_explorer
-from tests.support import TINY_GRID, write_test_settings
+from tests.support import TINY_GRID, tiny_bests
 
 pytestmark = pytest.mark.slow
 
@@ -30,35 +31,13 @@ TIMEOUT_MS = 60_000
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Three tiny SYNTH configurations trained and scored (rules detector), a pending queue, and the
     explorer serving that database."""
-    from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
-    from forex_pipeline.pipeline.configuration import run_configuration
     from forex_pipeline.queue.lifecycle import submit_grid
-    from forex_pipeline.settings import get_settings
-    from forex_pipeline.store.db import dispose_engines, get_engine, session_scope, upgrade
-    from forex_pipeline.store.regime_definitions import seed_regime_definitions
 
-    home = tmp_path_factory.mktemp("explorer-regimes")
-    env = {
-        "FOREX_DATABASE_URL": f"sqlite:///{home / 'forex_pipeline.db'}",
-        "FOREX_ARTIFACTS_DIR": str(home / "artifacts"),
-        "FOREX_SETTINGS": str(write_test_settings(home / "settings.yaml", regimes={"detector": "rules"}, evaluation={"noise_models": 20})),
-        "DAGSTER_HOME": str(home),
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        settings = get_settings()
-        upgrade(settings.database_url)
-        engine = get_engine(settings.database_url)
-        with session_scope(engine) as session:
-            seed_regime_definitions(session, settings)
-        for configuration in expand_grid(parse_grid_spec(TINY_GRID)).configurations[:3]:
-            outcome = run_configuration(configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir)
-            assert outcome.status == "completed", outcome.error
+    with tiny_bests(tmp_path_factory.mktemp("explorer-regimes")) as seeded:
+        settings, engine = seeded["settings"], seeded["engine"]
         queue_id = submit_grid(engine, QUEUE_GRID, settings.artifacts_dir)
         with serve_explorer(settings.database_url, settings.artifacts_dir) as url:
             yield {"url": url, "engine": engine, "settings": settings, "queue_id": queue_id}
-        dispose_engines()
 
 
 @pytest.fixture(scope="module")

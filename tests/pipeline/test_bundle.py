@@ -13,33 +13,14 @@ import pytest
 
 from forex_pipeline.errors import InputError
 from forex_pipeline.pipeline import bundle as deploy
-from tests.support import TINY_GRID, write_test_settings
+from tests.support import tiny_bests
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory):
     """Three tiny configurations of SYNTH 1h trained and scored (rules detector), their bests recorded."""
-    from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
-    from forex_pipeline.pipeline.configuration import run_configuration
-    from forex_pipeline.settings import get_settings
-    from forex_pipeline.store.db import dispose_engines, get_engine, session_scope, upgrade
-    from forex_pipeline.store.regime_definitions import seed_regime_definitions
-
-    home = tmp_path_factory.mktemp("bundle")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FOREX_DATABASE_URL", f"sqlite:///{home / 'forex_pipeline.db'}")
-        patch.setenv("FOREX_ARTIFACTS_DIR", str(home / "artifacts"))
-        patch.setenv("FOREX_SETTINGS", str(write_test_settings(home / "settings.yaml", regimes={"detector": "rules"}, evaluation={"noise_models": 20})))
-        settings = get_settings()
-        upgrade(settings.database_url)
-        engine = get_engine(settings.database_url)
-        with session_scope(engine) as session:
-            seed_regime_definitions(session, settings)
-        for configuration in expand_grid(parse_grid_spec(TINY_GRID)).configurations[:3]:
-            outcome = run_configuration(configuration, settings=settings, engine=engine, artifacts_dir=settings.artifacts_dir)
-            assert outcome.status == "completed", outcome.error
-        yield settings, engine, home
-        dispose_engines()
+    with tiny_bests(tmp_path_factory.mktemp("bundle")) as seeded:
+        yield seeded["settings"], seeded["engine"], seeded["home"]
 
 
 @pytest.fixture(scope="module")
