@@ -234,14 +234,19 @@ def compare_rows(runs: list[Any], bests: pd.DataFrame) -> tuple[list[dict[str, A
         ("status", [r.status for r in runs]), ("kept", [r.kept for r in runs]),
         ("training_seconds", [None if r.training_seconds is None else round(r.training_seconds, 2) for r in runs]),
     ]
-    metric_names = sorted({name for r in runs for name in (r.metrics or {})})
-    fields += [(f"metric: {name}", [(r.metrics or {}).get(name) for r in runs]) for name in metric_names]
     if not bests.empty:
         for regime in sorted(bests["regime"].unique(), key=lambda g: (g != "all", g)):
             per_run = bests[bests["regime"] == regime].set_index("model")["sharpe"]
             fields.append((f"best Sharpe: {regime}", [_rounded(per_run.get(r.partition_key)) for r in runs]))
+    metric_names = sorted({name for r in runs for name in (r.metrics or {})})
+    fields += [(f"metric: {name}", [_significant((r.metrics or {}).get(name)) for r in runs]) for name in metric_names]
     rows = [{"field": name, **dict(zip(names, values))} for name, values in fields]
     return rows, names
+
+
+def _significant(value: Any) -> Any:
+    """A training metric to 6 significant digits (other values as they are)."""
+    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def _rounded(value: Any) -> float | None:
@@ -497,8 +502,10 @@ def _rerun_form() -> html.Section:
         html.Div([
             dcc.Checklist(id="history-rerun-methods", options=list(PREDICTION_METHODS), value=["direct"], inline=True),
             dcc.Checklist(id="history-rerun-ensembles", options=list(ENSEMBLE_METHODS), value=["mean"], inline=True),
-            dcc.Input(id="history-rerun-thresholds", type="text", value="0.0, 0.5, 0.8", placeholder="thresholds, e.g. 0.0, 0.5"),
-            dcc.Input(id="history-rerun-lookbacks", type="text", value="20, 100", placeholder="lookbacks, e.g. 20, 100"),
+            html.Label(["Confidence thresholds ", dcc.Input(id="history-rerun-thresholds", type="text", value="0.0, 0.5, 0.8",
+                                                            placeholder="e.g. 0.0, 0.5", style={"width": "160px"})]),
+            html.Label(["Lookback windows ", dcc.Input(id="history-rerun-lookbacks", type="text", value="20, 100",
+                                                       placeholder="e.g. 20, 100", style={"width": "120px"})]),
             html.Button("Run inference", id="history-rerun-button", n_clicks=0),
             html.Button("Download CSV", id="history-rerun-csv", n_clicks=0),
         ], style={"display": "flex", "gap": "10px", "alignItems": "center", "flexWrap": "wrap"}),
@@ -683,7 +690,7 @@ def register_callbacks(app: Dash, context: ExplorerContext) -> None:  # noqa: C9
             table, names = compare_rows(runs, bests)
         except EXPECTED_ERRORS as exc:
             return no_update, banner(error_message(exc), "error")
-        columns = [{"field": "field", "headerName": "", "pinned": "left", "width": 230}]
+        columns = [{"field": "field", "headerName": "", "pinned": "left", "width": 330}]
         columns += [{"field": name, "headerName": name, "flex": 1, "wrapText": True, "autoHeight": True} for name in names]
         return html.Div([
             html.H3(f"Compare runs {', '.join(str(r.id) for r in runs)}", id="history-compare-title"),

@@ -126,6 +126,7 @@ def _search_condition(word: str) -> Any:
     texts = [func.lower(TrainingRun.partition_key), func.lower(cast(TrainingRun.feature_set, String)),
              func.lower(cast(TrainingRun.model_spec, String))]
     key, equals, value = word.partition("=")
+    value = value.strip("\"'")
     if equals and key and value:
         literal = value if _is_json_number(value) or value in ("true", "false", "null") else f'"{value}"'
         field = _escape_like(f'"{key}": {literal}')

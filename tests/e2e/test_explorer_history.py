@@ -44,7 +44,7 @@ GRID = "history-grid"
 @pytest.fixture(scope="module")
 def explorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict[str, str]]]:
     """A migrated SQLite database seeded with 2,000 runs, the explorer serving it; (url, db file, env)."""
-    from forex_pipeline.store.db import dispose_engines, upgrade
+    from forex_pipeline.store.db import dispose_engines
     from tests.support import write_test_settings
 
     home = tmp_path_factory.mktemp("explorer")
@@ -56,7 +56,6 @@ def explorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
-        upgrade(env["FOREX_DATABASE_URL"])
         seed_history(env["FOREX_DATABASE_URL"], N_RUNS, detailed=(1, 2, 3, 4, 5), bests=(2,))
         with serve_explorer(env["FOREX_DATABASE_URL"], home / "artifacts") as url:
             yield url, database, env

@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -38,6 +39,7 @@ REGIMES = ("all", "bull_trending", "bear_trending", "volatile_ranging", "calm_ra
 INFERENCE_GRID = list(itertools.product(["direct", "recursive", "direct_multi"], ["mean", "weighted", "stacking"],
                                         [0.0, 0.3, 0.5, 0.7, 0.9], [50, 100, 200]))
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SEED_REVISION = "0002_trust"     # the schema the rows below are written in (see seed_history)
 RUN_COLUMNS = (
     "id", "model_config_hash", "partition_key", "feature_set_hash", "model_spec_hash", "feature_set", "model_spec",
     "symbol", "base_timeframe", "model_type", "encoder", "horizon", "status", "training_seconds", "backtest_seconds",
@@ -157,6 +159,38 @@ def write_rows(url: str, table: str, columns: Sequence[str], rows: Iterable[tupl
     return written
 
 
+@contextmanager
+def without_backtest_indexes(url: str) -> Iterator[None]:
+    """Bulk-load practice: drop inference_backtests' secondary indexes and its unique / foreign-key
+    constraints for the COPY, then rebuild them once (what every page query then uses)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db.parse_url(url))
+    table = "inference_backtests"
+    with engine.begin() as connection:
+        constraints = connection.exec_driver_sql(
+            f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '{table}'::regclass AND contype IN ('u', 'f')"
+        ).all()
+        indexes = connection.exec_driver_sql(
+            f"SELECT indexname, indexdef FROM pg_indexes WHERE tablename = '{table}' AND indexname NOT IN "
+            f"(SELECT conname FROM pg_constraint WHERE conrelid = '{table}'::regclass)"
+        ).all()
+        for name, _ in constraints:
+            connection.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            connection.exec_driver_sql(f'DROP INDEX "{name}"')
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            for _, definition in indexes:
+                connection.exec_driver_sql(definition)
+            for name, definition in constraints:
+                connection.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+            connection.exec_driver_sql(f"ANALYZE {table}")
+        engine.dispose()
+
+
 def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
     iterator = iter(rows)
     while batch := list(itertools.islice(iterator, size)):
@@ -164,20 +198,31 @@ def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[
 
 
 def seed_history(url: str, n_runs: int, *, detailed: Sequence[int] = (1, 2, 3, 4, 5), bests: Sequence[int] = (2,),
-                 configs_per_run: int = 3, regimes: Sequence[str] = REGIMES, segments: Sequence[str] = ("selection",)) -> Seeded:
-    """Fill a migrated database: `n_runs` runs; every completed run gets `configs_per_run` inference
+                 configs_per_run: int = 3, regimes: Sequence[str] = REGIMES, segments: Sequence[str] = ("selection",),
+                 bulk: bool = False) -> Seeded:
+    """Fill a new database: `n_runs` runs; every completed run gets `configs_per_run` inference
     configurations x `regimes` x `segments`; the `detailed` runs get all 135 x regimes x (selection, holdout);
-    the `bests` runs are rank-1 regime bests (kept) of `bull_trending`. Resets the PostgreSQL id sequence."""
+    the `bests` runs are rank-1 regime bests (kept) of `bull_trending`. Resets the PostgreSQL id sequence.
+
+    The rows are written at SEED_REVISION's schema, then the database is upgraded to head, so a later
+    migration that derives tables from the backtest rows (per-run summaries) backfills them the way it
+    does for any existing database. `bulk` (PostgreSQL): load without the backtest indexes, rebuild them after."""
+    from contextlib import nullcontext
+
     from sqlalchemy import text
 
     from forex_pipeline.settings import get_settings
     from forex_pipeline.store.regime_definitions import seed_regime_definitions
 
-    write_rows(url, "training_runs", RUN_COLUMNS, run_rows(n_runs, bests))
-    others = (i for i in range(1, n_runs + 1) if i not in detailed)
-    write_rows(url, "inference_backtests", BACKTEST_COLUMNS,
-               itertools.chain(backtest_rows(others, INFERENCE_GRID[:configs_per_run], regimes, segments),
-                               backtest_rows(detailed, INFERENCE_GRID, regimes, ("selection", "holdout"), seed=1)))
+    db.upgrade(url, SEED_REVISION)
+    postgres = db.parse_url(url).get_backend_name() == "postgresql"
+    with without_backtest_indexes(url) if bulk and postgres else nullcontext():
+        write_rows(url, "training_runs", RUN_COLUMNS, run_rows(n_runs, bests))
+        others = (i for i in range(1, n_runs + 1) if i not in detailed)
+        write_rows(url, "inference_backtests", BACKTEST_COLUMNS,
+                   itertools.chain(backtest_rows(others, INFERENCE_GRID[:configs_per_run], regimes, segments),
+                                   backtest_rows(detailed, INFERENCE_GRID, regimes, ("selection", "holdout"), seed=1)))
+    db.upgrade(url)
     engine = db.make_engine(url)
     try:
         with db.session_scope(engine) as session:

@@ -16,7 +16,7 @@ from forex_pipeline.explorer import history
 from forex_pipeline.explorer.app import create_app, tab_of
 from forex_pipeline.explorer.common import ExplorerContext
 from forex_pipeline.settings import get_settings
-from forex_pipeline.store.db import dispose_engines, upgrade
+from forex_pipeline.store.db import dispose_engines
 from tests.explorer.seed import INFERENCE_GRID, REGIMES, seed_history
 
 N_RUNS = 120
@@ -26,7 +26,6 @@ N_RUNS = 120
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExplorerContext]:
     home = tmp_path_factory.mktemp("history_view")
     url = f"sqlite:///{home / 'forex.db'}"
-    upgrade(url)
     seed_history(url, N_RUNS, detailed=(1, 2), bests=(2,))
     yield ExplorerContext(url, home / "artifacts", get_settings())
     dispose_engines()
