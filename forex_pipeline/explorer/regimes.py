@@ -141,6 +141,7 @@ def timeline(context: ExplorerContext, partition_key: str | None):  # noqa: ANN2
     from forex_pipeline.explorer.figures import empty_figure, timeline_figure
     from forex_pipeline.keys import split_multi_partition_key
     from forex_pipeline.reporting.dashboard import feature_set_regimes
+    from forex_pipeline.store.regime_definitions import active_regimes
 
     if partition_key is None:
         bests, _ = load_bests(context)
@@ -148,11 +149,13 @@ def timeline(context: ExplorerContext, partition_key: str | None):  # noqa: ANN2
             return empty_figure("no regime bests yet")
         partition_key = str(bests.iloc[0]["partition_key"])
     fs_key, _ = split_multi_partition_key(partition_key)
-    labelled = feature_set_regimes(fs_key, context.settings, context.artifacts_dir)
+    with context.read_session() as session:
+        scored = active_regimes(session, context.settings)
+    labelled = feature_set_regimes(fs_key, scored, context.settings, context.artifacts_dir)
     if labelled is None:
         return empty_figure(f"the feature matrix of {fs_key} is not on disk")
     timestamps, close, labels = labelled
-    return timeline_figure(timestamps, close, labels, f"Regimes of {fs_key} ({context.settings.regimes.detector} detector)")
+    return timeline_figure(timestamps, close, labels, f"Regimes of {fs_key} ({scored.detector} detector)")
 
 
 TRUST_ROWS: tuple[tuple[str, str], ...] = (

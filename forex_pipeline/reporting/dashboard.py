@@ -13,7 +13,7 @@ from forex_pipeline.keys import split_multi_partition_key
 from forex_pipeline.reporting import charts
 from forex_pipeline.reporting.tables import Table, bests_table, model_label
 from forex_pipeline.store.regime_definitions import active_regimes
-from forex_pipeline.settings import Settings
+from forex_pipeline.settings import RegimeSettings, Settings
 from forex_pipeline.store import history, regime_best_models, training_runs
 from forex_pipeline.store.db import get_engine, session_scope
 
@@ -31,9 +31,12 @@ class Dashboard:
     significant_regimes: tuple[str, ...] = ()                    # regimes whose rank-1 best is significant
 
 
-def feature_set_regimes(feature_set_key: str, settings: Settings, artifacts_dir: Path) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray] | None:
-    """(timestamps, close, regime label) of every row of a feature set's matrix with the scored regimes,
-    the HMM fitted on the training rows as the pipeline fits it; None when the matrix file is gone."""
+def feature_set_regimes(
+    feature_set_key: str, regimes: RegimeSettings, settings: Settings, artifacts_dir: Path
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray] | None:
+    """(timestamps, close, regime label) of every row of a feature set's matrix with `regimes` (the
+    scored ones), the HMM fitted on the training rows as the pipeline fits it; None when the matrix
+    file is gone."""
     from forex_pipeline.features.build import load_feature_matrix
     from forex_pipeline.regimes.labels import label_regimes
 
@@ -41,8 +44,6 @@ def feature_set_regimes(feature_set_key: str, settings: Settings, artifacts_dir:
     if not matrix_path.exists():
         return None
     matrix = load_feature_matrix(matrix_path)
-    with session_scope(get_engine(settings.database_url)) as session:
-        regimes = active_regimes(session, settings)
     labels = np.asarray(label_regimes(matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(matrix.n_rows * settings.training.train_fraction), timestamps=matrix.timestamps))
     return matrix.timestamps, matrix.close, labels
 
@@ -52,7 +53,9 @@ def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path
     if bests.empty:
         return None
     fs_key, _ = split_multi_partition_key(str(bests.iloc[0]["partition_key"]))
-    labelled = feature_set_regimes(fs_key, settings, artifacts_dir)
+    with session_scope(get_engine(settings.database_url)) as session:
+        regimes = active_regimes(session, settings)
+    labelled = feature_set_regimes(fs_key, regimes, settings, artifacts_dir)
     if labelled is None:
         return None
     timestamps, close, labels = labelled
