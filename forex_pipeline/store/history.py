@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -121,16 +123,23 @@ def _escape_like(text: str) -> str:
 
 def _search_condition(word: str) -> Any:
     """One search word over the run's configuration text: the partition key and the feature-set and
-    model-spec JSON. `key=value` (as a model's label writes `max_depth=4`) matches that field exactly, its
-    JSON text `"key": value` followed by `,` or `}`; any other word matches anywhere (case-insensitive)."""
+    model-spec JSON (case-insensitive). Words written as a configuration's name writes them match that
+    field exactly: `max_depth=4` (JSON `"max_depth": 4` followed by `,` or `}`), `365d` (days_history,
+    `-d365-` in the partition key), `rsi:1h,4h` (indicator_timeframes `"rsi": ["1h", "4h"]`); any other
+    word matches anywhere."""
     texts = [func.lower(TrainingRun.partition_key), func.lower(cast(TrainingRun.feature_set, String)),
              func.lower(cast(TrainingRun.model_spec, String))]
     key, equals, value = word.partition("=")
     value = value.strip("\"'")
+    indicator, colon, timeframes = word.partition(":")
     if equals and key and value:
         literal = value if _is_json_number(value) or value in ("true", "false", "null") else f'"{value}"'
         field = _escape_like(f'"{key}": {literal}')
         patterns = [f"%{field},%", f"%{field}}}%"]
+    elif re.fullmatch(r"\d+d", word):
+        patterns = [f"%-d{word[:-1]}-%"]
+    elif colon and re.fullmatch(r"[a-z_]+", indicator) and re.fullmatch(r"\w+(,\w+)*", timeframes):
+        patterns = ["%" + _escape_like(f'"{indicator}": [{", ".join(json.dumps(t) for t in timeframes.split(","))}]') + "%"]
     else:
         patterns = [f"%{_escape_like(word)}%"]
     return or_(*(text.like(pattern, escape="\\") for text in texts for pattern in patterns))

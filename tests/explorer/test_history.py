@@ -162,3 +162,15 @@ def test_frame_records_are_plain_json() -> None:
     frame = pd.DataFrame({"created_at": [pd.Timestamp("2026-01-01 10:00", tz="UTC"), None], "x": [1.5, float("nan")]})
     assert history._plain_records(frame) == [{"created_at": "2026-01-01 10:00:00", "x": 1.5}, {"created_at": None, "x": None}]
     json.dumps(history._plain_records(frame))
+
+
+def test_search_words_as_the_configuration_column_writes_them(seeded: ExplorerContext) -> None:
+    """`EURUSD 4h 180d atr:4h rsi:4h ...`: the label's words find the runs they describe (180d is not 1800d)."""
+    from forex_pipeline.store.history import HistoryFilter, query_history
+    from tests.explorer.seed import configurations
+
+    expected = {i for i, c in enumerate(configurations(N_RUNS), start=1)
+                if c.feature_set.base_timeframe == "4h" and c.feature_set.days_history == 180}
+    with seeded.read_session() as session:
+        page = query_history(session, HistoryFilter(search="rsi:4h 180d", page_size=N_RUNS))
+    assert expected and set(page.rows["id"]) == expected

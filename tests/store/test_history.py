@@ -101,6 +101,7 @@ def test_history_search_over_configuration_fields(engine: Engine) -> None:
     assert found("max_depth=40 n_estimators=50") == {ids[("EURUSD", 40)]}
     assert found("d366") == {ids[("EURUSD", 40)]}
     assert found('encoder="none" model_type=ridge') == found("encoder=none ridge") == {ids[("GBPUSD", None)]}
+    assert found("366d rf") == {ids[("EURUSD", 40)]} and found("36d") == set()       # as a name writes days_history
     assert found("%") == set() and found("max_depth=4 ridge") == set()
     assert page_of(engine, search="rf", symbol="EURUSD").total == 2
     with pytest.raises(ValueError, match="at most"):
