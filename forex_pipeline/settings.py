@@ -355,6 +355,19 @@ class NotificationSettings(_Strict):
     smtp: SmtpSettings = SmtpSettings()
 
 
+class ExplorerSettings(_Strict):
+    """The results explorer (`forex-pipeline ui`, forex_pipeline/explorer): where Dagster's links point."""
+
+    url: str = "http://127.0.0.1:8050"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"explorer.url {value!r} is not an http(s) URL, e.g. http://127.0.0.1:8050")
+        return value.rstrip("/")
+
+
 class Settings(_Strict):
     storage: StorageSettings = StorageSettings()
     data: DataSettings = DataSettings()
@@ -367,6 +380,7 @@ class Settings(_Strict):
     inference_grid: InferenceGridSettings = InferenceGridSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     notifications: NotificationSettings = NotificationSettings()
+    explorer: ExplorerSettings = ExplorerSettings()
 
     @property
     def dagster_home(self) -> Path:

@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 # Each sub-app lives in forex_pipeline/cli/<area>.py and exposes `app`; imports stay light.
-for _area in ("db", "data", "grid", "queue", "regimes", "results", "demo", "settings"):
+for _area in ("db", "data", "grid", "queue", "regimes", "results", "bundle", "demo", "settings", "ui"):
     try:
         _module = importlib.import_module(f"forex_pipeline.cli.{_area}")
     except ModuleNotFoundError as exc:

@@ -17,10 +17,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Market regimes: built-in (YAML) and custom (database) rule sets.")
 
-# The second synthetic generator's symbol (forex_pipeline/data/synthetic_markov.py), known to these commands.
-MARKOV_SYMBOL = "MARKOV"
-MARKOV_DAYS = 365
-MARKOV_SEED = 7
 DEFAULT_TEST_TIMEFRAMES = ("15m", "1h", "4h")
 
 
@@ -142,40 +138,6 @@ def disable(name: str) -> None:
     _set_enabled(name, False)
 
 
-def load_symbol(symbol: str, settings) -> tuple[pd.DataFrame, str, str, pd.Series | None]:  # noqa: ANN001
-    """(raw bars, their timeframe, where they came from, ground-truth M1 regimes or None).
-
-    MARKOV is the second synthetic generator; SYNTH the first (data/sources.py); an import written
-    by `data synth` carries its regimes file. Anything else is real data without ground truth.
-    """
-    from forex_pipeline.data.bar_store import import_path, read_regimes, regimes_path
-    from forex_pipeline.data.sources import SYNTH_DAYS, SYNTH_SEED, default_sample_dir, load_raw_bars
-    from forex_pipeline.settings import normalize_symbol
-
-    key = normalize_symbol(symbol)
-    truth_file = regimes_path(settings.artifacts_dir, key)
-    if key == MARKOV_SYMBOL and not import_path(settings.artifacts_dir, key).exists():
-        from forex_pipeline.data.synthetic_markov import generate_markov_bars
-
-        synthetic = generate_markov_bars(MARKOV_DAYS, MARKOV_SEED, symbol=key)
-        return synthetic.bars, "1m", f"synthetic Markov-switching bars ({MARKOV_DAYS} days, seed {MARKOV_SEED})", synthetic.regimes
-    raw = load_raw_bars(key, settings, default_sample_dir())
-    truth = None
-    if truth_file.exists():
-        truth = read_regimes(truth_file)
-    elif raw.source.startswith("synthetic"):
-        from forex_pipeline.data.synthetic import generate_synthetic_bars
-
-        truth = generate_synthetic_bars(SYNTH_DAYS, SYNTH_SEED).regimes
-    return raw.bars, raw.timeframe, raw.source, truth
-
-
-def _bars_at(raw: pd.DataFrame, raw_timeframe: str, timeframe: str) -> pd.DataFrame:
-    from forex_pipeline.data.resample import resample_bars
-
-    return raw if raw_timeframe == timeframe else resample_bars(raw, timeframe)
-
-
 def _regimes(settings, detector: str | None):  # noqa: ANN001, ANN202
     from forex_pipeline.store.regime_definitions import active_regimes
     from forex_pipeline.store.db import get_engine, session_scope
@@ -190,8 +152,10 @@ def _train_end(index: pd.DatetimeIndex, settings, train_end: str | None) -> int:
     import numpy as np
     import pandas as pd
 
+    from forex_pipeline.regimes.preview import split_row
+
     if train_end is None:
-        return max(1, int(np.floor(len(index) * settings.training.train_fraction)))
+        return split_row(len(index), settings.training.train_fraction)
     when = pd.Timestamp(train_end)
     when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
     return int(np.searchsorted(index.asi8, when.as_unit("ns").value))
@@ -229,6 +193,7 @@ def label(
     import pandas as pd
 
     from forex_pipeline.data.timeframes import validate_timeframe
+    from forex_pipeline.regimes.preview import bars_at, load_symbol
 
     if output_format not in ("csv", "json"):
         raise typer.BadParameter(f"--format {output_format!r}: use csv or json")
@@ -238,7 +203,7 @@ def label(
     try:
         validate_timeframe(timeframe, "--timeframe")
         raw, raw_timeframe, source, _ = load_symbol(symbol, settings)
-        bars = _bars_at(raw, raw_timeframe, timeframe)
+        bars = bars_at(raw, raw_timeframe, timeframe)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     regimes = _regimes(settings, detector)
@@ -263,12 +228,11 @@ def label(
 
 
 def _shares_table(labels: np.ndarray) -> Table:
-    import numpy as np
+    from forex_pipeline.regimes.preview import label_shares
 
     table = Table("regime", "bars", "share")
-    names, counts = np.unique(labels.astype(str), return_counts=True)
-    for name, count in sorted(zip(names, counts, strict=True), key=lambda x: -x[1]):
-        table.add_row(str(name), str(count), f"{count / len(labels):.1%}")
+    for name, count, share in label_shares(labels):
+        table.add_row(name, str(count), f"{share:.1%}")
     return table
 
 
@@ -294,6 +258,7 @@ def test_rules(
 
     from forex_pipeline.data.timeframes import timeframe_minutes, validate_timeframe
     from forex_pipeline.regimes.labels import confusion_matrix, majority_labels, regime_accuracy, timeframe_agreement
+    from forex_pipeline.regimes.preview import bars_at, load_symbol
 
     if detector not in (None, "rules", "hmm"):
         raise typer.BadParameter(f"--detector {detector!r}: use rules or hmm")
@@ -314,7 +279,7 @@ def test_rules(
     console().print(f"{symbol}: {source}; detector {regimes.detector}; scored over the bars after the training split", highlight=False)
     evaluated: dict[str, pd.Series] = {}
     for tf in usable:
-        bars = _bars_at(raw, raw_timeframe, tf)
+        bars = bars_at(raw, raw_timeframe, tf)
         end = _train_end(bars.index, settings, None)
         labels = _label(bars, tf, regimes, end)
         segment = np.arange(len(bars)) >= end

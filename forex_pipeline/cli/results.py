@@ -228,6 +228,7 @@ def history(
     until: str | None = typer.Option(None, "--until", help="created before (ISO date/time, UTC)"),
     min_sharpe: float | None = typer.Option(None, "--min-sharpe", help="some inference config reached this Sharpe (regime all)"),
     max_drawdown: float | None = typer.Option(None, "--max-drawdown", help="some inference config kept |max drawdown| at most this"),
+    search: str | None = typer.Option(None, "--search", help="words that must all appear in the configuration, e.g. 'rf max_depth=4'"),
     sort: str | None = typer.Option(None, "--sort", help="created_at, completed_at, training_seconds, best_sharpe, symbol, model_type, status"),
     desc: bool | None = typer.Option(None, "--desc/--asc", help="sort order (default: newest first, else ascending)"),
     page: int = typer.Option(1, "--page", min=1, help="page number, from 1"),
@@ -245,7 +246,7 @@ def history(
     filters = HistoryFilter(
         status=status, model_type=model_type, symbol=symbol,
         since=parse_time(since, "--since"), until=parse_time(until, "--until"),
-        min_sharpe=min_sharpe, max_drawdown=max_drawdown,
+        min_sharpe=min_sharpe, max_drawdown=max_drawdown, search=search,
         sort=f"-{field}" if descending else field, page=page, page_size=page_size,
     )
     try:

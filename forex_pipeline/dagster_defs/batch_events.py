@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
 
-from forex_pipeline.dagster_defs.metadata import table_metadata
+from forex_pipeline.dagster_defs.metadata import explorer_link, table_metadata
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.keys import RunStatus
 from forex_pipeline.reporting.tables import Column, Table
@@ -48,14 +48,16 @@ PROGRESS_EVERY_SECONDS = 5.0
 """The least time between two observations of a model's work in flight (a slow model's stages)."""
 
 
-def outcome_metadata(outcome: Any, configuration: Any) -> dict[str, dg.MetadataValue]:
+def outcome_metadata(outcome: Any, configuration: Any, explorer_url: str) -> dict[str, dg.MetadataValue]:
     """A recorded configuration as materialization metadata: its readable name, its feature set's
-    partition (the lineage), hyperparameters, status, times, kept."""
+    partition (the lineage), hyperparameters, status, times, kept, and a link to its details in the
+    results explorer (`forex-pipeline ui`)."""
     metadata: dict[str, Any] = {
         "model": dg.MetadataValue.text(configuration.label),
         "feature_set": dg.MetadataValue.text(configuration.feature_set_key),
         "model_spec": dg.MetadataValue.text(configuration.model_spec_key),
         "hyperparameters": dg.MetadataValue.json(dict(configuration.model_spec.hyperparameters)),
+        "explorer": dg.MetadataValue.url(explorer_link(explorer_url, "history", config=outcome.model_config_hash)),
         "status": str(outcome.status),
         "model_config_hash": outcome.model_config_hash,
         "training_seconds": round(outcome.training_seconds, 3),
@@ -77,6 +79,7 @@ class BatchReporter:
     context: dg.OpExecutionContext
     queue_id: int
     batch_size: int
+    explorer_url: str
     started: float = field(default_factory=time.monotonic)
     improvements: deque = field(default_factory=lambda: deque(maxlen=KEEP_IMPROVEMENTS))
     failed: list[str] = field(default_factory=list)
@@ -116,7 +119,7 @@ class BatchReporter:
             for asset in MODEL_ASSETS:
                 self._report_failure(asset, configuration, str(outcome.error))
         else:
-            metadata = outcome_metadata(outcome, configuration)
+            metadata = outcome_metadata(outcome, configuration, self.explorer_url)
             if configuration.feature_set_key not in self.features_recorded:
                 self.context.log_event(dg.AssetMaterialization("features", partition=configuration.feature_set_key, metadata={"feature_set": configuration.feature_set.label}))
                 self.features_recorded.add(configuration.feature_set_key)

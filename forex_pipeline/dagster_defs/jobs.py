@@ -84,7 +84,7 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
         training_queue.add_queue_dagster_run(session, config.queue_id, context.run_id)
         grid_spec = training_queue.get_queue(session, config.queue_id).grid_spec
     batch = configurations_by_key(grid_spec, config.partition_keys)  # completed ones are skipped by their claim
-    reporter = BatchReporter(context, config.queue_id, len(batch))
+    reporter = BatchReporter(context, config.queue_id, len(batch), storage.settings.explorer.url)
 
     def figures() -> dict:
         with session_scope(engine) as session:

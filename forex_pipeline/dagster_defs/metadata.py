@@ -27,3 +27,10 @@ def chart_metadata(name: str, path: Path) -> dict[str, dg.MetadataValue]:
         name: dg.MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})"),
         f"{name}_path": dg.MetadataValue.path(str(path)),
     }
+
+
+def explorer_link(explorer_url: str, tab: str, **query: str) -> str:
+    """The explorer URL opening `tab` (history, regimes, definitions, queues), e.g. with `config=<model_config_hash>`."""
+    from urllib.parse import urlencode
+
+    return f"{explorer_url.rstrip('/')}/?{urlencode({'tab': tab, **query})}"

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from forex_pipeline.errors import OperationError
 from forex_pipeline.keys import REGIME_ALL, RunStatus
 from forex_pipeline.models.spec import ModelConfiguration
 from forex_pipeline.settings import Settings
@@ -242,6 +243,41 @@ def record_outcome(
         new_best_events=tuple(events),
         deleted_paths=deleted_paths,
     )
+
+
+# A run in these states belongs to a queue at work: deleting it would let the queue train it again.
+UNDELETABLE_STATUSES: tuple[str, ...] = (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+def delete_runs(engine: Engine, settings: Settings, training_run_ids: list[int]) -> tuple[int, ...]:
+    """Delete training runs, their backtests and their model files: all of them or none.
+
+    In one transaction, under every regime's lock (so no parallel keep-or-delete can make one a best
+    meanwhile): a run that is a regime best, is pending or running, or does not exist refuses the whole
+    request with an OperationError naming each. Files are removed after the commit (as in
+    `record_outcome`). The deleted backtests leave the trial counts of later deflated Sharpe ratios.
+    Returns the ids deleted.
+    """
+    ids = list(dict.fromkeys(int(i) for i in training_run_ids))
+    if not ids:
+        raise OperationError("no training run selected to delete")
+    with session_scope(engine) as session:
+        _lock_all_regimes(session, _regime_names(session, settings))
+        runs = {run.id: run for run in training_runs.get_training_runs(session, ids)}
+        bests = regime_best_models.best_regimes_of_runs(session, ids)
+        problems = [f"run {i} does not exist (deleted already?)" for i in ids if i not in runs]
+        problems += [f"run {i} is a regime best ({', '.join(bests[i])}): it is kept" for i in ids if i in bests]
+        problems += [
+            f"run {i} is {runs[i].status} in a queue: cancel or finish the queue first"
+            for i in ids if i in runs and runs[i].status in UNDELETABLE_STATUSES
+        ]
+        if problems:
+            raise OperationError("nothing deleted: " + "; ".join(problems))
+        training_runs.delete_training_runs(session, ids)
+    for run in runs.values():
+        if run.model_path and run.file_deleted_at is None:
+            delete_model_file(Path(run.model_path))
+    return tuple(ids)
 
 
 def _json_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from forex_pipeline.keys import split_model_config_key
 from forex_pipeline.reporting import charts
 from forex_pipeline.reporting.tables import Table, bests_table, model_label
 from forex_pipeline.store.regime_definitions import active_regimes
-from forex_pipeline.settings import Settings
+from forex_pipeline.settings import RegimeSettings, Settings
 from forex_pipeline.store import history, regime_best_models, training_runs
 from forex_pipeline.store.db import get_engine, session_scope
 
@@ -31,22 +31,35 @@ class Dashboard:
     significant_regimes: tuple[str, ...] = ()                    # regimes whose rank-1 best is significant
 
 
-def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path, path: Path) -> Path | None:
-    """Regime labels over the close of the first best model's feature set."""
+def feature_set_regimes(
+    feature_set_key: str, regimes: RegimeSettings, settings: Settings, artifacts_dir: Path
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray] | None:
+    """(timestamps, close, regime label) of every row of a feature set's matrix with `regimes` (the
+    scored ones), the HMM fitted on the training rows as the pipeline fits it; None when the matrix
+    file is gone."""
     from forex_pipeline.features.build import load_feature_matrix
     from forex_pipeline.regimes.labels import label_regimes
 
-    if bests.empty:
-        return None
-    fs_key, _ = split_model_config_key(str(bests.iloc[0]["partition_key"]))
-    matrix_path = artifacts_dir / "features" / f"{fs_key}.parquet"
+    matrix_path = Path(artifacts_dir) / "features" / f"{feature_set_key}.parquet"
     if not matrix_path.exists():
         return None
     matrix = load_feature_matrix(matrix_path)
+    labels = np.asarray(label_regimes(matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(matrix.n_rows * settings.training.train_fraction), timestamps=matrix.timestamps))
+    return matrix.timestamps, matrix.close, labels
+
+
+def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path, path: Path) -> Path | None:
+    """Regime labels over the close of the first best model's feature set."""
+    if bests.empty:
+        return None
+    fs_key, _ = split_model_config_key(str(bests.iloc[0]["partition_key"]))
     with session_scope(get_engine(settings.database_url)) as session:
         regimes = active_regimes(session, settings)
-    labels = np.asarray(label_regimes(matrix.close, regimes, timeframe=matrix.base_timeframe, train_end=int(matrix.n_rows * settings.training.train_fraction), timestamps=matrix.timestamps))
-    return charts.regime_timeline_chart(matrix.timestamps, matrix.close, labels, path, f"Regimes of {fs_key}")
+    labelled = feature_set_regimes(fs_key, regimes, settings, artifacts_dir)
+    if labelled is None:
+        return None
+    timestamps, close, labels = labelled
+    return charts.regime_timeline_chart(timestamps, close, labels, path, f"Regimes of {fs_key}")
 
 
 def model_left_the_bests(settings: Settings, training_run_id: int) -> bool:
@@ -97,7 +110,7 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
     return curves
 
 
-def _pivot(rows: pd.DataFrame, artifacts_dir: Path) -> pd.DataFrame:
+def model_regime_pivot(rows: pd.DataFrame, artifacts_dir: Path) -> pd.DataFrame:
     """Model x regime table of best Sharpe, models by their readable names (empty stays empty)."""
     if rows.empty:
         return rows
@@ -113,7 +126,7 @@ def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Das
         regimes = list(active_regimes(session, settings).definitions)
         bests = regime_best_models.current_bests(session)
         run_ids = sorted({int(r) for r in bests["training_run_id"]}) if not bests.empty else []
-        heat = _pivot(history.best_sharpe_by_model_and_regime(session, run_ids, settings.regimes.min_trades), Path(artifacts_dir)) if run_ids else pd.DataFrame()
+        heat = model_regime_pivot(history.best_sharpe_by_model_and_regime(session, run_ids, settings.regimes.min_trades), Path(artifacts_dir)) if run_ids else pd.DataFrame()
         points = history.risk_return_points(session)
     paths: dict[str, Path] = {}
     if not heat.empty:

@@ -15,12 +15,14 @@ The API (what the CLI `history`, the dashboards and the results explorer use):
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import REGIME_ALL, RunStatus
@@ -43,8 +45,7 @@ class HistoryFilter:
 
     `regime` picks the summary whose figures are shown, filtered (min_sharpe: best Sharpe at least
     this; max_drawdown: some configuration kept |max drawdown| at most this) and sorted on.
-    `search` is a case-insensitive substring of the partition key (symbol, timeframe, days, model
-    type, encoder, horizon and their hashes), the model_config_hash, symbol, model type or encoder.
+    `search`: words that must all appear in the run's configuration (see `search_terms`).
     """
 
     status: str | None = None
@@ -54,6 +55,7 @@ class HistoryFilter:
     until: datetime | None = None
     min_sharpe: float | None = None
     max_drawdown: float | None = None
+    search: str | None = None
     sort: str = "-created_at"
     page: int = 1
     page_size: int = 50
@@ -135,6 +137,53 @@ def _metric_filtered(filters: HistoryFilter) -> bool:
     return filters.min_sharpe is not None or filters.max_drawdown is not None
 
 
+MAX_SEARCH_TERMS = 8
+
+
+def search_terms(text: str) -> list[str]:
+    """The words of a history search, lower case; every word must match (`_search_condition`)."""
+    words = text.split()
+    if len(words) > MAX_SEARCH_TERMS:
+        raise ValueError(f"history search has {len(words)} words; use at most {MAX_SEARCH_TERMS}")
+    return [word.lower() for word in words]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_condition(word: str) -> Any:
+    """One search word over the run's configuration text: the partition key and the feature-set and
+    model-spec JSON (case-insensitive). Words written as a configuration's name writes them match that
+    field exactly: `max_depth=4` (JSON `"max_depth": 4` followed by `,` or `}`), `365d` (days_history,
+    `-d365-` in the partition key), `rsi:1h,4h` (indicator_timeframes `"rsi": ["1h", "4h"]`); any other
+    word matches anywhere."""
+    texts = [func.lower(TrainingRun.partition_key), func.lower(cast(TrainingRun.feature_set, String)),
+             func.lower(cast(TrainingRun.model_spec, String))]
+    key, equals, value = word.partition("=")
+    value = value.strip("\"'")
+    indicator, colon, timeframes = word.partition(":")
+    if equals and key and value:
+        literal = value if _is_json_number(value) or value in ("true", "false", "null") else f'"{value}"'
+        field = _escape_like(f'"{key}": {literal}')
+        patterns = [f"%{field},%", f"%{field}}}%"]
+    elif re.fullmatch(r"\d+d", word):
+        patterns = [f"%-d{word[:-1]}-%"]
+    elif colon and re.fullmatch(r"[a-z_]+", indicator) and re.fullmatch(r"\w+(,\w+)*", timeframes):
+        patterns = ["%" + _escape_like(f'"{indicator}": [{", ".join(json.dumps(t) for t in timeframes.split(","))}]') + "%"]
+    else:
+        patterns = [f"%{_escape_like(word)}%"]
+    return or_(*(text.like(pattern, escape="\\") for text in texts for pattern in patterns))
+
+
+def _is_json_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _history_where(statement: Select[Any], filters: HistoryFilter) -> Select[Any]:
     """Apply every filter of `filters` (the summary must be joined when a metric filter is set)."""
     run, summary = TrainingRun, TrainingRunSummary
@@ -153,10 +202,8 @@ def _history_where(statement: Select[Any], filters: HistoryFilter) -> Select[Any
         statement = statement.where(run.created_at >= aware_utc(filters.since, "since"))
     if filters.until is not None:
         statement = statement.where(run.created_at < aware_utc(filters.until, "until"))
-    if filters.search is not None and filters.search.strip():
-        term = filters.search.strip().lower()
-        fields = (run.partition_key, run.model_config_hash, run.symbol, run.model_type, run.encoder)
-        statement = statement.where(or_(*(func.lower(f).contains(term, autoescape=True) for f in fields)))
+    if filters.search:
+        statement = statement.where(and_(*(_search_condition(word) for word in search_terms(filters.search))))
     if filters.min_sharpe is not None:
         statement = statement.where(summary.best_sharpe >= filters.min_sharpe)
     if filters.max_drawdown is not None:
@@ -263,6 +310,11 @@ def risk_return_points(session: Session, *, limit: int = 5000, top: int = 500) -
     for name in ("sharpe", "max_drawdown", "total_return"):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     return frame.sort_values("sharpe", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def history_symbols(session: Session) -> list[str]:
+    """The symbols that have training runs, sorted (the history filter's choices)."""
+    return [str(s) for s in session.scalars(select(TrainingRun.symbol).distinct().order_by(TrainingRun.symbol))]
 
 
 def best_sharpe_by_model_and_regime(session: Session, run_ids: list[int], min_trades: int) -> pd.DataFrame:

@@ -133,6 +133,19 @@ def current_bests(session: Session) -> pd.DataFrame:
     return frame
 
 
+def best_regimes_of_runs(session: Session, training_run_ids: Sequence[int]) -> dict[int, list[str]]:
+    """For each given run that is a regime best, the regimes it holds (sorted); runs that hold none are absent."""
+    statement = (
+        select(RegimeBestModel.training_run_id, RegimeBestModel.regime)
+        .where(RegimeBestModel.training_run_id.in_(list(training_run_ids)))
+        .order_by(RegimeBestModel.training_run_id, RegimeBestModel.regime)
+    )
+    found: dict[int, list[str]] = {}
+    for run_id, regime in session.execute(statement):
+        found.setdefault(int(run_id), []).append(str(regime))
+    return found
+
+
 def lock_regime(session: Session, regime: str) -> None:
     """Serialize updates of one regime's bests: row lock on PostgreSQL (SQLite's write lock suffices)."""
     found = session.scalar(
@@ -196,3 +209,26 @@ def replace_regime_bests(session: Session, regime: str, rows: Sequence[Mapping[s
     if values:
         session.execute(insert(RegimeBestModel), values)
     return len(values)
+
+
+RISK_RETURN_COLUMNS: tuple[str, ...] = (
+    "regime", "rank", "training_run_id", "partition_key", "score", "max_drawdown", "total_return", "trade_count", "kept",
+)
+
+
+def best_risk_return(session: Session) -> pd.DataFrame:
+    """Every current best with the risk and return of its winning backtest in its own regime (the row it
+    was ranked on): max drawdown and total return of the trades attributed to the regime (RISK_RETURN_COLUMNS)."""
+    run, best, test = TrainingRun, RegimeBestModel, InferenceBacktest
+    statement = (
+        select(
+            best.regime, best.rank, best.training_run_id, run.partition_key, best.score, test.max_drawdown,
+            test.total_return, best.trade_count, run.kept,
+        )
+        .join(run, run.id == best.training_run_id)
+        .join(test, test.id == best.inference_backtest_id)
+        .order_by(best.regime, best.rank)
+    )
+    return select_frame(
+        session, statement, RISK_RETURN_COLUMNS, float_columns=("score", "max_drawdown", "total_return")
+    )

@@ -35,8 +35,9 @@ class RegimeDefinitionRecord:
     updated_at: datetime
 
 
-def _validated_rules(name: str, description: str, rules: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Rules checked exactly as the YAML ones are (valid name, known features, min <= max)."""
+def validated_rules(name: str, description: str, rules: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Rules checked exactly as the YAML ones are (valid name, known features, min <= max, rule texts
+    parsed); ValueError naming the regime and the rule otherwise. Every writer below uses it."""
     from forex_pipeline.settings import parse_settings
 
     raw = {"regimes": {"definitions": {name: {"description": description, "rules": dict(rules)}}}}
@@ -69,7 +70,7 @@ def add_regime_definition(
     session: Session, name: str, rules: Mapping[str, Any], *, description: str = "", enabled: bool = True
 ) -> RegimeDefinitionRecord:
     """Add a custom regime; a name already defined raises ValueError."""
-    checked = _validated_rules(name, description, rules)
+    checked = validated_rules(name, description, rules)
     if get_regime_definition(session, name) is not None:
         raise ValueError(f"regime {name!r} already exists")
     row = RegimeDefinitionRow(name=name, description=description, rules=checked, enabled=enabled, is_builtin=False)
@@ -84,7 +85,7 @@ def update_regime_definition(
     """Change a regime's rules and/or description."""
     row = _regime_row(session, name)
     new_description = row.description if description is None else description
-    row.rules = _validated_rules(name, new_description, row.rules if rules is None else rules)
+    row.rules = validated_rules(name, new_description, row.rules if rules is None else rules)
     row.description = new_description
     session.flush()
     return record_of(RegimeDefinitionRecord, row)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from forex_pipeline.keys import RunStatus
@@ -192,6 +192,23 @@ def get_training_run(session: Session, training_run_id: int) -> TrainingRunRecor
     """The training run with this id, or None."""
     row = session.get(TrainingRun, training_run_id, populate_existing=True)
     return None if row is None else record_of(TrainingRunRecord, row)
+
+
+def get_training_runs(session: Session, training_run_ids: Iterable[int]) -> list[TrainingRunRecord]:
+    """The training runs with these ids, in the order asked (ids with no run are left out)."""
+    ids = list(dict.fromkeys(int(i) for i in training_run_ids))
+    rows = {row.id: row for chunk in in_chunks(ids) for row in session.scalars(select(TrainingRun).where(TrainingRun.id.in_(chunk)))}
+    return [record_of(TrainingRunRecord, rows[i]) for i in ids if i in rows]
+
+
+def delete_training_runs(session: Session, training_run_ids: Iterable[int]) -> int:
+    """Delete these runs; their backtests go with them (ON DELETE CASCADE). Callers check first that none is
+    a regime best (pipeline/keep_or_delete.delete_runs); returns how many rows were deleted."""
+    ids = list(dict.fromkeys(int(i) for i in training_run_ids))
+    deleted = 0
+    for chunk in in_chunks(ids):
+        deleted += session.execute(delete(TrainingRun).where(TrainingRun.id.in_(chunk))).rowcount or 0
+    return deleted
 
 
 def _run_row(session: Session, model_config_hash: str) -> TrainingRun:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import sqlite3
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +20,13 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from forex_pipeline.cli import main
-from tests.support import TINY_GRID
+from tests.support import TINY_GRID, run_cli
 
 pytestmark = pytest.mark.slow
 CASES = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
 # ---------------------------------------------------------------------------------------- harness
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of one command line, run in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err), pytest.raises(SystemExit) as stop:
-        main(list(argv))
-    code = stop.value.code
-    return (0 if code is None else int(code)), out.getvalue(), err.getvalue()
 
 
 def storage_listing(home: Path) -> dict[str, Any]:

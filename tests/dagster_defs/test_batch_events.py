@@ -1,4 +1,5 @@
-"""Live progress of a batch: the model in flight, "inference k of 135", throttled so a fast model costs no event."""
+"""Live progress of a batch (the model in flight, "inference k of 135", throttled so a fast model costs no
+event) and a recorded configuration's metadata, which links to its details in the explorer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dagster as dg
 import pytest
 
 from forex_pipeline.dagster_defs import batch_events
-from forex_pipeline.dagster_defs.batch_events import PROGRESS_ASSET, BatchReporter
+from forex_pipeline.dagster_defs.batch_events import PROGRESS_ASSET, BatchReporter, outcome_metadata
 
 FIGURES = {"id": 7, "name": "grid", "status": "running", "summary": "running 3/10", "total": 10, "completed": 2, "failed": 1,
            "kept": 2, "deleted": 0, "elapsed_seconds": 30.0, "remaining_seconds": 70.0}
@@ -21,7 +22,7 @@ def _progress_observations(throttle_seconds: float, monkeypatch: pytest.MonkeyPa
 
     @dg.op
     def reporting(context) -> None:  # noqa: ANN001 - dagster reads the annotation, which `annotations` turns into text
-        reporter = BatchReporter(context, queue_id=7, batch_size=2)
+        reporter = BatchReporter(context, queue_id=7, batch_size=2, explorer_url="http://127.0.0.1:8050")
         reporter.started_model(0, CONFIGURATION, FIGURES)
         for done in (45, 90, 135):
             reporter.working("inference", done, 135)
@@ -48,3 +49,14 @@ def test_a_slow_model_shows_inference_k_of_135(monkeypatch: pytest.MonkeyPatch) 
     ]
     assert all(o["in_flight_partition"] == CONFIGURATION.partition_key for o in observed)
     assert observed[-1]["elapsed_seconds"] >= observed[0]["elapsed_seconds"] >= 30.0  # elapsed goes on within the model
+
+
+
+def test_outcome_metadata_links_to_the_explorer_details() -> None:
+    outcome = SimpleNamespace(status="completed", model_config_hash="ab12" * 16, training_seconds=1.23456,
+                              backtest_seconds=0.5, model_bytes=1000, kept=True, record=None)
+    configuration = SimpleNamespace(label="SYNTH 1h 150d | ridge h1", feature_set_key="SYNTH-1h-d150-0000abcd",
+                                    model_spec_key="ridge-none-h1-1111abcd", model_spec=SimpleNamespace(hyperparameters={"alpha": 1.0}))
+    metadata = outcome_metadata(outcome, configuration, "http://research.example:9000")
+    assert metadata["explorer"] == dg.MetadataValue.url(f"http://research.example:9000/?tab=history&config={'ab12' * 16}")
+    assert metadata["training_seconds"] == 1.235

@@ -172,3 +172,26 @@ def test_risk_return_points_are_the_best_configurations_bounded_by_a_sample(engi
     assert len(best) > 8 and 3 < len(bounded) <= 8
     assert list(bounded["run"].iloc[:3]) == list(best["training_run_id"].iloc[:3])
     assert set(bounded["run"]) <= set(best["training_run_id"])
+
+
+def test_history_search_over_configuration_fields(engine: Engine) -> None:
+    """Every word must match; `key=value` matches that field exactly (4 is not 40); LIKE wildcards are literal."""
+    with session_scope(engine) as session:
+        ids = {}
+        for n, (symbol, model_type, depth) in enumerate([("EURUSD", "rf", 4), ("EURUSD", "rf", 40), ("GBPUSD", "ridge", None)]):
+            identity = run_identity(n, symbol=symbol, model_type=model_type)
+            if depth is not None:
+                identity["model_spec"] = {**identity["model_spec"], "hyperparameters": {"max_depth": depth, "n_estimators": 50}}
+            ids[(symbol, depth)] = training_runs.insert_training_run(session, identity).id
+    found = lambda text: set(page_of(engine, search=text).rows["id"])  # noqa: E731
+    assert found("gbpusd") == {ids[("GBPUSD", None)]}
+    assert found("RF eurusd") == {ids[("EURUSD", 4)], ids[("EURUSD", 40)]}
+    assert found("max_depth=4") == {ids[("EURUSD", 4)]}
+    assert found("max_depth=40 n_estimators=50") == {ids[("EURUSD", 40)]}
+    assert found("d366") == {ids[("EURUSD", 40)]}
+    assert found('encoder="none" model_type=ridge') == found("encoder=none ridge") == {ids[("GBPUSD", None)]}
+    assert found("366d rf") == {ids[("EURUSD", 40)]} and found("36d") == set()       # as a name writes days_history
+    assert found("%") == set() and found("max_depth=4 ridge") == set()
+    assert page_of(engine, search="rf", symbol="EURUSD").total == 2
+    with pytest.raises(ValueError, match="at most"):
+        page_of(engine, search=" ".join("w" * 9))

@@ -87,6 +87,6 @@ def trained_model_and_backtests(context: dg.AssetExecutionContext, storage: Fore
     )
     if outcome.status == RunStatus.FAILED:
         raise dg.Failure(description=f"{outcome.partition_key}: {outcome.error}")
-    metadata = outcome_metadata(outcome, configuration)
+    metadata = outcome_metadata(outcome, configuration, storage.settings.explorer.url)
     yield dg.MaterializeResult(asset_key="trained_model", metadata=metadata)
     yield dg.MaterializeResult(asset_key="inference_backtests", metadata=metadata)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from forex_pipeline.dagster_defs.metadata import chart_metadata, table_metadata
+from forex_pipeline.dagster_defs.metadata import chart_metadata, explorer_link, table_metadata
 from forex_pipeline.dagster_defs.resources import ForexStorage
 
 
@@ -29,6 +29,8 @@ def regime_bests(context: dg.AssetExecutionContext, storage: ForexStorage) -> dg
     metadata: dict[str, dg.MetadataValue] = {
         "bests": table_metadata(dashboard.table),
         "models_in_bests": dg.MetadataValue.int(dashboard.n_models),
+        # the regime analysis view of the results explorer (`forex-pipeline ui`)
+        "explorer": dg.MetadataValue.url(explorer_link(storage.settings.explorer.url, "regimes")),
         "regimes_with_bests": dg.MetadataValue.text(", ".join(regimes_with_bests) or "none yet"),
         # the `significant` verdict of each regime's rank-1 best (docs/regimes.md)
         "significant_regimes": dg.MetadataValue.text(", ".join(dashboard.significant_regimes) or "none"),
