@@ -135,7 +135,8 @@ def run_queue(queue_id: int, *, through_dagster: bool = False) -> QueueRecord:
 
         import dagster as dg
 
-        from forex_pipeline.dagster_defs.jobs import execute_batch, register_partitions
+        from forex_pipeline.dagster_defs.jobs import execute_batch
+        from forex_pipeline.dagster_defs.partitions import register_partitions
         from forex_pipeline.queue.lifecycle import configurations_of
         from forex_pipeline.settings import dagster_home
 

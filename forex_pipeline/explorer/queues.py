@@ -13,7 +13,7 @@ from typing import Any
 import dash_ag_grid as dag
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from forex_pipeline.explorer.common import EXPECTED_ERRORS, ExplorerContext, banner, banner_slot, confirm_dialog, error_message, outcome_banner
+from forex_pipeline.explorer.common import ExplorerContext, banner, banner_slot, confirm_dialog, outcome_banner
 
 GRID_ID = "queues-grid"
 REFRESH_MS = 2000

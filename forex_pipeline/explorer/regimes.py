@@ -139,7 +139,7 @@ def risk_return(context: ExplorerContext):  # noqa: ANN201 - plotly Figure
 def timeline(context: ExplorerContext, partition_key: str | None):  # noqa: ANN201 - plotly Figure
     """Regime labels over the closes of a best's feature set (the first best's when none is selected)."""
     from forex_pipeline.explorer.figures import empty_figure, timeline_figure
-    from forex_pipeline.keys import split_multi_partition_key
+    from forex_pipeline.keys import split_model_config_key
     from forex_pipeline.reporting.dashboard import feature_set_regimes
     from forex_pipeline.store.regime_definitions import active_regimes
 
@@ -148,7 +148,7 @@ def timeline(context: ExplorerContext, partition_key: str | None):  # noqa: ANN2
         if bests.empty:
             return empty_figure("no regime bests yet")
         partition_key = str(bests.iloc[0]["partition_key"])
-    fs_key, _ = split_multi_partition_key(partition_key)
+    fs_key, _ = split_model_config_key(partition_key)
     with context.read_session() as session:
         scored = active_regimes(session, context.settings)
     labelled = feature_set_regimes(fs_key, scored, context.settings, context.artifacts_dir)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from forex_pipeline.errors import InputError, OperationError
 from forex_pipeline.io import atomic_write
-from forex_pipeline.keys import split_multi_partition_key
+from forex_pipeline.keys import split_model_config_key
 from forex_pipeline.settings import RegimeSettings, Settings
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _plain(value: Any) -> Any:
 
 def _archive_name(partition_key: str, model_path: Path) -> str:
     """`models/<feature set key>/<model file name>`: the model store's own layout (models/files.py)."""
-    feature_set_key, model_spec_key = split_multi_partition_key(partition_key)
+    feature_set_key, model_spec_key = split_model_config_key(partition_key)
     if not model_path.name.startswith(model_spec_key):
         raise OperationError(f"model file {model_path} is not named after its model spec {model_spec_key}")
     return f"models/{feature_set_key}/{model_path.name}"

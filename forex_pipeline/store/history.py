@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from forex_pipeline.keys import REGIME_ALL, RunStatus
+from forex_pipeline.keys import REGIME_ALL
 from forex_pipeline.store.common import aware_utc, check_status, in_chunks
 from forex_pipeline.store.tables import (
     RUN_STATUSES,

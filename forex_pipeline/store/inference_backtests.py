@@ -28,6 +28,7 @@ from forex_pipeline.store.tables import (
     BACKTEST_COLUMNS,
     BACKTEST_FLOATS,
     BACKTEST_METRICS,
+    BACKTEST_SEGMENT,
     CONFIRMING_SEGMENT_PREFIX,
     InferenceBacktest,
     RegimeTrialMoments,

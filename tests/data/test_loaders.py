@@ -245,7 +245,7 @@ def test_bar_file_span_reads_histdata_stamps_and_naive_ones_in_the_source_zone(t
         (b"timestamp,open,high,low,close\n", "no data rows"),
         (b"timestamp,open,high,low,close\nyesterday,1,1,1,1\n", "not a valid time"),
         (b"open,high,low,close\n1,1,1,1\n", "cannot read the first and last bars"),
-        (gzip.compress(b"timestamp,open,high,low,close\n2021-01-01,1,1,1,1\n" * 50)[:-30], "cannot read the first and last bars"),
+        (gzip.compress(b"timestamp,open,high,low,close\n2021-01-01,1,1,1,1\n" * 50, mtime=0)[:-30], "cannot read the first and last bars"),
     ],
 )
 def test_bar_file_span_refuses_an_unreadable_file_naming_it(tmp_path: Path, content: bytes, message: str) -> None:
