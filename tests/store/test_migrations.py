@@ -241,7 +241,7 @@ def test_0003_backfills_summaries_and_trial_moments_and_downgrades(
         engine.dispose()
     assert _rows(db_url, "SELECT COUNT(*) FROM inference_backtests") == [(sum(len(f) for f in frames.values()),)]
 
-    assert db.upgrade(db_url) == "0003_run_summary"
+    assert db.upgrade(db_url) == db.head_revision()
     assert schema_differences(db_url) == []
     engine = db.make_engine(db_url)
     try:
@@ -269,13 +269,13 @@ def test_0003_backfills_summaries_and_trial_moments_and_downgrades(
         assert {"ix_inference_backtests_regime_sharpe", "ix_inference_backtests_segment_regime"} <= indexes
     finally:
         engine.dispose()
-    assert db.upgrade(db_url) == "0003_run_summary"
+    assert db.upgrade(db_url) == db.head_revision()
     assert _rows(db_url, "SELECT COUNT(*) FROM training_run_summaries") == [(6 + 2,)]
-def test_0003_adds_claim_leases_keeping_runs_and_their_backtests(
+def test_0005_adds_claim_leases_keeping_runs_and_their_backtests(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """0002 -> 0003: the worker and lease columns arrive NULL on existing runs (no table rebuild, so the
-    backtests and the best that refer to the run stay); 0003 -> 0002 drops them and keeps the rows."""
+    """0002 -> head (0005): the worker and lease columns arrive NULL on existing runs (no table rebuild, so the
+    backtests and the best that refer to the run stay); back to 0002 drops them and keeps the rows."""
     monkeypatch.chdir(tmp_path)
     assert db.upgrade(db_url, "0001_initial") == "0001_initial"
     _populate_at_0001(db_url)

@@ -191,7 +191,7 @@ def test_0004_upgrades_a_populated_database_in_place_and_downgrades(
     absolute = str(artifacts / "models" / "fs" / "m.joblib")
     assert db.upgrade(db_url, "0002_trust") == "0002_trust"
     _populate_at_0002(db_url, absolute)
-    assert db.upgrade(db_url) == "0004_spec_names"
+    assert db.upgrade(db_url) == db.head_revision()
     engine = db.make_engine(db_url)
     try:
         (run,) = spec_query(engine, "SELECT run_uuid, config_hash, days_history, indicator_tfs, model_hyperparams, model_file_path, "
@@ -220,4 +220,4 @@ def test_0004_upgrades_a_populated_database_in_place_and_downgrades(
         assert spec_query(engine, "SELECT COUNT(*) FROM regime_best_models") == [(1,)]
     finally:
         engine.dispose()
-    assert db.upgrade(db_url) == "0004_spec_names"
+    assert db.upgrade(db_url) == db.head_revision()
