@@ -25,9 +25,9 @@ from forex_pipeline.hashing import config_hash
 from forex_pipeline.models.spec import ModelConfiguration, ModelSpec
 from forex_pipeline.store import db
 
-SYMBOLS = ("EURUSD", "GBPUSD", "AUDUSD", "SYNTH")
+SYMBOLS = ("EURUSD", "GBPUSD", "AUDUSD", "EURGBP")
 TIMEFRAMES = ("1h", "4h")
-DAYS = (180, 365, 540, 730, 900, 1095, 1260, 1460, 1640, 1825)
+DAYS = (120, 180, 240, 300, 365, 420, 480, 540, 600, 660)  # windows the sample bars (2018-2019) hold
 MODELS: tuple[tuple[str, str, list[Any]], ...] = (
     ("ridge", "alpha", [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0]),
     ("lasso", "alpha", [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]),
@@ -56,7 +56,7 @@ BACKTEST_COLUMNS = (
 def configurations(n: int) -> Iterator[ModelConfiguration]:
     """`n` distinct valid configurations (up to 80 feature sets x 1,600 model specs), spread over every axis."""
     feature_sets = [
-        FeatureSetSpec(symbol=s, base_timeframe=t, days_history=d, as_of=datetime(2025, 12, 31, tzinfo=timezone.utc),
+        FeatureSetSpec(symbol=s, base_timeframe=t, days_history=d, as_of=datetime(2019, 12, 31, tzinfo=timezone.utc),
                        indicator_timeframes={"rsi": [t], "atr": [t]}, additional_features=["returns_volatility"])
         for d, s, t in itertools.product(DAYS, SYMBOLS, TIMEFRAMES)
     ]
