@@ -152,7 +152,7 @@ def export_bundle(
     from forex_pipeline.backtest.inference_grid import InferenceConfig
     from forex_pipeline.data.sources import default_sample_dir
     from forex_pipeline.features.spec import FeatureSetSpec
-    from forex_pipeline.models.files import ModelFileError, sha256_file, verify
+    from forex_pipeline.models.files import ModelFileError, resolve_model_path, sha256_file, verify
     from forex_pipeline.models.spec import ModelSpec
     from forex_pipeline.pipeline.artifacts import ensure_feature_matrix
     from forex_pipeline.store import training_runs
@@ -168,7 +168,7 @@ def export_bundle(
     entries, sources = [], {}
     for row in rows.to_dict("records"):
         run = runs[int(row["training_run_id"])]
-        model_path = Path(str(row["model_path"]))
+        model_path = resolve_model_path(str(row["model_path"]), artifacts_dir)
         try:
             verify(model_path, str(run.model_sha256), run.model_bytes)
         except ModelFileError as exc:

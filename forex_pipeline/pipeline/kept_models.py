@@ -57,7 +57,7 @@ def open_kept_model(
     """Load a kept model (sha256 verified) and its feature matrix (rebuilt if missing); OperationError if it has none."""
     from forex_pipeline.features.spec import FeatureSetSpec
     from forex_pipeline.features.splits import split_rows
-    from forex_pipeline.models.files import ModelFileError
+    from forex_pipeline.models.files import ModelFileError, resolve_model_path
     from forex_pipeline.models.registry import load_model
     from forex_pipeline.models.spec import ModelSpec
     from forex_pipeline.pipeline.artifacts import ensure_feature_matrix
@@ -72,7 +72,7 @@ def open_kept_model(
     feature_set = FeatureSetSpec.model_validate(run.feature_set)
     model_spec = ModelSpec.model_validate(run.model_spec)
     try:
-        model = load_model(Path(str(run.model_path)), model_spec, str(run.model_sha256), run.model_bytes)
+        model = load_model(resolve_model_path(str(run.model_path), artifacts_dir), model_spec, str(run.model_sha256), run.model_bytes)
     except ModelFileError as exc:
         raise OperationError(f"run {run.id}: {exc}") from exc
     matrix, _ = ensure_feature_matrix(feature_set, settings, artifacts_dir, sample_dir)

@@ -40,7 +40,7 @@ def _bests(engine) -> pd.DataFrame:
 
 
 def test_export_holds_each_regimes_rank_one_with_its_file_checksum_and_the_regime_settings(seeded, exported) -> None:
-    from forex_pipeline.models.files import sha256_file
+    from forex_pipeline.models.files import resolve_model_path, sha256_file
 
     settings, engine, _ = seeded
     path, manifest = exported
@@ -53,7 +53,7 @@ def test_export_holds_each_regimes_rank_one_with_its_file_checksum_and_the_regim
         assert entry["inference_config"]["prediction_method"] == best["prediction_method"]
         assert entry["inference_config"]["confidence_threshold"] == pytest.approx(best["confidence_threshold"])
         assert entry["trust"]["score"] == pytest.approx(best["score"])
-        assert manifest["files"][entry["model_file"]]["sha256"] == sha256_file(Path(best["model_path"]))
+        assert manifest["files"][entry["model_file"]]["sha256"] == sha256_file(resolve_model_path(best["model_path"], settings.artifacts_dir))
     assert manifest["regimes"]["detector"] == "rules"
     assert set(manifest["regimes"]["definitions"]) == set(settings.regimes.definitions)
     with zipfile.ZipFile(path) as archive:

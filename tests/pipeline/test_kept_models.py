@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from forex_pipeline.errors import OperationError
+from forex_pipeline.models.files import resolve_model_path
 from forex_pipeline.grid.expand import expand_grid
 from forex_pipeline.pipeline.configuration import run_configuration
 from forex_pipeline.pipeline.keep_or_delete import delete_runs
@@ -76,7 +76,7 @@ def test_a_deleted_model_cannot_be_opened_and_a_regime_best_cannot_be_deleted(tr
         delete_runs(engine, settings, [run.id for run in others] + [best.id])
     with session_scope(engine) as session:              # all or nothing: the others are still there
         assert len(training_runs.get_training_runs(session, [run.id for run in trained])) == 3
-    assert Path(best.model_path).exists()
+    assert resolve_model_path(best.model_path, settings.artifacts_dir).exists()
     with pytest.raises(OperationError, match="run 99 does not exist"):
         delete_runs(engine, settings, [99])
     assert others, "keep_top_n_per_regime = 1 over 3 models should leave one out of every top"
