@@ -85,15 +85,16 @@ def test_sensor_skips_configurations_held_by_runs_in_flight(grid_env):
 
 def test_a_grid_submitted_from_the_launchpad_is_queued_for_the_sensor(grid_env):
     from forex_pipeline.dagster_defs.definitions import defs
+    from forex_pipeline.keys import MODEL_CONFIG_PARTITIONS
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("submit_grid_job").execute_in_process(run_config={**TINY_GRID, "name": "from-ui"}, instance=instance)
         queue_id = result.output_for_node("submit_grid_op")
-        assert set(instance.get_dynamic_partitions("model_spec")) == {
-            c.model_spec.partition_key for c in lifecycle.configurations_of(TINY_GRID)
-        }
+        assert instance.get_dynamic_partitions(MODEL_CONFIG_PARTITIONS) == [
+            c.partition_key for c in lifecycle.configurations_of(TINY_GRID)
+        ]
         with pytest.raises(dg.DagsterConfigMappingFunctionError) as refused:  # refused before any run exists
             defs.resolve_job_def("submit_grid_job").execute_in_process(run_config={**TINY_GRID, "name": ""}, instance=instance)
         assert "name: String should have at least 1 character" in str(refused.value.__cause__)
