@@ -99,8 +99,8 @@ def test_register_partitions_brings_every_queue_into_the_instance(grid_env, tmp_
     assert runner.invoke(app, ["grid", "submit", str(grid), "--no-run"]).exit_code == 0
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("model_spec", ["ridge-none-h1-00000000"])
-    first = runner.invoke(app, ["queue", "register-partitions"])
-    again = runner.invoke(app, ["queue", "register-partitions"])
+    first = runner.invoke(app, ["queue", "register-partitions"], env={"COLUMNS": "200"})  # one line, whatever the terminal
+    again = runner.invoke(app, ["queue", "register-partitions"], env={"COLUMNS": "200"})
     assert first.exit_code == 0, first.output
     assert "6 configuration partition(s) added; 1 former model_spec partition(s) dropped" in first.output
     assert "0 configuration partition(s) added; 0 former" in again.output

@@ -75,7 +75,7 @@ def test_skipped_count_counts_configurations_trained_by_another_queue(grid_env: 
 
 
 def test_settings_check_prints_each_key_and_refuses_a_typo(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["settings", "check", str(SPEC_FILE)])
+    result = runner.invoke(app, ["settings", "check", str(SPEC_FILE)], env={"COLUMNS": "200"})  # one table row per key, whatever the terminal
     assert result.exit_code == 0, result.output
     assert "recovery.stale_after_seconds" in result.output and "accepted, inert" in result.output
     assert "26 keys: 25 take effect, 1 accepted but inert" in result.output
