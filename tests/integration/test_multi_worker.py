@@ -73,7 +73,7 @@ def _state(engine, artifacts: Path) -> dict:  # noqa: ANN001 - an Engine
                 "FROM regime_best_models b JOIN training_runs r ON r.id = b.training_run_id"))
         )
         kept = [row[0] for row in connection.execute(text("SELECT model_path FROM training_runs WHERE kept"))]
-    files = sorted((Path(p).relative_to(artifacts).as_posix(), hashlib.sha256(Path(p).read_bytes()).hexdigest()) for p in kept)
+    files = sorted((Path(p).as_posix(), hashlib.sha256((Path(artifacts) / p).read_bytes()).hexdigest()) for p in kept)  # paths relative to the store
     return {"runs": runs, "bests": bests, "kept_files": files}
 
 
