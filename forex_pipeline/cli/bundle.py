@@ -31,7 +31,7 @@ def export(
     upgrade(settings.database_url)
     manifest = export_bundle(get_engine(settings.database_url), settings, output, symbol=symbol, base_timeframe=timeframe)
     regimes = ", ".join(entry["regime"] for entry in manifest["entries"])
-    console().print(f"wrote {output}: {manifest['symbol']} {manifest['base_timeframe']}, regimes {regimes}", highlight=False)
+    console().print(f"wrote {output}: {manifest['symbol']} {manifest['base_timeframe']}, regimes {regimes}", highlight=False, soft_wrap=True)
 
 
 @app.command("show")
@@ -84,5 +84,5 @@ def run(
         return
     atomic_write_text(output, text)
     traded = int((positions["position"] != 0).sum())
-    console().print(f"wrote {output}: {len(positions)} bars of {source}, {traded} with a position", highlight=False)
+    console().print(f"wrote {output}: {len(positions)} bars of {source}, {traded} with a position", highlight=False, soft_wrap=True)
 

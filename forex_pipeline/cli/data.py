@@ -88,7 +88,7 @@ def synth(
     target = write_bars(synthetic.bars, import_path(settings.artifacts_dir, key))
     labels = write_regimes(synthetic.regimes, regimes_path(settings.artifacts_dir, key))
     shares = ", ".join(f"{name}={share:.1%}" for name, share in synthetic.regime_proportions.items())
-    console().print(f"wrote {len(synthetic.bars)} synthetic bars to {target}", highlight=False)
+    console().print(f"wrote {len(synthetic.bars)} synthetic bars to {target}", highlight=False, soft_wrap=True)
     console().print(f"regime labels in {labels}: {shares}", highlight=False)
 
 

@@ -226,7 +226,7 @@ def export(queue_id: int, output: Path = typer.Option(..., "--output", "-o", hel
     _get(engine, queue_id)
     data = export_checkpoint(engine, queue_id)
     atomic_write_text(output, json.dumps(data, indent=2))
-    console().print(f"wrote {output}")
+    console().print(f"wrote {output}", highlight=False, soft_wrap=True)
 
 
 @app.command("import")

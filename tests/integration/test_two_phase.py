@@ -22,9 +22,9 @@ def test_backtests_trade_only_the_test_segment_after_the_embargo(grid_env, monke
     seen: dict[str, np.ndarray] = {}
     original_backtest, original_train = backtest_run.run_evaluation_backtests, registry.train_model
 
-    def spy_backtest(model, matrix, test_rows, labels, settings_, symbol, segments=None):
+    def spy_backtest(model, matrix, test_rows, labels, settings_, symbol, segments=None, **options):
         seen["test_rows"], seen["n_rows"] = np.asarray(test_rows), matrix.n_rows
-        return original_backtest(model, matrix, test_rows, labels, settings_, symbol, segments)
+        return original_backtest(model, matrix, test_rows, labels, settings_, symbol, segments, **options)
 
     def spy_train(matrix, spec, context):
         seen["trained"] = seen.get("trained", 0) + 1

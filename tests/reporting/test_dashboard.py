@@ -3,8 +3,7 @@ keep-or-delete after the bests were read is skipped, not quarantined."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from forex_pipeline.models.files import resolve_model_path
 from forex_pipeline.pipeline.configuration import run_configuration
 from forex_pipeline.queue import lifecycle
 from forex_pipeline.reporting.dashboard import equity_curves
@@ -29,7 +28,7 @@ def test_a_best_deleted_by_another_worker_after_the_read_is_skipped_not_quaranti
     with session_scope(engine) as session:  # meanwhile another worker's model pushes it out and deletes its file
         session.query(TrainingRun).filter_by(id=run.id).update({"kept": False})
         training_runs.mark_file_deleted(session, run.id)
-    Path(run.model_path).unlink()
+    resolve_model_path(run.model_path, settings.artifacts_dir).unlink()
     assert equity_curves(bests, settings, settings.artifacts_dir) == {}
     with session_scope(engine) as session:
         after = training_runs.get_training_run(session, run.id)
@@ -45,7 +44,7 @@ def test_a_kept_file_that_is_gone_is_still_quarantined(grid_env) -> None:
     with session_scope(engine) as session:
         bests = regime_best_models.current_bests(session)
         run = training_runs.get_training_run_by_hash(session, configuration.model_config_hash)
-    Path(run.model_path).unlink()  # the database still says kept: the file was lost
+    resolve_model_path(run.model_path, settings.artifacts_dir).unlink()  # the database still says kept: the file was lost
     equity_curves(bests, settings, settings.artifacts_dir)
     with session_scope(engine) as session:
         after = training_runs.get_training_run(session, run.id)
