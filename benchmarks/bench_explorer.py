@@ -16,6 +16,9 @@ Printed, name=value, one per line:
   explorer_over_store_p95   explorer_page_p95_ms / store_page_p95_ms, same process (the app's own cost)
 
 Run: PYTHONPATH=. python benchmarks/bench_explorer.py [--runs 49000] [--requests 40] [--keep]
+     PYTHONPATH=. python benchmarks/bench_explorer.py --database-url postgresql://postgres@127.0.0.1:5432/bench_scale
+     (the second measures a database another benchmark filled, e.g. bench_scale.py's full grid, as it is:
+     nothing is seeded or dropped)
 (PostgreSQL at FOREX_BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres; the
 scratch database wt_explorer_history_bench is dropped at the end unless --keep).
 """
@@ -102,9 +105,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=49_000, help="training runs (x 675 backtest rows each)")
     parser.add_argument("--requests", type=int, default=40, help="timed page requests per measurement")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (and reuse it next time)")
+    parser.add_argument("--database-url", help="measure this already-filled database instead (neither seeded nor dropped)")
     args = parser.parse_args()
     admin_url = os.environ.get("FOREX_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    url, filled = scratch_url(admin_url, keep_existing=args.keep)
+    if args.database_url:
+        url, filled = args.database_url, True
+        args.keep = True
+    else:
+        url, filled = scratch_url(admin_url, keep_existing=args.keep)
     fill_seconds = 0.0
     try:
         if not filled:
@@ -132,11 +140,12 @@ def main() -> None:
             from sqlalchemy import text
 
             rows = session.execute(text("SELECT COUNT(*) FROM inference_backtests")).scalar()
+            runs = session.execute(text("SELECT COUNT(*) FROM training_runs")).scalar()
     finally:
         db.dispose_engines()
         if not args.keep:
             drop(admin_url)
-    print(f"explorer_runs={args.runs}")
+    print(f"explorer_runs={runs}")
     print(f"explorer_backtest_rows={rows}")
     print(f"explorer_matching_runs={matching}")
     print(f"fill_seconds={fill_seconds:.1f}")
