@@ -8,7 +8,7 @@ OperationError, ValueError from the store) shows its message and changes nothing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +79,14 @@ def banner(text: str = "", kind: str = "info") -> html.Div:
 def banner_slot(view: str) -> html.Div:
     """The place a view's messages appear: `{view}-banner`."""
     return html.Div(id=f"{view}-banner")
+
+
+def toolbar(buttons: Sequence[tuple[str, str]], *extra: Any) -> html.Div:
+    """A view's row of action buttons, given as (label, id), followed by `extra` components."""
+    return html.Div(
+        [*(html.Button(label, id=component_id, style={"marginRight": "8px"}) for label, component_id in buttons), *extra],
+        style={"margin": "8px 0"},
+    )
 
 
 def confirm_dialog(component_id: str) -> dcc.ConfirmDialog:

@@ -18,7 +18,9 @@ from typing import Any
 import dash_ag_grid as dag
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from forex_pipeline.explorer.common import EXPECTED_ERRORS, ExplorerContext, banner, banner_slot, confirm_dialog, error_message, outcome_banner, section
+from forex_pipeline.explorer.common import (
+    EXPECTED_ERRORS, ExplorerContext, banner, banner_slot, confirm_dialog, error_message, outcome_banner, section, toolbar,
+)
 from forex_pipeline.settings import REGIME_FEATURES
 
 GRID_ID = "definitions-grid"
@@ -53,7 +55,6 @@ def layout(context: ExplorerContext) -> html.Div:
     """Definitions grid, the rule editor with its actions, and the test-on-history panel."""
     from forex_pipeline.data.timeframes import TIMEFRAMES
 
-    button = {"marginRight": "8px"}
     label = {"display": "inline-block", "width": "180px"}
     rule_inputs = [
         html.Div([html.Label(feature, htmlFor=f"definitions-rule-{feature}", style=label),
@@ -82,16 +83,8 @@ def layout(context: ExplorerContext) -> html.Div:
                 html.Div([html.Label("description", htmlFor="definitions-description", style=label),
                           dcc.Input(id="definitions-description", type="text", style={"width": "520px"})]),
                 *rule_inputs,
-                html.Div(
-                    [
-                        html.Button("New", id="definitions-new", style=button),
-                        html.Button("Save", id="definitions-save", style=button),
-                        html.Button("Enable", id="definitions-enable", style=button),
-                        html.Button("Disable", id="definitions-disable", style=button),
-                        html.Button("Delete", id="definitions-delete", style=button),
-                    ],
-                    style={"margin": "8px 0"},
-                ),
+                toolbar([("New", "definitions-new"), ("Save", "definitions-save"), ("Enable", "definitions-enable"),
+                         ("Disable", "definitions-disable"), ("Delete", "definitions-delete")]),
             ),
             section(
                 "Test on history (nothing is saved)",

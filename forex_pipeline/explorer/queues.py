@@ -13,7 +13,7 @@ from typing import Any
 import dash_ag_grid as dag
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from forex_pipeline.explorer.common import ExplorerContext, banner, banner_slot, confirm_dialog, outcome_banner
+from forex_pipeline.explorer.common import ExplorerContext, banner, banner_slot, confirm_dialog, outcome_banner, toolbar
 
 GRID_ID = "queues-grid"
 REFRESH_MS = 2000
@@ -40,19 +40,13 @@ COLUMNS: tuple[dict[str, Any], ...] = (
 
 def layout(context: ExplorerContext) -> html.Div:
     """The queues grid (refreshed while shown) and the three control buttons."""
-    button = {"marginRight": "8px"}
     return html.Div(
         [
             banner_slot("queues"),
-            html.Div(
-                [
-                    html.Button("Pause", id="queues-pause", style=button),
-                    html.Button("Resume", id="queues-resume", style=button),
-                    html.Button("Cancel", id="queues-cancel", style=button),
-                    dcc.Checklist(id="queues-show-finished", options=[{"label": " show finished queues", "value": "finished"}],
-                                  value=[], inline=True, style={"display": "inline-block", "marginLeft": "16px"}),
-                ],
-                style={"margin": "8px 0"},
+            toolbar(
+                [("Pause", "queues-pause"), ("Resume", "queues-resume"), ("Cancel", "queues-cancel")],
+                dcc.Checklist(id="queues-show-finished", options=[{"label": " show finished queues", "value": "finished"}],
+                              value=[], inline=True, style={"display": "inline-block", "marginLeft": "16px"}),
             ),
             dag.AgGrid(
                 id=GRID_ID, rowData=[], columnDefs=list(COLUMNS), getRowId="'' + params.data.id",

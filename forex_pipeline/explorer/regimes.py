@@ -18,7 +18,7 @@ import dash_ag_grid as dag
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from forex_pipeline.explorer.common import EXPECTED_ERRORS, ExplorerContext, banner, banner_slot, error_message, section
+from forex_pipeline.explorer.common import EXPECTED_ERRORS, ExplorerContext, banner, banner_slot, error_message, section, toolbar
 
 GRID_ID = "regimes-grid"
 FLOAT_FORMAT = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
@@ -42,21 +42,15 @@ def grid_columns() -> list[dict[str, Any]]:
 
 def layout(context: ExplorerContext) -> html.Div:
     """Bests grid with its actions, the details panel, and the three charts."""
-    button = {"marginRight": "8px"}
     return html.Div(
         [
             banner_slot("regimes"),
-            html.Div(
-                [
-                    html.Button("Refresh", id="regimes-refresh", style=button),
-                    html.Button("View details", id="regimes-details-button", style=button),
-                    html.Button("Backtest", id="regimes-backtest-button", style=button),
-                    html.Button("Deploy (download bundle)", id="regimes-deploy-button", style=button),
-                    html.Span("select a best, then act on it; deploy bundles every regime's best of that market",
-                              style={"color": "#555"}),
-                    dcc.Download(id="regimes-download"),
-                ],
-                style={"margin": "8px 0"},
+            toolbar(
+                [("Refresh", "regimes-refresh"), ("View details", "regimes-details-button"),
+                 ("Backtest", "regimes-backtest-button"), ("Deploy (download bundle)", "regimes-deploy-button")],
+                html.Span("select a best, then act on it; deploy bundles every regime's best of that market",
+                          style={"color": "#555"}),
+                dcc.Download(id="regimes-download"),
             ),
             dag.AgGrid(
                 id=GRID_ID, rowData=[], columnDefs=grid_columns(),

@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.explorer_support import (
     ARTIFACTS,
-    CHROMIUM,
+    browser_page,
     clear_selection,
     ROOT,
     paging_summary,
@@ -64,19 +64,9 @@ def explorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
 
 @pytest.fixture(scope="module")
 def page(explorer: tuple[str, Path, dict[str, str]]) -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(30_000)
-        tab.goto(explorer[0])
+    with browser_page(explorer[0]) as tab:
         tab.wait_for_selector(f"#{GRID} .ag-row")
         yield tab
-        browser.close()
 
 
 def sql(database: Path, query: str) -> list[tuple]:
@@ -221,7 +211,6 @@ def test_export_and_resubmit_then_delete(page: Any, explorer: tuple[str, Path, d
     # delete a regime best: refused with the reason, nothing deleted
     clear_selection(page, GRID)
     select_rows(page, GRID, [2, 3])
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("#history-delete-button")
     message = banner_text(page, "nothing deleted")
     assert "run 2 is a regime best (bull_trending)" in message
@@ -229,7 +218,6 @@ def test_export_and_resubmit_then_delete(page: Any, explorer: tuple[str, Path, d
     shot(page, "06_delete_refused")
 
     page.locator(f'#{GRID} .ag-row[row-id="2"] .ag-selection-checkbox input').uncheck()
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("#history-delete-button")
     assert banner_text(page, "deleted run(s)") == "deleted run(s) 3 with their backtests and model files"
     wait_for_total(page, GRID, N_RUNS - 1)
