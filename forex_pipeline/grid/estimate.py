@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from forex_pipeline.data.timeframes import TRADING_DAYS_PER_YEAR, rows_per_day
+from forex_pipeline.hashing import canonical_json
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash
 from forex_pipeline.models.spec import ModelConfiguration
@@ -108,9 +109,9 @@ def target_intervals(horizon: int, direct_multi_steps: int) -> int:
 
 def estimator_scale(model_spec: ModelSpec) -> float:
     """n_estimators relative to the family default (1 for families without it)."""
-    from forex_pipeline.models.registry import family_module
+    from forex_pipeline.models.registry import family_rules
 
-    module = family_module(model_spec.model_type)
+    module = family_rules(model_spec.model_type)
     resolved = module.validate_hyperparameters(model_spec)
     default = module.validate_hyperparameters(ModelSpec(model_type=model_spec.model_type, horizon=model_spec.horizon))
     if "n_estimators" not in resolved:
@@ -192,20 +193,16 @@ class Calibration:
 def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibration:
     """Rates of measured against reference seconds from recorded runs (see Calibration); a run whose
     stored specs no longer validate, or that measured nothing, is left out."""
-    from pydantic import ValidationError
-
-    from forex_pipeline.models.spec import model_config_hash
-
     ratios: dict[tuple[str, str], list[float]] = {}
     measured_shared, shared_configurations = 0.0, []
+    priors: dict[tuple[str, str], tuple[ModelConfiguration, float] | None] = {}
     for run in durations:
-        try:
-            fs, ms = FeatureSetSpec.model_validate(run.feature_set), ModelSpec.model_validate(run.model_spec)
-            configuration = ModelConfiguration(fs, ms, fs.partition_key, ms.partition_key, fs.hash, ms.hash,
-                                               model_config_hash(fs.hash, ms.hash))
-            prior = prior_work_seconds(configuration, settings)
-        except (ValidationError, ValueError, KeyError):
+        key = (canonical_json(run.feature_set), canonical_json(run.model_spec))
+        if key not in priors:
+            priors[key] = _recorded_prior(run, settings)
+        if priors[key] is None:
             continue
+        configuration, prior = priors[key]
         work = run.training_seconds + (run.backtest_seconds or 0.0)
         if prior <= 0 or work <= 0:
             continue
@@ -224,6 +221,22 @@ def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibrati
         shared_rate=measured_shared / prior_shared if prior_shared > 0 else None,
         runs=sum(len(values) for values in ratios.values()),
     )
+
+
+def _recorded_prior(run: RunDuration, settings: Settings) -> tuple[ModelConfiguration, float] | None:
+    """A recorded run's configuration and its reference seconds; None when its stored specs no longer
+    validate (calibrate computes it once per distinct pair of specs among the runs)."""
+    from pydantic import ValidationError
+
+    from forex_pipeline.models.spec import model_config_hash
+
+    try:
+        fs, ms = FeatureSetSpec.model_validate(run.feature_set), ModelSpec.model_validate(run.model_spec)
+        configuration = ModelConfiguration(fs, ms, fs.partition_key, ms.partition_key, fs.hash, ms.hash,
+                                           model_config_hash(fs.hash, ms.hash))
+        return configuration, prior_work_seconds(configuration, settings)
+    except (ValidationError, ValueError, KeyError):
+        return None
 
 
 def model_work_seconds(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from types import ModuleType
 
@@ -18,3 +19,17 @@ def import_listed(modules: Mapping[str, str], key: str, label: str, error: type[
         if exc.name is not None and name.startswith(exc.name):
             raise error(f"{label} {key!r} is not available: its module {name} does not exist") from exc
         raise
+
+
+def find_listed(modules: Mapping[str, str], key: str, label: str, error: type[Exception]) -> str:
+    """The module name listed for `key`, checked to exist without importing it (import_listed's errors)."""
+    if key not in modules:
+        raise error(f"{label} {key!r} is unknown; known: {', '.join(modules)}")
+    name = modules[key]
+    try:
+        found = importlib.util.find_spec(name)
+    except ModuleNotFoundError:
+        found = None
+    if found is None:
+        raise error(f"{label} {key!r} is not available: its module {name} does not exist")
+    return name
