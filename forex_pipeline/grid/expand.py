@@ -138,7 +138,7 @@ def window_problems(grid: Grid, settings: Settings) -> list[str]:
     refusal here is certain; a window that passes can still meet fewer bars in the data.
     """
     from forex_pipeline.data.timeframes import rows_per_day
-    from forex_pipeline.features.splits import split_rows
+    from forex_pipeline.features.splits import split_bounds
 
     training = settings.training
     problems = []
@@ -151,7 +151,7 @@ def window_problems(grid: Grid, settings: Settings) -> list[str]:
             continue
         for horizon in horizons:
             try:
-                split_rows(rows, horizon, training.train_fraction, training.validation_fraction, min_rows=MIN_SEGMENT_ROWS)
+                split_bounds(rows, horizon, training.train_fraction, training.validation_fraction, min_rows=MIN_SEGMENT_ROWS)
             except ValueError:
                 problems.append(
                     f"{where} with model_specs.horizons {horizon}: at most {rows} rows cannot hold train, validation "
