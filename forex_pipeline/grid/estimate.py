@@ -6,7 +6,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forex_pipeline.data.timeframes import TRADING_DAYS_PER_YEAR, rows_per_day
 from forex_pipeline.hashing import canonical_json
@@ -193,16 +193,24 @@ class Calibration:
 def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibration:
     """Rates of measured against reference seconds from recorded runs (see Calibration); a run whose
     stored specs no longer validate, or that measured nothing, is left out."""
+    from pydantic import ValidationError
+
+    from forex_pipeline.models.spec import model_config_hash
+
     ratios: dict[tuple[str, str], list[float]] = {}
     measured_shared, shared_configurations = 0.0, []
-    priors: dict[tuple[str, str], tuple[ModelConfiguration, float] | None] = {}
+    specs: dict[tuple[str, str], tuple[Any, str, str]] = {}
+    seconds: dict[str, float] = {}
     for run in durations:
-        key = (canonical_json(run.feature_set), canonical_json(run.model_spec))
-        if key not in priors:
-            priors[key] = _recorded_prior(run, settings)
-        if priors[key] is None:
+        try:
+            fs, fs_key, fs_hash = _recorded_spec(specs, FeatureSetSpec, run.feature_set)
+            ms, ms_key, ms_hash = _recorded_spec(specs, ModelSpec, run.model_spec)
+            configuration = ModelConfiguration(fs, ms, fs_key, ms_key, fs_hash, ms_hash, model_config_hash(fs_hash, ms_hash))
+            if ms_hash not in seconds:
+                seconds[ms_hash] = model_seconds(ms, settings)
+            prior = seconds[ms_hash] * reference_scale(fs)
+        except (ValidationError, ValueError, KeyError):
             continue
-        configuration, prior = priors[key]
         work = run.training_seconds + (run.backtest_seconds or 0.0)
         if prior <= 0 or work <= 0:
             continue
@@ -223,20 +231,15 @@ def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibrati
     )
 
 
-def _recorded_prior(run: RunDuration, settings: Settings) -> tuple[ModelConfiguration, float] | None:
-    """A recorded run's configuration and its reference seconds; None when its stored specs no longer
-    validate (calibrate computes it once per distinct pair of specs among the runs)."""
-    from pydantic import ValidationError
-
-    from forex_pipeline.models.spec import model_config_hash
-
-    try:
-        fs, ms = FeatureSetSpec.model_validate(run.feature_set), ModelSpec.model_validate(run.model_spec)
-        configuration = ModelConfiguration(fs, ms, fs.partition_key, ms.partition_key, fs.hash, ms.hash,
-                                           model_config_hash(fs.hash, ms.hash))
-        return configuration, prior_work_seconds(configuration, settings)
-    except (ValidationError, ValueError, KeyError):
-        return None
+def _recorded_spec(specs: dict[tuple[str, str], tuple[Any, str, str]], kind: type[FeatureSetSpec] | type[ModelSpec],
+                   stored: dict[str, Any]) -> tuple[Any, str, str]:
+    """A recorded run's stored spec validated, with its partition key and hash: once per distinct spec
+    (thousands of recorded runs share a few hundred specs)."""
+    key = (kind.__name__, canonical_json(stored))
+    if key not in specs:
+        spec = kind.model_validate(stored)
+        specs[key] = (spec, spec.partition_key, spec.hash)
+    return specs[key]
 
 
 def model_work_seconds(

@@ -10,9 +10,7 @@ from types import ModuleType
 
 def import_listed(modules: Mapping[str, str], key: str, label: str, error: type[Exception]) -> ModuleType:
     """The module listed for `key`; `error` naming `label` when the key is unknown or its module missing."""
-    if key not in modules:
-        raise error(f"{label} {key!r} is unknown; known: {', '.join(modules)}")
-    name = modules[key]
+    name = _listed_name(modules, key, label, error)
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -23,9 +21,7 @@ def import_listed(modules: Mapping[str, str], key: str, label: str, error: type[
 
 def find_listed(modules: Mapping[str, str], key: str, label: str, error: type[Exception]) -> str:
     """The module name listed for `key`, checked to exist without importing it (import_listed's errors)."""
-    if key not in modules:
-        raise error(f"{label} {key!r} is unknown; known: {', '.join(modules)}")
-    name = modules[key]
+    name = _listed_name(modules, key, label, error)
     try:
         found = importlib.util.find_spec(name)
     except ModuleNotFoundError:
@@ -33,3 +29,9 @@ def find_listed(modules: Mapping[str, str], key: str, label: str, error: type[Ex
     if found is None:
         raise error(f"{label} {key!r} is not available: its module {name} does not exist")
     return name
+
+
+def _listed_name(modules: Mapping[str, str], key: str, label: str, error: type[Exception]) -> str:
+    if key not in modules:
+        raise error(f"{label} {key!r} is unknown; known: {', '.join(modules)}")
+    return modules[key]

@@ -42,10 +42,9 @@ FAMILY_MODULES: dict[str, str] = {
     "diffusion-ddim": "forex_pipeline.models.neural.diffusion",
     "sssd": "forex_pipeline.models.neural.sssd",
 }
-# Where each family's validate_hyperparameters lives without its training stack: a grid is checked at
-# plan and submit time without importing torch.
+# The PyTorch families' validate_hyperparameters, without torch (a grid is checked at plan and submit
+# time without importing it); every other family's is in its family module.
 RULE_MODULES: dict[str, str] = {
-    **FAMILY_MODULES,
     "lightning": "forex_pipeline.models.neural.rules",
     "diffusion-ddpm": "forex_pipeline.models.neural.rules",
     "diffusion-ddim": "forex_pipeline.models.neural.rules",
@@ -63,7 +62,7 @@ def family_rules(model_type: str) -> ModuleType:
     """The module holding `model_type`'s validate_hyperparameters, its family module checked to exist but
     not imported; ModelSpecError naming model_type otherwise."""
     find_listed(FAMILY_MODULES, model_type, "model_spec.model_type", ModelSpecError)
-    return import_listed(RULE_MODULES, model_type, "model_spec.model_type", ModelSpecError)
+    return import_listed({**FAMILY_MODULES, **RULE_MODULES}, model_type, "model_spec.model_type", ModelSpecError)
 
 
 def file_suffix(model_type: str) -> str:
