@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from forex_pipeline.data.schema import BAR_COLUMNS, INDEX_NAME
 
@@ -90,6 +89,8 @@ def _log_prices(
     half_life: float,
 ) -> np.ndarray:
     """Log close per bar: drifting random walks in trends, AR(1) walks around the segment's start in ranges."""
+    from scipy.signal import lfilter
+
     sigma = np.array([REGIME_SIGMA[name] for name in REGIMES])[codes]
     shocks = rng.standard_normal(len(codes)) * sigma
     phi = 0.5 ** (1.0 / half_life)

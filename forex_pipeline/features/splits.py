@@ -25,6 +25,15 @@ def split_rows(
     the last `horizon` rows before each boundary are left out (embargo), so for every training row t,
     t + horizon < first validation row, and likewise validation -> test. Test rows run to the end.
     """
+    bounds = split_bounds(n_rows, horizon, train_fraction, validation_fraction, min_rows)
+    return Splits(**{name: np.arange(start, stop, dtype=np.int64) for name, (start, stop) in bounds.items()})
+
+
+def split_bounds(
+    n_rows: int, horizon: int, train_fraction: float, validation_fraction: float, min_rows: int = 1
+) -> dict[str, tuple[int, int]]:
+    """The (start, stop) rows of split_rows' train, validation and test segments, with its checks and errors,
+    without building the row indices (a plan checks thousands of windows of millions of rows)."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     if not 0 < train_fraction < 1 or not 0 < validation_fraction < 1 or train_fraction + validation_fraction >= 1:
@@ -36,15 +45,15 @@ def split_rows(
         raise ValueError(f"min_rows must be >= 1, got {min_rows}")
     validation_start = int(np.floor(n_rows * train_fraction))
     test_start = int(np.floor(n_rows * (train_fraction + validation_fraction)))
-    segments = {
-        "train": np.arange(0, max(validation_start - horizon, 0), dtype=np.int64),
-        "validation": np.arange(validation_start, max(test_start - horizon, validation_start), dtype=np.int64),
-        "test": np.arange(test_start, max(n_rows, test_start), dtype=np.int64),
+    bounds = {
+        "train": (0, max(validation_start - horizon, 0)),
+        "validation": (validation_start, max(test_start - horizon, validation_start)),
+        "test": (test_start, max(n_rows, test_start)),
     }
-    small = {name: len(rows) for name, rows in segments.items() if len(rows) < min_rows}
+    small = {name: stop - start for name, (start, stop) in bounds.items() if stop - start < min_rows}
     if small:
         raise ValueError(
             f"split of n_rows={n_rows} with horizon={horizon} (embargo {horizon} rows), train_fraction={train_fraction}, "
             f"validation_fraction={validation_fraction} leaves segment(s) {small} below min_rows={min_rows}"
         )
-    return Splits(**segments)
+    return bounds

@@ -6,9 +6,10 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forex_pipeline.data.timeframes import TRADING_DAYS_PER_YEAR, rows_per_day
+from forex_pipeline.hashing import canonical_json
 from forex_pipeline.features.spec import FeatureSetSpec
 from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash
 from forex_pipeline.models.spec import ModelConfiguration
@@ -108,9 +109,9 @@ def target_intervals(horizon: int, direct_multi_steps: int) -> int:
 
 def estimator_scale(model_spec: ModelSpec) -> float:
     """n_estimators relative to the family default (1 for families without it)."""
-    from forex_pipeline.models.registry import family_module
+    from forex_pipeline.models.registry import family_rules
 
-    module = family_module(model_spec.model_type)
+    module = family_rules(model_spec.model_type)
     resolved = module.validate_hyperparameters(model_spec)
     default = module.validate_hyperparameters(ModelSpec(model_type=model_spec.model_type, horizon=model_spec.horizon))
     if "n_estimators" not in resolved:
@@ -198,12 +199,16 @@ def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibrati
 
     ratios: dict[tuple[str, str], list[float]] = {}
     measured_shared, shared_configurations = 0.0, []
+    specs: dict[tuple[str, str], tuple[Any, str, str]] = {}
+    seconds: dict[str, float] = {}
     for run in durations:
         try:
-            fs, ms = FeatureSetSpec.model_validate(run.feature_set), ModelSpec.model_validate(run.model_spec)
-            configuration = ModelConfiguration(fs, ms, fs.partition_key, ms.partition_key, fs.hash, ms.hash,
-                                               model_config_hash(fs.hash, ms.hash))
-            prior = prior_work_seconds(configuration, settings)
+            fs, fs_key, fs_hash = _recorded_spec(specs, FeatureSetSpec, run.feature_set)
+            ms, ms_key, ms_hash = _recorded_spec(specs, ModelSpec, run.model_spec)
+            configuration = ModelConfiguration(fs, ms, fs_key, ms_key, fs_hash, ms_hash, model_config_hash(fs_hash, ms_hash))
+            if ms_hash not in seconds:
+                seconds[ms_hash] = model_seconds(ms, settings)
+            prior = seconds[ms_hash] * reference_scale(fs)
         except (ValidationError, ValueError, KeyError):
             continue
         work = run.training_seconds + (run.backtest_seconds or 0.0)
@@ -224,6 +229,17 @@ def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibrati
         shared_rate=measured_shared / prior_shared if prior_shared > 0 else None,
         runs=sum(len(values) for values in ratios.values()),
     )
+
+
+def _recorded_spec(specs: dict[tuple[str, str], tuple[Any, str, str]], kind: type[FeatureSetSpec] | type[ModelSpec],
+                   stored: dict[str, Any]) -> tuple[Any, str, str]:
+    """A recorded run's stored spec validated, with its partition key and hash: once per distinct spec
+    (thousands of recorded runs share a few hundred specs)."""
+    key = (kind.__name__, canonical_json(stored))
+    if key not in specs:
+        spec = kind.model_validate(stored)
+        specs[key] = (spec, spec.partition_key, spec.hash)
+    return specs[key]
 
 
 def model_work_seconds(

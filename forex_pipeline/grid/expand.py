@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from hashlib import sha256
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from forex_pipeline.yaml_input import YamlInputError, load_yaml
 if TYPE_CHECKING:
     from forex_pipeline.data.sources import BarSpan
     from forex_pipeline.settings import Settings
-from forex_pipeline.models.spec import MODEL_TYPES, ModelConfiguration, ModelSpec, model_config_hash
+from forex_pipeline.models.spec import MODEL_TYPES, ModelConfiguration, ModelSpec, model_config_prefix, model_config_suffix
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,34 @@ def parse_grid_spec(raw: Any, source: str = "<dict>", *, max_size: int | None = 
                  "or raise the limit in settings"],
                 source,
             )
+    feature_sets, model_specs = [], []
     if fs_axes is not None:
-        problems.extend(_build_feature_sets(fs_axes)[1])
+        feature_sets, fs_problems = _build_feature_sets(fs_axes)
+        problems.extend(fs_problems)
     if ms_axes is not None:
-        problems.extend(_build_model_specs(ms_axes)[1])
+        model_specs, ms_problems = _build_model_specs(ms_axes)
+        problems.extend(ms_problems)
     if problems or grid is None:
         raise GridSpecError(unique(problems) or ["grid spec is invalid"], source)
+    _LAST_PARSED[:] = [(grid, feature_sets, model_specs)]
     return grid
+
+
+# The feature sets and model specs the last parse_grid_spec built to check its spec: expand_grid of that
+# same spec object takes them instead of building them again (a submit parses, then expands, its grid).
+_LAST_PARSED: list[tuple[GridSpec, list[FeatureSetSpec], list[ModelSpec]]] = []
+
+
+def _built_parts(spec: GridSpec) -> tuple[list[FeatureSetSpec], list[ModelSpec]]:
+    """The unique feature sets and model specs of a valid spec (GridSpecError listing every problem otherwise)."""
+    for parsed, feature_sets, model_specs in _LAST_PARSED:
+        if parsed is spec:
+            return list(feature_sets), list(model_specs)
+    feature_sets, fs_problems = _build_feature_sets(spec.feature_sets)
+    model_specs, ms_problems = _build_model_specs(spec.model_specs)
+    if fs_problems or ms_problems:
+        raise GridSpecError(fs_problems + ms_problems, spec.name)
+    return feature_sets, model_specs
 
 
 def _max_grid_size(explicit: int | None) -> int:
@@ -116,7 +138,7 @@ def window_problems(grid: Grid, settings: Settings) -> list[str]:
     refusal here is certain; a window that passes can still meet fewer bars in the data.
     """
     from forex_pipeline.data.timeframes import rows_per_day
-    from forex_pipeline.features.splits import split_rows
+    from forex_pipeline.features.splits import split_bounds
 
     training = settings.training
     problems = []
@@ -129,7 +151,7 @@ def window_problems(grid: Grid, settings: Settings) -> list[str]:
             continue
         for horizon in horizons:
             try:
-                split_rows(rows, horizon, training.train_fraction, training.validation_fraction, min_rows=MIN_SEGMENT_ROWS)
+                split_bounds(rows, horizon, training.train_fraction, training.validation_fraction, min_rows=MIN_SEGMENT_ROWS)
             except ValueError:
                 problems.append(
                     f"{where} with model_specs.horizons {horizon}: at most {rows} rows cannot hold train, validation "
@@ -395,12 +417,13 @@ def _build_model_specs(axes: ModelAxes) -> tuple[list[ModelSpec], list[str]]:
 
 def _family_problems(spec: ModelSpec, paths: Mapping[str, str]) -> list[str]:
     """Problems the model registry finds before any training: missing family or encoder, bad hyperparameters."""
-    from forex_pipeline.models.encoders import encoder_module
-    from forex_pipeline.models.registry import family_module
+    from forex_pipeline.models.encoders import ENCODER_MODULES, EncoderError
+    from forex_pipeline.models.lazy_import import find_listed
+    from forex_pipeline.models.registry import family_rules
 
     problems = []
     try:
-        module = family_module(spec.model_type)
+        module = family_rules(spec.model_type)
     except ValueError as exc:
         return [f"{paths['model_type']}: {exc}"]
     validate = getattr(module, "validate_hyperparameters", None)
@@ -412,7 +435,7 @@ def _family_problems(spec: ModelSpec, paths: Mapping[str, str]) -> list[str]:
         except ValueError as exc:
             problems.append(f"{paths['hyperparameters']}: {exc}")
     try:
-        encoder_module(spec.encoder)
+        find_listed(ENCODER_MODULES, spec.encoder, "encoder", EncoderError)
     except ValueError as exc:
         problems.append(f"{paths['encoder']}: {exc}")
     return problems
@@ -421,15 +444,12 @@ def _family_problems(spec: ModelSpec, paths: Mapping[str, str]) -> list[str]:
 def expand_grid(grid: GridSpec | Mapping[str, Any]) -> Grid:
     """Feature sets x model specs of a grid, deduplicated by hash, in the order the spec lists values."""
     spec = grid if isinstance(grid, GridSpec) else parse_grid_spec(grid)
-    feature_sets, fs_problems = _build_feature_sets(spec.feature_sets)
-    model_specs, ms_problems = _build_model_specs(spec.model_specs)
-    if fs_problems or ms_problems:
-        raise GridSpecError(fs_problems + ms_problems, spec.name)
-    fs_rows = [(fs, fs.partition_key, fs.hash) for fs in feature_sets]
-    ms_rows = [(ms, ms.partition_key, ms.hash) for ms in model_specs]
+    feature_sets, model_specs = _built_parts(spec)
+    fs_rows = [(fs, fs.partition_key, fs.hash, model_config_prefix(fs.hash)) for fs in feature_sets]
+    ms_rows = [(ms, ms.partition_key, ms.hash, model_config_suffix(ms.hash)) for ms in model_specs]
     configurations: dict[str, ModelConfiguration] = {}
-    for (fs, fs_key, fs_hash), (ms, ms_key, ms_hash) in itertools.product(fs_rows, ms_rows):
-        mc_hash = model_config_hash(fs_hash, ms_hash)
+    for (fs, fs_key, fs_hash, prefix), (ms, ms_key, ms_hash, suffix) in itertools.product(fs_rows, ms_rows):
+        mc_hash = sha256((prefix + suffix).encode()).hexdigest()
         if mc_hash not in configurations:
             configurations[mc_hash] = ModelConfiguration(fs, ms, fs_key, ms_key, fs_hash, ms_hash, mc_hash)
     return Grid(spec, feature_sets, model_specs, list(configurations.values()))

@@ -20,14 +20,14 @@ from forex_pipeline.models.base import TrainedModel
 from forex_pipeline.models.context import ModelSpecError, TrainingContext
 from forex_pipeline.models.encoders import EncoderError, encoder_module
 from forex_pipeline.models.hyperparameters import HyperparameterError
-from forex_pipeline.models.lazy_import import import_listed
+from forex_pipeline.models.lazy_import import find_listed, import_listed
 from forex_pipeline.models.spec import ModelSpec
 from forex_pipeline.models.training import check_ar_lags, check_horizon
 from forex_pipeline.settings import Settings
 from forex_pipeline.models.files import ModelFileInfo, verify, write_atomic
 
 __all__ = [
-    "FAMILY_MODULES", "ModelSpecError", "TrainingContext", "family_module", "file_suffix",
+    "FAMILY_MODULES", "RULE_MODULES", "ModelSpecError", "TrainingContext", "family_module", "family_rules", "file_suffix",
     "validate_spec", "train_model", "save_model", "load_model",
 ]
 
@@ -42,12 +42,27 @@ FAMILY_MODULES: dict[str, str] = {
     "diffusion-ddim": "forex_pipeline.models.neural.diffusion",
     "sssd": "forex_pipeline.models.neural.sssd",
 }
+# The PyTorch families' validate_hyperparameters, without torch (a grid is checked at plan and submit
+# time without importing it); every other family's is in its family module.
+RULE_MODULES: dict[str, str] = {
+    "lightning": "forex_pipeline.models.neural.rules",
+    "diffusion-ddpm": "forex_pipeline.models.neural.rules",
+    "diffusion-ddim": "forex_pipeline.models.neural.rules",
+    "sssd": "forex_pipeline.models.neural.rules",
+}
 DEFAULT_FILE_SUFFIX = ".joblib"
 
 
 def family_module(model_type: str) -> ModuleType:
     """Import the module of `model_type`; ModelSpecError naming model_type if unknown or missing."""
     return import_listed(FAMILY_MODULES, model_type, "model_spec.model_type", ModelSpecError)
+
+
+def family_rules(model_type: str) -> ModuleType:
+    """The module holding `model_type`'s validate_hyperparameters, its family module checked to exist but
+    not imported; ModelSpecError naming model_type otherwise."""
+    find_listed(FAMILY_MODULES, model_type, "model_spec.model_type", ModelSpecError)
+    return import_listed({**FAMILY_MODULES, **RULE_MODULES}, model_type, "model_spec.model_type", ModelSpecError)
 
 
 def file_suffix(model_type: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from forex_pipeline.features.spec import FeatureSetSpec
-from forex_pipeline.hashing import config_hash, short_hash
+from forex_pipeline.hashing import canonical_json, config_hash, short_hash
 from forex_pipeline.keys import model_config_key
 
 MODEL_TYPES: tuple[str, ...] = (
@@ -85,6 +85,17 @@ class ModelSpec(BaseModel):
 def model_config_hash(feature_set_hash: str, model_spec_hash: str) -> str:
     """The hash of one model configuration (a feature set paired with a model spec)."""
     return config_hash({"feature_set": feature_set_hash, "model_spec": model_spec_hash})
+
+
+def model_config_prefix(feature_set_hash: str) -> str:
+    """The start of the canonical JSON model_config_hash digests, up to the model spec's hash: a grid
+    hashes its pairs from a prefix per feature set and a suffix per model spec, each built once."""
+    return '{"feature_set":' + canonical_json(feature_set_hash) + ',"model_spec":'
+
+
+def model_config_suffix(model_spec_hash: str) -> str:
+    """The rest of the canonical JSON after model_config_prefix (see there)."""
+    return canonical_json(model_spec_hash) + "}"
 
 
 @dataclass(frozen=True)

@@ -365,8 +365,9 @@ def recount(session, queue_id: int) -> training_queue.QueueRecord:  # noqa: ANN0
     so counts lost in a crash come back."""
     queue = _queue(session, queue_id)
     hashes = [c.model_config_hash for c in configurations_of(queue.grid_spec)]
-    completed = len(training_runs.find_completed_hashes(session, hashes))
-    skipped = training_runs.count_completed_elsewhere(session, hashes, queue_id)
+    runs = training_runs.completed_run_queues(session, hashes)
+    completed = len({model_config_hash for model_config_hash, _ in runs})
+    skipped = sum(1 for _, run_queue in runs if run_queue != queue_id)
     failed = sum(r.status == RunStatus.FAILED for r in training_runs.runs_of_queue(session, queue_id))
     return training_queue.set_queue_counts(session, queue_id, completed=completed, failed=failed, skipped=skipped)
 

@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -268,14 +268,20 @@ def mark_run_status(
 
 def find_completed_hashes(session: Session, hashes: Iterable[str]) -> set[str]:
     """The subset of `hashes` whose training run is completed (what a queue may skip)."""
+    return {model_config_hash for model_config_hash, _ in completed_run_queues(session, hashes)}
+
+
+def completed_run_queues(session: Session, hashes: Iterable[str]) -> list[tuple[str, int | None]]:
+    """(model_config_hash, queue_id) of every completed run of `hashes`: a queue's completed and skipped
+    counts both come from this one pass over the grid's hashes."""
     wanted = sorted(set(hashes))
-    done: set[str] = set()
+    rows: list[tuple[str, int | None]] = []
     for chunk in in_chunks(wanted):
-        statement = select(TrainingRun.model_config_hash).where(
+        statement = select(TrainingRun.model_config_hash, TrainingRun.queue_id).where(
             TrainingRun.model_config_hash.in_(chunk), TrainingRun.status == RunStatus.COMPLETED
         )
-        done.update(session.scalars(statement))
-    return done
+        rows.extend((str(h), q) for h, q in session.execute(statement))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -315,27 +321,12 @@ def recent_durations(session: Session, model_types: Iterable[str], per_timeframe
         .subquery()
     )
     statement = (
-        select(TrainingRun)
+        select(*(getattr(TrainingRun, f.name) for f in fields(RunDuration)))
         .join(ranked, ranked.c.id == TrainingRun.id)
         .where(ranked.c.recency <= per_timeframe)
         .order_by(TrainingRun.model_type, TrainingRun.base_timeframe, ranked.c.recency)
     )
-    return [record_of(RunDuration, row) for row in session.scalars(statement)]
-
-
-def count_completed_elsewhere(session: Session, hashes: Iterable[str], queue_id: int) -> int:
-    """How many of `hashes` have a completed run trained outside queue `queue_id`: the configurations
-    that queue skips because they are already trained (the specification's skipped_count)."""
-    wanted = sorted(set(hashes))
-    total = 0
-    for chunk in in_chunks(wanted):
-        statement = select(func.count()).where(
-            TrainingRun.model_config_hash.in_(chunk),
-            TrainingRun.status == RunStatus.COMPLETED,
-            or_(TrainingRun.queue_id.is_(None), TrainingRun.queue_id != queue_id),
-        )
-        total += int(session.scalar(statement) or 0)
-    return total
+    return [RunDuration(*row) for row in session.execute(statement)]
 
 
 def runs_of_queue(session: Session, queue_id: int) -> list[TrainingRunRecord]:

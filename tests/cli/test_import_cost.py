@@ -1,6 +1,7 @@
 """Every CLI call pays for what it imports: `--help` loads no data library at all, the reading commands
 (`bests`, `history`, `queue status`) never load dagster, torch, lightgbm, scikit-learn or scipy, and serve
-their rows from SQLAlchemy Core without pandas, numpy, pyarrow or a migration check (alembic)."""
+their rows from SQLAlchemy Core without pandas, numpy, pyarrow or a migration check (alembic); `grid plan`
+checks every family's hyperparameters and the bars' span without loading a training stack or dagster."""
 
 from __future__ import annotations
 
@@ -19,17 +20,20 @@ import json, sys
 from forex_pipeline.cli import main
 try:
     main(sys.argv[1:])
-except SystemExit:
-    pass
+except SystemExit as exc:
+    print(f"CODE={exc.code}")
 loaded = sorted({name.split('.')[0] for name in sys.modules})
 print("LOADED=" + json.dumps(loaded))
 """
 
 
-def loaded_by(*argv: str, env: dict | None = None) -> set[str]:
+def loaded_by(*argv: str, env: dict | None = None, exit_code: int | None = None) -> set[str]:
+    """The top-level packages a CLI call imported (and, when `exit_code` is given, that it exited so)."""
     result = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120, env=env)
     line = [ln for ln in result.stdout.splitlines() if ln.startswith("LOADED=")]
     assert line, result.stdout[-2000:] + result.stderr[-2000:]
+    if exit_code is not None:
+        assert f"CODE={exit_code}" in result.stdout.splitlines(), result.stdout[-2000:] + result.stderr[-2000:]
     return set(json.loads(line[-1].removeprefix("LOADED=")))
 
 
@@ -56,3 +60,22 @@ def test_reading_commands_load_no_frame_library(grid_env: Path, argv: tuple[str,
 
     loaded = loaded_by(*argv, env=dict(os.environ))   # grid_env migrated the database: the commands read it for real
     assert not loaded & set(HEAVY + FRAME_LIBRARIES), sorted(loaded & set(HEAVY + FRAME_LIBRARIES))
+
+
+def test_grid_plan_of_every_family_loads_no_training_stack(grid_env: Path, tmp_path: Path) -> None:
+    """The PyTorch families' hyperparameters are checked from their rules alone; the synthetic bars' span
+    needs no signal filter."""
+    import copy
+    import os
+
+    import yaml
+
+    from tests.support import TINY_GRID
+
+    grid = copy.deepcopy(TINY_GRID)
+    grid["model_specs"].update(model_types=["ridge", "lightgbm", "lightning", "diffusion-ddim", "sssd"],
+                               encoders=["none", "autoencoder"], encoder_dims=[4], hyperparameters={"lightning": [{"hidden": 32}]})
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    loaded = loaded_by("grid", "plan", str(path), env=dict(os.environ), exit_code=0)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

@@ -178,6 +178,19 @@ def test_hyperparameters_are_checked_by_the_model_family() -> None:
     assert problems[1].startswith("model_specs.hyperparameters.rf[2]:") and "max_depth" in problems[1]
 
 
+def test_pytorch_families_are_checked_by_their_rules() -> None:
+    raw = _raw(model_specs__model_types=["lightning", "diffusion-ddim", "sssd"], model_specs__hyperparameters={
+        "lightning": [{"hiden": 3}], "diffusion-ddim": [{"diffusion_steps": 5, "ddim_steps": 8}], "sssd": [{"sampler": "euler"}]})
+    with pytest.raises(GridSpecError) as info:
+        parse_grid_spec(raw)
+    problems = info.value.problems
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("model_specs.hyperparameters.lightning[0]:") and "'hiden'" in problems[0]
+    assert problems[1] == ("model_specs.hyperparameters.diffusion-ddim[0]: hyperparameters.ddim_steps (8) must not exceed "
+                           "hyperparameters.diffusion_steps (5)")
+    assert problems[2].startswith("model_specs.hyperparameters.sssd[0]:") and "'euler'" in problems[2]
+
+
 def test_missing_sections_and_unused_hyperparameters_are_refused() -> None:
     raw = _raw(model_specs__hyperparameters={"lightgbm": [{}], "catboost": [{}]})
     del raw["feature_sets"]["as_of"]

@@ -57,7 +57,8 @@ from torch import nn
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.models.base import PREDICTION_METHODS, Combiners
 from forex_pipeline.models.combiners import fit_combiners
-from forex_pipeline.models.hyperparameters import HyperparameterError, Param, resolve
+from forex_pipeline.models.hyperparameters import HyperparameterError
+from forex_pipeline.models.neural import rules
 from forex_pipeline.models.neural.common import WindowMLP, check_rows, combiners_from_state, combiners_to_state, gather_windows, load_payload, resolve_common, runtime_placement, save_payload, state_dict_to_cpu, to_numpy_tree
 from forex_pipeline.models.torch_training import NeuralTrainingError, cpu_threads, derived_seed, deterministic, fit_network, select_device, training_budget_seconds
 from forex_pipeline.models.neural.data import (
@@ -81,38 +82,9 @@ MIN_TRAINING_SHARE = 0.3  # the share of the budget training keeps whatever samp
 MIN_COMBINER_ROWS = 32    # combiners are never fitted on fewer validation rows than this
 SAMPLING_SAFETY = 1.25    # factor on the timed network evaluation when reserving sampling time
 
-RULES: dict[str, Param] = {
-    "context_length": Param(50, int, 2, 1000),
-    "proj_dim": Param(8, int, 1, 256),
-    "hidden": Param(64, int, 4, 4096),
-    "channels": Param(32, int, 4, 1024),
-    "layers": Param(3, int, 1, 16),
-    "dropout": Param(0.1, float, 0.0, 0.9),
-    "learning_rate": Param(1e-3, float, 0.0, 1.0, low_inclusive=False),
-    "weight_decay": Param(0.0, float, 0.0, 1.0),
-    "patience": Param(5, int, 1, 1000),
-    "path_points": Param(16, int, 1, 500),
-    "clip": Param(6.0, float, 0.0, 1000.0, low_inclusive=False),
-    "combiner_rows": Param(512, int, 16, 1_000_000),
-    "diffusion_steps": Param(None, int, 2, 10000, allow_none=True),
-    "ddim_steps": Param(None, int, 1, 10000, allow_none=True),
-    "samples": Param(None, int, 1, 1000, allow_none=True),
-    "max_epochs": Param(None, int, 1, 100000, allow_none=True),
-    "batch_size": Param(None, int, 1, 1 << 20, allow_none=True),
-}
-
-
-def check_steps(hp: dict[str, Any]) -> None:
-    steps, ddim = hp.get("diffusion_steps"), hp.get("ddim_steps")
-    if steps is not None and ddim is not None and ddim > steps:
-        raise HyperparameterError(
-            f"hyperparameters.ddim_steps ({ddim}) must not exceed hyperparameters.diffusion_steps ({steps})"
-        )
-
-
-def validate_hyperparameters(spec: ModelSpec) -> dict[str, Any]:
-    """Hyperparameters with defaults filled (None = the settings value at training time)."""
-    return resolve(spec, RULES, check_steps)
+RULES = rules.DIFFUSION
+check_steps = rules.check_steps
+validate_hyperparameters = rules.validate_diffusion
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from torch import nn
 from forex_pipeline.features.matrix import FeatureMatrix
 from forex_pipeline.models.base import PREDICTION_METHODS, Combiners
 from forex_pipeline.models.combiners import fit_combiners
-from forex_pipeline.models.hyperparameters import Param, resolve
+from forex_pipeline.models.neural import rules
 from forex_pipeline.models.neural.common import WindowMLP, check_rows, combiners_from_state, combiners_to_state, gather_windows, load_payload, resolve_common, runtime_placement, save_payload, state_dict_to_cpu, to_numpy_tree
 from forex_pipeline.models.torch_training import FitReport, NeuralTrainingError, cpu_threads, derived_seed, deterministic, fit_network, select_device, training_budget_seconds
 from forex_pipeline.models.neural.data import (
@@ -63,25 +63,8 @@ FAMILY = "lightning"
 FILE_SUFFIX = ".pt"
 PREDICT_BATCH = 4096
 
-RULES: dict[str, Param] = {
-    "context_length": Param(50, int, 2, 1000),
-    "proj_dim": Param(8, int, 1, 256),
-    "hidden": Param(64, int, 4, 4096),
-    "layers": Param(2, int, 1, 8),
-    "dropout": Param(0.1, float, 0.0, 0.9),
-    "learning_rate": Param(1e-3, float, 0.0, 1.0, low_inclusive=False),
-    "weight_decay": Param(1e-4, float, 0.0, 1.0),
-    "patience": Param(5, int, 1, 1000),
-    "path_points": Param(24, int, 1, 500),
-    "members": Param(None, int, 1, 100, allow_none=True),
-    "max_epochs": Param(None, int, 1, 100000, allow_none=True),
-    "batch_size": Param(None, int, 1, 1 << 20, allow_none=True),
-}
-
-
-def validate_hyperparameters(spec: ModelSpec) -> dict[str, Any]:
-    """Hyperparameters with defaults filled; unknown or out-of-range keys raise HyperparameterError."""
-    return resolve(spec, RULES)
+RULES = rules.LIGHTNING
+validate_hyperparameters = rules.validate_lightning
 
 
 class LightningNet(nn.Module):

@@ -42,11 +42,10 @@ import torch
 from torch import nn
 
 from forex_pipeline.features.matrix import FeatureMatrix
-from forex_pipeline.models.hyperparameters import Param, resolve
+from forex_pipeline.models.neural import rules
 from forex_pipeline.models.neural.diffusion import (
     DiffusionModel,
     StepEmbedding,
-    check_steps,
     load_diffusion,
     save_diffusion,
     train_diffusion,
@@ -57,30 +56,8 @@ FAMILY = "sssd"
 FILE_SUFFIX = ".pt"
 DENSE_MAX_LENGTH = 256     # sequences up to this length apply S4D kernels as dense Toeplitz products
 
-RULES: dict[str, Param] = {
-    "context_length": Param(32, int, 2, 1000),
-    "channels": Param(32, int, 4, 1024),
-    "layers": Param(2, int, 1, 64),
-    "state_dim": Param(32, int, 2, 512),
-    "dropout": Param(0.0, float, 0.0, 0.9),
-    "learning_rate": Param(2e-3, float, 0.0, 1.0, low_inclusive=False),
-    "weight_decay": Param(0.0, float, 0.0, 1.0),
-    "patience": Param(5, int, 1, 1000),
-    "path_points": Param(16, int, 1, 500),
-    "clip": Param(6.0, float, 0.0, 1000.0, low_inclusive=False),
-    "combiner_rows": Param(256, int, 16, 1_000_000),
-    "sampler": Param("ddim", str, choices=("ddpm", "ddim")),
-    "diffusion_steps": Param(50, int, 2, 10000, allow_none=True),
-    "ddim_steps": Param(None, int, 1, 10000, allow_none=True),
-    "samples": Param(None, int, 1, 1000, allow_none=True),
-    "max_epochs": Param(None, int, 1, 100000, allow_none=True),
-    "batch_size": Param(None, int, 1, 1 << 20, allow_none=True),
-}
-
-
-def validate_hyperparameters(spec: ModelSpec) -> dict[str, Any]:
-    """Hyperparameters with defaults filled (None = the settings value at training time)."""
-    return resolve(spec, RULES, check_steps)
+RULES = rules.SSSD
+validate_hyperparameters = rules.validate_sssd
 
 
 class S4DKernel(nn.Module):
