@@ -44,7 +44,9 @@ import pandas as pd  # noqa: E402
 from forex_pipeline.backtest.columns import BLOCK_COLUMNS  # noqa: E402
 from forex_pipeline.backtest.run import run_baseline_backtests, run_evaluation_backtests, run_noise_backtests  # noqa: E402
 from forex_pipeline.backtest.segments import evaluation_segments  # noqa: E402
-from forex_pipeline.pipeline.trust import TrialBlockCache, TrustReference, annotate, group_pbo, ranking_segments  # noqa: E402
+from forex_pipeline.pipeline.trust import (  # noqa: E402
+    TrialBlockCache, TrustReference, annotate, cached_trial_blocks, group_pbo, ranking_segments,
+)
 from forex_pipeline.regimes.selection import select_regime_bests  # noqa: E402
 from forex_pipeline.regimes.significance import regime_trials  # noqa: E402
 from forex_pipeline.settings import DEFAULT_SETTINGS_FILE, load_settings  # noqa: E402
@@ -98,7 +100,12 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
             parts = [f.loc[f["segment"].to_numpy() == selection_segment, columns] for f in chosen]
             return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
-        blocks = blocks_cache.blocks(("fs", horizon, selection_segment), {r: len(rows[r]) for r in range(len(rows))}, fetch)
+        # the pipeline's path (recorded_trial_blocks without the database's version query): the new
+        # model's blocks from its own rows, every other run from the cache
+        blocks = cached_trial_blocks(
+            blocks_cache, ("fs", horizon, selection_segment), {r: len(rows[r]) for r in range(len(rows))}, fetch,
+            known=frame, regimes=list(settings.regimes.definitions), segment=selection_segment,
+        )
         pbo = {("fs", horizon): group_pbo(blocks)}
         bests = annotate(
             selection.bests, trials=trials, references={("fs", horizon): reference}, pbo=pbo,

@@ -18,17 +18,38 @@ import numpy as np
 HALF = 8
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sharpe_order(total: float, total_sq: float, n: float) -> float:
     """sign(SR) * SR^2 of pooled sums (SR = per-bar Sharpe; 0 where undefined): a strictly increasing
     function of SR, so the in-sample winner and the out-of-sample ranks are those of SR itself, without
-    a square root per trial and split."""
+    a square root per trial and split. Written as a select, so loops over trials vectorise (the
+    discarded quotient of an undefined set is never used; no divisor of a kept value is ever 0)."""
     safe_n = max(n, 1.0)
     mean = total / safe_n
     var = (total_sq - total * mean) / max(n - 1.0, 1.0)
-    if n >= 2.0 and var > 1e-12 * total_sq / safe_n and var > 0.0:
-        return mean * abs(mean) / var
-    return 0.0
+    order = mean * abs(mean) / var
+    return order if (n >= 2.0) & (var > 1e-12 * total_sq / safe_n) & (var > 0.0) else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _orders(r: np.ndarray, q: np.ndarray, c: np.ndarray, tot_r: np.ndarray, tot_q: np.ndarray, tot_n: np.ndarray,
+            is_out: np.ndarray, oos_out: np.ndarray) -> None:
+    """In-sample and out-of-sample `_sharpe_order` of every trial of one split (a branch-free loop)."""
+    for i in range(r.shape[0]):
+        is_out[i] = _sharpe_order(r[i], q[i], c[i])
+        oos_out[i] = _sharpe_order(tot_r[i] - r[i], tot_q[i] - q[i], tot_n[i] - c[i])
+
+
+@numba.njit(cache=True)
+def _first_max(values: np.ndarray) -> int:
+    """Index of the first strictly largest value (ties go to the first trial; NaN never wins)."""
+    best = -np.inf
+    winner = 0
+    for i in range(values.shape[0]):
+        if values[i] > best:
+            best = values[i]
+            winner = i
+    return winner
 
 
 @numba.njit(cache=True)
@@ -62,6 +83,7 @@ def _logits_direct(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.nda
     r_is = np.empty(n_trials)
     q_is = np.empty(n_trials)
     c_is = np.empty(n_trials)
+    ins = np.empty(n_trials)
     oos = np.empty(n_trials)
     out = np.empty(masks.shape[0])
     for c in range(masks.shape[0]):
@@ -74,15 +96,8 @@ def _logits_direct(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.nda
                     r_is[i] += ret_t[b, i]
                     q_is[i] += sq_t[b, i]
                     c_is[i] += n_t[b, i]
-        best = -np.inf
-        winner = 0
-        for i in range(n_trials):
-            s = _sharpe_order(r_is[i], q_is[i], c_is[i])
-            if s > best:
-                best = s
-                winner = i
-            oos[i] = _sharpe_order(tot_r[i] - r_is[i], tot_q[i] - q_is[i], tot_n[i] - c_is[i])
-        out[c] = _logit_of_rank(oos, winner)
+        _orders(r_is, q_is, c_is, tot_r, tot_q, tot_n, ins, oos)
+        out[c] = _logit_of_rank(oos, _first_max(ins))
     return out
 
 
