@@ -166,10 +166,15 @@ def test_cscv_kernel_gives_the_matrix_form_logits(n_splits: int | None) -> None:
 
 def _reference_logits(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """CSCV logits the straightforward way: per split and trial, sums added block by block in block
-    order, sign(SR) * SR^2 by the kernel's own scalar formula, the first strict maximum, averaged ranks."""
-    from forex_pipeline.regimes.cscv_kernel import _sharpe_order
+    order, sign(SR) * SR^2 with a branch (0 where undefined), the first strict maximum, averaged ranks."""
+    def order(total: float, total_sq: float, n: float) -> float:
+        safe_n = max(n, 1.0)
+        mean = total / safe_n
+        var = (total_sq - total * mean) / max(n - 1.0, 1.0)
+        if n >= 2.0 and var > 1e-12 * total_sq / safe_n and var > 0.0:
+            return mean * abs(mean) / var
+        return 0.0
 
-    order = _sharpe_order.py_func
     totals = ret.sum(axis=1), sq.sum(axis=1), n.sum(axis=1)
     out = []
     for mask in masks.tolist():
