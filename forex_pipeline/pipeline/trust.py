@@ -337,20 +337,29 @@ def annotate(
         dtype=np.float64,
     )
     per_model = trials_per_model(settings)
-    pbo_values = _column(bests, "pbo", np.nan)
-    baseline_scores = _column(bests, "baseline_score", np.nan)
-    names = bests["baseline"].tolist() if "baseline" in bests.columns else [None] * len(bests)
-    p_values = np.full(len(bests), np.nan)
+    pbo_values, baseline_scores, p_values = (np.full(len(bests), np.nan) for _ in range(3))
+    names: list[object] = [None] * len(bests)
+    keep_pbo, keep_baseline = [], []              # rows that keep their stored figure (read only if any)
     for position, (key, regime, score, n) in enumerate(zip(groups, regimes, scores, n_trials)):
         if key in pbo:
             pbo_values[position] = float(pbo[key].get(regime, np.nan))
+        else:
+            keep_pbo.append(position)
         reference = references.get(key)
         figures = None if reference is None else reference.fits.get((regime, segment))
         if figures is None:
+            keep_baseline.append(position)
             continue
         fit, names[position], baseline_scores[position] = figures
         if fit is not None and math.isfinite(score):
             p_values[position] = fit.survival(float(score), max(n / per_model, 1.0))
+    if keep_pbo:
+        pbo_values[keep_pbo] = _column(bests, "pbo", np.nan)[keep_pbo]
+    if keep_baseline:
+        baseline_scores[keep_baseline] = _column(bests, "baseline_score", np.nan)[keep_baseline]
+        stored = bests["baseline"].tolist() if "baseline" in bests.columns else names
+        for position in keep_baseline:
+            names[position] = stored[position]
     holdout = _column(bests, "holdout_score", np.nan)
     thresholds = settings.regimes.significance
     figures = {

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from itertools import chain, combinations
 
 import numpy as np
@@ -216,7 +216,10 @@ def cscv_pbo(
     if kernel and n_blocks <= 16:
         from forex_pipeline.regimes.cscv_kernel import cscv_logits
 
-        logits = cscv_logits(ret, sq, n, masks)
+        first, counts = distinct_trials(ret, sq, n)
+        if first.size < n_trials:
+            ret, sq, n = ret[first], sq[first], n[first]
+        logits = cscv_logits(ret, sq, n, masks, counts)
         return PBOResult(float((logits <= 0).mean()), logits, len(masks), n_trials)
     picks = np.array([[b in c for b in range(n_blocks)] for c in splits], dtype=np.float64)
     totals = (ret.sum(axis=1), sq.sum(axis=1), n.sum(axis=1))
@@ -233,6 +236,16 @@ def cscv_pbo(
         w = rank / (n_trials + 1.0)
         logits[start : start + len(c)] = np.log(w / (1.0 - w))
     return PBOResult(float((logits <= 0).mean()), logits, len(picks), n_trials)
+
+
+def distinct_trials(ret: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the first trial of each distinct row of block sums, in trial order; trials sharing it).
+    Trials with bit-identical blocks (e.g. configurations that never trade in a regime, or lookback
+    windows without a confidence threshold) have the same Sharpe on every set of blocks, so CSCV
+    scores each distinct row once and counts it as many times as it occurs."""
+    from forex_pipeline.regimes.cscv_kernel import distinct_rows
+
+    return distinct_rows(np.concatenate([ret, sq, n], axis=1).view(np.int64))
 
 
 def block_matrix(values: Iterable[object]) -> np.ndarray:
@@ -269,6 +282,7 @@ class TrialBlocks:
     ret: np.ndarray            # (N, S)
     sq: np.ndarray             # (N, S)
     n: np.ndarray              # (N, S)
+    parts: tuple["TrialBlocks", ...] = field(default=(), repr=False, compare=False)   # what `concat` joined
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame) -> "TrialBlocks":
@@ -288,6 +302,7 @@ class TrialBlocks:
         return cls(
             np.concatenate([p.regimes for p in parts]),
             *(np.concatenate([getattr(p, name) for p in parts]) for name in ("ret", "sq", "n")),
+            parts=tuple(parts),
         )
 
     def __len__(self) -> int:
@@ -298,7 +313,27 @@ class TrialBlocks:
         return self.ret[rows], self.sq[rows], self.n[rows]
 
     def by_regime(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """`of_regime` of every regime present (sorted by name), grouped in one pass over the trials."""
+        """`of_regime` of every regime present (sorted by name): grouped once per TrialBlocks, and for a
+        concatenation joined from its parts' groups (the cached runs of a TrialBlockCache are not
+        grouped again). Shared arrays: read them, never write."""
+        return self._groups
+
+    @cached_property
+    def _groups(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if self.parts:
+            groups = [p.by_regime() for p in self.parts]
+            return {
+                name: tuple(np.concatenate([g[name][k] for g in groups if name in g]) for k in range(3))  # type: ignore[misc]
+                for name in sorted(set().union(*groups))
+            }
+        changes = np.flatnonzero(self.regimes[1:] != self.regimes[:-1]) + 1
+        starts = [0, *changes.tolist()]
+        names = [str(r) for r in self.regimes[starts].tolist()] if len(self) else []
+        if all(a < b for a, b in zip(names, names[1:])):      # sorted by regime already (a run as stored): slices
+            bounds = [*starts, len(self)]
+            return {
+                name: (self.ret[a:b], self.sq[a:b], self.n[a:b]) for name, a, b in zip(names, bounds, bounds[1:])
+            }
         codes, names = pd.factorize(self.regimes)
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(names) + 1)).tolist()
