@@ -263,20 +263,13 @@ def run_trial_blocks(
     the rows the store's `trial_blocks` would return for it: `segment`, `regimes` but 'all', blocks
     present, ordered by regime then configuration hash. Filters and sorts arrays, converts each block
     column once."""
-    names = [r for r in dict.fromkeys(regimes) if r != REGIME_ALL]
-    run_ids = rows["training_run_id"].to_numpy()
-    picked = np.flatnonzero(np.isin(run_ids, list(runs)) & (rows["segment"].to_numpy(dtype=object) == segment))
-    regime = rows["regime"].to_numpy(dtype=object)[picked]
-    wanted = np.zeros(picked.size, dtype=bool)
-    for name in names:
-        wanted |= regime == name
-    wanted &= ~pd.isna(rows["block_sum_ret"].to_numpy(dtype=object)[picked])
-    picked, regime = picked[wanted], regime[wanted]
-    if picked.size == 0:
+    layout = _trial_layout(rows, [r for r in dict.fromkeys(regimes) if r != REGIME_ALL], segment)
+    run_ids = rows["training_run_id"].to_numpy()[layout.positions]
+    keep = np.isin(run_ids, list(runs)) & ~pd.isna(rows["block_sum_ret"].to_numpy(dtype=object)[layout.positions])
+    if not keep.any():
         return {}
-    config = rows["inference_config_hash"].to_numpy(dtype=object)[picked]
-    order = np.lexsort((config.astype(str), regime.astype(str), run_ids[picked]))
-    picked, regime, run_ids = picked[order], regime[order], run_ids[picked][order]
+    order = np.lexsort((layout.config_rank[keep], layout.regime_rank[keep], run_ids[keep]))
+    picked, regime, run_ids = layout.positions[keep][order], layout.regimes[keep][order], run_ids[keep][order]
     arrays = [block_matrix(rows[column].to_numpy(dtype=object)[picked]) for column in BLOCK_COLUMNS]
     starts = np.flatnonzero(np.r_[True, run_ids[1:] != run_ids[:-1]])
     ends = np.r_[starts[1:], run_ids.size]
@@ -285,6 +278,44 @@ def run_trial_blocks(
         key: TrialBlocks(regime[a:b], *(values[a:b] for values in arrays))
         for key, a, b in zip(keys, starts.tolist(), ends.tolist())
     }
+
+
+@dataclass(frozen=True)
+class _TrialLayout:
+    """Which rows of a backtest frame are trials of (segment, regimes), their regimes and the ranks of
+    their regime and configuration hash (the store's sort keys): the same for every model of a grid."""
+
+    columns: tuple[pd.Series, ...]     # segment, regime, inference_config_hash of the frame it was read from
+    positions: np.ndarray
+    regimes: np.ndarray
+    regime_rank: np.ndarray
+    config_rank: np.ndarray
+
+
+_LAYOUTS: OrderedDict[tuple[str, tuple[str, ...]], _TrialLayout] = OrderedDict()
+
+
+def _trial_layout(rows: pd.DataFrame, names: list[str], segment: str) -> _TrialLayout:
+    """The _TrialLayout of `rows`, reused while a frame's three columns (and index) equal the cached
+    ones: a key that cannot go stale, since the layout is a function of exactly those columns."""
+    key = (segment, tuple(names))
+    columns = (rows["segment"], rows["regime"], rows["inference_config_hash"])
+    cached = _LAYOUTS.get(key)
+    if cached is not None and all(mine.equals(theirs) for mine, theirs in zip(cached.columns, columns)):
+        _LAYOUTS.move_to_end(key)
+        return cached
+    regime = columns[1].to_numpy(dtype=object)
+    wanted = np.zeros(len(rows), dtype=bool)
+    for name in names:
+        wanted |= regime == name
+    positions = np.flatnonzero(wanted & (columns[0].to_numpy(dtype=object) == segment))
+    regime = regime[positions]
+    ranks = [np.unique(values.astype(str), return_inverse=True)[1].reshape(-1) for values in (
+        regime, columns[2].to_numpy(dtype=object)[positions])]
+    _LAYOUTS[key] = _TrialLayout(columns, positions, regime, *ranks)
+    while len(_LAYOUTS) > 8:
+        _LAYOUTS.popitem(last=False)
+    return _LAYOUTS[key]
 
 
 def group_pbo(blocks: pd.DataFrame | TrialBlocks) -> dict[str, float]:
@@ -373,9 +404,11 @@ def annotate(
         "improvement_over_baseline": scores - baseline_scores,
         "significant": [bool(is_significant(d, p, h, thresholds)) for d, p, h in zip(deflated, p_values, holdout)],
     }
-    out = bests.copy(deep=False)
+    new = {column: values for column, values in figures.items() if column not in bests.columns}
+    out = pd.concat([bests, pd.DataFrame(new, index=bests.index)], axis=1) if new else bests.copy(deep=False)
     for column, values in figures.items():      # arrays: positional, safe with any index
-        out[column] = values
+        if column not in new:
+            out[column] = values
     return out
 
 

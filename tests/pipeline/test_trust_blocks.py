@@ -181,3 +181,18 @@ def test_block_matrix_equals_a_plain_conversion(values: list) -> None:
 def test_block_matrix_refuses_lists_of_different_lengths() -> None:
     with pytest.raises(ValueError):
         block_matrix([[1.0, 2.0], [3.0]])
+
+
+def test_run_trial_blocks_reuse_a_layout_only_for_frames_laid_out_alike() -> None:
+    """Frames with the same segment, regime and configuration columns share the cached positions and
+    sort keys (their values are still their own); a frame laid out otherwise gets its own layout."""
+    regimes = [*REGIMES, REGIME_ALL]
+    first, second = _rows(1, 4), _rows(2, 5)                               # same layout, other values and run
+    shuffled = second.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    renamed = second.assign(inference_config_hash=second["inference_config_hash"].str[::-1])  # other order
+    for rows, run in ((first, 4), (second, 5), (shuffled, 5), (renamed, 5), (first, 4)):
+        got = run_trial_blocks(rows, [run], regimes, "selection")[run]
+        expected = _reference_run_blocks(rows, regimes, "selection")[run]
+        assert got.regimes.tolist() == expected.regimes.tolist()
+        for name in ("ret", "sq", "n"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
