@@ -14,8 +14,9 @@ Printed, name=value, one per line:
   planted_edge_false_flags   significant bests in the OTHER regimes of the planted-edge markets (share)
   internal_loop_seconds  one model's run_evaluation_backtests (135 configurations, both segments), median
   trust_seconds_per_model   what the trust figures add per recorded model (median): baselines looked up,
-                         noise p-values, PBO over the regime's trials (the new model's stored blocks read
-                         through the per-process TrialBlockCache, as the pipeline does), DSR, verdict
+                         noise p-values, PBO over the regime's trials (the pipeline's own path,
+                         cached_trial_blocks: the new model's blocks from its rows, the others from the
+                         per-process TrialBlockCache; only the store's version query is left out), DSR, verdict
   trust_overhead         trust_seconds_per_model / internal_loop_seconds, same process, same markets,
                          medians over every model (want <= 0.2); trust_overhead_of_means: the same with means
   internal_loop_cpu_seconds, trust_cpu_seconds_per_model, trust_overhead_cpu   the same in CPU seconds of
