@@ -300,22 +300,21 @@ def _trial_layout(rows: pd.DataFrame, names: list[str], segment: str) -> _TrialL
     ones: a key that cannot go stale, since the layout is a function of exactly those columns."""
     key = (segment, tuple(names))
     columns = (rows["segment"], rows["regime"], rows["inference_config_hash"])
-    cached = _LAYOUTS.get(key)
-    if cached is not None and all(mine.equals(theirs) for mine, theirs in zip(cached.columns, columns)):
-        _LAYOUTS.move_to_end(key)
-        return cached
-    regime = columns[1].to_numpy(dtype=object)
-    wanted = np.zeros(len(rows), dtype=bool)
-    for name in names:
-        wanted |= regime == name
-    positions = np.flatnonzero(wanted & (columns[0].to_numpy(dtype=object) == segment))
-    regime = regime[positions]
-    ranks = [np.unique(values.astype(str), return_inverse=True)[1].reshape(-1) for values in (
-        regime, columns[2].to_numpy(dtype=object)[positions])]
-    _LAYOUTS[key] = _TrialLayout(columns, positions, regime, *ranks)
+    layout = _LAYOUTS.pop(key, None)
+    if layout is None or not all(mine.equals(theirs) for mine, theirs in zip(layout.columns, columns)):
+        regime = columns[1].to_numpy(dtype=object)
+        wanted = np.zeros(len(rows), dtype=bool)
+        for name in names:
+            wanted |= regime == name
+        positions = np.flatnonzero(wanted & (columns[0].to_numpy(dtype=object) == segment))
+        regime = regime[positions]
+        ranks = [np.unique(values.astype(str), return_inverse=True)[1].reshape(-1) for values in (
+            regime, columns[2].to_numpy(dtype=object)[positions])]
+        layout = _TrialLayout(columns, positions, regime, *ranks)
+    _LAYOUTS[key] = layout                     # most recently used last
     while len(_LAYOUTS) > 8:
         _LAYOUTS.popitem(last=False)
-    return _LAYOUTS[key]
+    return layout
 
 
 def group_pbo(blocks: pd.DataFrame | TrialBlocks) -> dict[str, float]:
