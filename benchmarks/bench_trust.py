@@ -14,8 +14,9 @@ Printed, name=value, one per line:
   planted_edge_false_flags   significant bests in the OTHER regimes of the planted-edge markets (share)
   internal_loop_seconds  one model's run_evaluation_backtests (135 configurations, both segments), median
   trust_seconds_per_model   what the trust figures add per recorded model (median): baselines looked up,
-                         noise p-values, PBO over the regime's trials (the new model's stored blocks read
-                         through the per-process TrialBlockCache, as the pipeline does), DSR, verdict
+                         noise p-values, PBO over the regime's trials (the pipeline's own path,
+                         cached_trial_blocks: the new model's blocks from its rows, the others from the
+                         per-process TrialBlockCache; only the store's version query is left out), DSR, verdict
   trust_overhead         trust_seconds_per_model / internal_loop_seconds, same process, same markets,
                          medians over every model (want <= 0.2); trust_overhead_of_means: the same with means
   internal_loop_cpu_seconds, trust_cpu_seconds_per_model, trust_overhead_cpu   the same in CPU seconds of
@@ -44,7 +45,9 @@ import pandas as pd  # noqa: E402
 from forex_pipeline.backtest.columns import BLOCK_COLUMNS  # noqa: E402
 from forex_pipeline.backtest.run import run_baseline_backtests, run_evaluation_backtests, run_noise_backtests  # noqa: E402
 from forex_pipeline.backtest.segments import evaluation_segments  # noqa: E402
-from forex_pipeline.pipeline.trust import TrialBlockCache, TrustReference, annotate, group_pbo, ranking_segments  # noqa: E402
+from forex_pipeline.pipeline.trust import (  # noqa: E402
+    TrialBlockCache, TrustReference, annotate, cached_trial_blocks, group_pbo, ranking_segments,
+)
 from forex_pipeline.regimes.selection import select_regime_bests  # noqa: E402
 from forex_pipeline.regimes.significance import regime_trials  # noqa: E402
 from forex_pipeline.settings import DEFAULT_SETTINGS_FILE, load_settings  # noqa: E402
@@ -98,7 +101,12 @@ def one_market(seed: int, edge: float, settings, timings: dict[str, list[float]]
             parts = [f.loc[f["segment"].to_numpy() == selection_segment, columns] for f in chosen]
             return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
-        blocks = blocks_cache.blocks(("fs", horizon, selection_segment), {r: len(rows[r]) for r in range(len(rows))}, fetch)
+        # the pipeline's path (recorded_trial_blocks without the database's version query): the new
+        # model's blocks from its own rows, every other run from the cache
+        blocks = cached_trial_blocks(
+            blocks_cache, ("fs", horizon, selection_segment), {r: len(rows[r]) for r in range(len(rows))}, fetch,
+            known=frame, regimes=list(settings.regimes.definitions), segment=selection_segment,
+        )
         pbo = {("fs", horizon): group_pbo(blocks)}
         bests = annotate(
             selection.bests, trials=trials, references={("fs", horizon): reference}, pbo=pbo,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -36,6 +36,7 @@ from forex_pipeline.regimes.significance import (
     TrialBlocks,
     TrialMoments,
     best_baseline,
+    block_matrix,
     cscv_pbo,
     deflated_sharpe_of,
     fit_gumbel,
@@ -188,13 +189,21 @@ class TrialBlockCache:
         trial_set: Hashable,
         versions: Mapping[Hashable, Hashable],
         fetch: Callable[[list[Hashable] | None], pd.DataFrame],
+        known: Callable[[list[Hashable]], Mapping[Hashable, TrialBlocks]] | None = None,
     ) -> TrialBlocks:
         """The trials of `trial_set` (runs in sorted order, each run's rows in fetched order) given the
         runs present now and their versions; `fetch(runs)` returns the rows of those runs (None: all
-        runs) with a training_run_id column, regime and the three block columns."""
+        runs) with a training_run_id column, regime and the three block columns. `known(runs)` gives
+        the blocks of those of `runs` the caller holds already, in fetched order (e.g. the run just
+        recorded, `run_trial_blocks`): they are taken from it instead of being fetched."""
         cached = self._sets.pop(trial_set, {})
         wanted = [(run, versions[run]) for run in sorted(versions)]
         missing = [run for run, version in wanted if (run, version) not in cached]
+        held = known(missing) if known is not None and missing else {}
+        for run in missing:
+            if run in held:
+                cached[(run, versions[run])] = held[run]
+        missing = [run for run in missing if run not in held]
         if missing:
             rows = fetch(None if len(missing) == len(wanted) else missing)
             runs = rows["training_run_id"].to_numpy()
@@ -224,35 +233,88 @@ def recorded_trial_blocks(
     feature_set_hash, horizon = group
     versions = inference_backtests.trial_block_versions(session, feature_set_hash, horizon, regimes, segment)
     trial_set = (str(session.get_bind().url), feature_set_hash, int(horizon), tuple(sorted(regimes)), segment)
-    have = _trial_rows(known, regimes, segment)
 
     def fetch(runs: list[Hashable] | None) -> pd.DataFrame:
-        wanted = set(versions) if runs is None else set(runs)
-        local = have[have["training_run_id"].isin(wanted)]
-        rest = sorted(wanted - set(local["training_run_id"].tolist()))
-        if not rest:
-            return local
-        every = runs is None and local.empty                       # nothing known: one read of the whole set
-        read = inference_backtests.trial_blocks(
-            session, feature_set_hash, horizon, regimes, segment, run_ids=None if every else rest
-        )
-        return pd.concat([local, read.loc[:, list(local.columns)]], ignore_index=True) if len(local) else read
+        return inference_backtests.trial_blocks(session, feature_set_hash, horizon, regimes, segment, run_ids=runs)
 
-    return TRIAL_BLOCKS.blocks(trial_set, versions, fetch)
+    return cached_trial_blocks(TRIAL_BLOCKS, trial_set, versions, fetch, known, regimes, segment)
 
 
-def _trial_rows(rows: pd.DataFrame | None, regimes: list[str], segment: str) -> pd.DataFrame:
-    """The rows of `rows` that `trial_blocks` would return (segment, regimes but 'all', with blocks), in
-    its order within a run (regime, configuration hash)."""
-    columns = ["regime", "training_run_id", "inference_config_hash", *BLOCK_COLUMNS]
-    if rows is None or rows.empty:
-        return pd.DataFrame(columns=columns)
-    keep = (
-        (rows["segment"] == segment)
-        & rows["regime"].isin([r for r in regimes if r != REGIME_ALL])
-        & rows["block_sum_ret"].notna()
-    )
-    return rows.loc[keep, columns].sort_values(["training_run_id", "regime", "inference_config_hash"], kind="mergesort")
+def cached_trial_blocks(
+    cache: TrialBlockCache,
+    trial_set: Hashable,
+    versions: Mapping[Hashable, Hashable],
+    fetch: Callable[[list[Hashable] | None], pd.DataFrame],
+    known: pd.DataFrame | None,
+    regimes: list[str],
+    segment: str,
+) -> TrialBlocks:
+    """`cache.blocks` with the runs of the backtest rows `known` taken from those rows (`run_trial_blocks`),
+    the rest from `fetch`: what recording a model does, without the database (benchmarks call it too)."""
+    if known is None or known.empty:
+        return cache.blocks(trial_set, versions, fetch)
+    return cache.blocks(trial_set, versions, fetch, lambda runs: run_trial_blocks(known, runs, regimes, segment))
+
+
+def run_trial_blocks(
+    rows: pd.DataFrame, runs: Iterable[Hashable], regimes: Iterable[str], segment: str
+) -> dict[Hashable, TrialBlocks]:
+    """Per run of `runs` found in the backtest rows `rows` (with training_run_id), the TrialBlocks of
+    the rows the store's `trial_blocks` would return for it: `segment`, `regimes` but 'all', blocks
+    present, ordered by regime then configuration hash. Filters and sorts arrays, converts each block
+    column once."""
+    layout = _trial_layout(rows, [r for r in dict.fromkeys(regimes) if r != REGIME_ALL], segment)
+    run_ids = rows["training_run_id"].to_numpy()[layout.positions]
+    keep = np.isin(run_ids, list(runs)) & ~pd.isna(rows["block_sum_ret"].to_numpy(dtype=object)[layout.positions])
+    if not keep.any():
+        return {}
+    order = np.lexsort((layout.config_rank[keep], layout.regime_rank[keep], run_ids[keep]))
+    picked, regime, run_ids = layout.positions[keep][order], layout.regimes[keep][order], run_ids[keep][order]
+    arrays = [block_matrix(rows[column].to_numpy(dtype=object)[picked]) for column in BLOCK_COLUMNS]
+    starts = np.flatnonzero(np.r_[True, run_ids[1:] != run_ids[:-1]])
+    ends = np.r_[starts[1:], run_ids.size]
+    keys = run_ids[starts].tolist()
+    return {
+        key: TrialBlocks(regime[a:b], *(values[a:b] for values in arrays))
+        for key, a, b in zip(keys, starts.tolist(), ends.tolist())
+    }
+
+
+@dataclass(frozen=True)
+class _TrialLayout:
+    """Which rows of a backtest frame are trials of (segment, regimes), their regimes and the ranks of
+    their regime and configuration hash (the store's sort keys): the same for every model of a grid."""
+
+    columns: tuple[pd.Series, ...]     # segment, regime, inference_config_hash of the frame it was read from
+    positions: np.ndarray
+    regimes: np.ndarray
+    regime_rank: np.ndarray
+    config_rank: np.ndarray
+
+
+_LAYOUTS: OrderedDict[tuple[str, tuple[str, ...]], _TrialLayout] = OrderedDict()
+
+
+def _trial_layout(rows: pd.DataFrame, names: list[str], segment: str) -> _TrialLayout:
+    """The _TrialLayout of `rows`, reused while a frame's three columns (and index) equal the cached
+    ones: a key that cannot go stale, since the layout is a function of exactly those columns."""
+    key = (segment, tuple(names))
+    columns = (rows["segment"], rows["regime"], rows["inference_config_hash"])
+    layout = _LAYOUTS.pop(key, None)
+    if layout is None or not all(mine.equals(theirs) for mine, theirs in zip(layout.columns, columns)):
+        regime = columns[1].to_numpy(dtype=object)
+        wanted = np.zeros(len(rows), dtype=bool)
+        for name in names:
+            wanted |= regime == name
+        positions = np.flatnonzero(wanted & (columns[0].to_numpy(dtype=object) == segment))
+        regime = regime[positions]
+        ranks = [np.unique(values.astype(str), return_inverse=True)[1].reshape(-1) for values in (
+            regime, columns[2].to_numpy(dtype=object)[positions])]
+        layout = _TrialLayout(columns, positions, regime, *ranks)
+    _LAYOUTS[key] = layout                     # most recently used last
+    while len(_LAYOUTS) > 8:
+        _LAYOUTS.popitem(last=False)
+    return layout
 
 
 def group_pbo(blocks: pd.DataFrame | TrialBlocks) -> dict[str, float]:
@@ -261,12 +323,8 @@ def group_pbo(blocks: pd.DataFrame | TrialBlocks) -> dict[str, float]:
     if isinstance(blocks, pd.DataFrame):
         blocks = TrialBlocks.from_rows(blocks)
     out: dict[str, float] = {}
-    for regime in sorted(set(blocks.regimes.tolist())):
-        ret, sq, n = blocks.of_regime(regime)
-        if ret.shape[0] < 2:
-            out[str(regime)] = float("nan")
-            continue
-        out[str(regime)] = cscv_pbo(ret, sq, n, max_splits=pbo_splits(ret.shape[0])).pbo
+    for regime, (ret, sq, n) in blocks.by_regime().items():
+        out[regime] = cscv_pbo(ret, sq, n, max_splits=pbo_splits(ret.shape[0])).pbo if ret.shape[0] >= 2 else float("nan")
     return out
 
 
@@ -294,8 +352,8 @@ def annotate(
             if column not in out.columns:
                 out[column] = pd.Series(dtype=object if column in ("baseline", "significant") else float)
         return out
-    regimes = [str(r) for r in bests["regime"].to_numpy(dtype=object)]
-    groups = [(str(f), int(h)) for f, h in zip(bests["feature_set_hash"].to_numpy(dtype=object), bests["horizon"].to_numpy())]
+    regimes = [str(r) for r in bests["regime"].tolist()]
+    groups = [(str(f), int(h)) for f, h in zip(bests["feature_set_hash"].tolist(), bests["horizon"].tolist())]
     scores = bests["score"].to_numpy(dtype=np.float64)
     moments = [trials.get(r, TrialMoments()) for r in regimes]
     n_trials = np.array([m.n_trials for m in moments], dtype=np.int64)
@@ -309,21 +367,30 @@ def annotate(
         dtype=np.float64,
     )
     per_model = trials_per_model(settings)
-    pbo_values = _column(bests, "pbo", np.nan).astype(np.float64)
-    baseline_scores = _column(bests, "baseline_score", np.nan).astype(np.float64)
-    names = list(_column(bests, "baseline", None))
-    p_values = np.full(len(bests), np.nan)
+    pbo_values, baseline_scores, p_values = (np.full(len(bests), np.nan) for _ in range(3))
+    names: list[object] = [None] * len(bests)
+    keep_pbo, keep_baseline = [], []              # rows that keep their stored figure (read only if any)
     for position, (key, regime, score, n) in enumerate(zip(groups, regimes, scores, n_trials)):
         if key in pbo:
             pbo_values[position] = float(pbo[key].get(regime, np.nan))
+        else:
+            keep_pbo.append(position)
         reference = references.get(key)
         figures = None if reference is None else reference.fits.get((regime, segment))
         if figures is None:
+            keep_baseline.append(position)
             continue
         fit, names[position], baseline_scores[position] = figures
         if fit is not None and math.isfinite(score):
             p_values[position] = fit.survival(float(score), max(n / per_model, 1.0))
-    holdout = _column(bests, "holdout_score", np.nan).astype(np.float64)
+    if keep_pbo:
+        pbo_values[keep_pbo] = _column(bests, "pbo", np.nan)[keep_pbo]
+    if keep_baseline:
+        baseline_scores[keep_baseline] = _column(bests, "baseline_score", np.nan)[keep_baseline]
+        stored = bests["baseline"].tolist() if "baseline" in bests.columns else names
+        for position in keep_baseline:
+            names[position] = stored[position]
+    holdout = _column(bests, "holdout_score", np.nan)
     thresholds = settings.regimes.significance
     figures = {
         "selection_score": scores,
@@ -331,23 +398,31 @@ def annotate(
         "deflated_sharpe": deflated,
         "null_p_value": p_values,
         "pbo": pbo_values,
-        "baseline": pd.Series(names, dtype=object),
+        "baseline": _objects(names),
         "baseline_score": baseline_scores,
         "improvement_over_baseline": scores - baseline_scores,
         "significant": [bool(is_significant(d, p, h, thresholds)) for d, p, h in zip(deflated, p_values, holdout)],
     }
-    kept = bests.drop(columns=[c for c in figures if c in bests.columns]).reset_index(drop=True)
-    figures["baseline"] = figures["baseline"].to_numpy()
-    out = pd.concat([kept, pd.DataFrame(figures)], axis=1)    # positional: safe with any index
-    out.index = bests.index
+    new = {column: values for column, values in figures.items() if column not in bests.columns}
+    out = pd.concat([bests, pd.DataFrame(new, index=bests.index)], axis=1) if new else bests.copy(deep=False)
+    for column, values in figures.items():      # arrays: positional, safe with any index
+        if column not in new:
+            out[column] = values
     return out
 
 
-def _column(frame: pd.DataFrame, name: str, default: object) -> np.ndarray:
-    """A column as a (writable) array, or `default` everywhere when the frame lacks it."""
+def _objects(values: list[object]) -> np.ndarray:
+    """A 1-D object array of `values` as they are (no nesting, no conversion)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _column(frame: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    """A float column as a (writable) array, or `default` everywhere when the frame lacks it."""
     if name in frame.columns:
-        return frame[name].to_numpy(dtype=object if default is None else np.float64, copy=True)
-    return np.full(len(frame), default, dtype=object if default is None else np.float64)
+        return frame[name].to_numpy(dtype=np.float64, copy=True)
+    return np.full(len(frame), default, dtype=np.float64)
 
 
 def plain_words(best: Mapping[str, object], thresholds) -> str:  # noqa: ANN001 - SignificanceSettings

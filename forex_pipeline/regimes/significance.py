@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
-from itertools import combinations
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from itertools import chain, combinations
 
 import numpy as np
 import pandas as pd
@@ -149,9 +149,22 @@ def _splits(n_blocks: int) -> list[tuple[int, ...]]:
     return list(combinations(range(n_blocks), n_blocks // 2))
 
 
-@lru_cache(maxsize=4)
-def _split_masks(n_blocks: int) -> np.ndarray:
-    masks = np.array([sum(1 << b for b in c) for c in _splits(n_blocks)], dtype=np.int64)
+@lru_cache(maxsize=64)
+def _chosen_splits(n_splits: int, max_splits: int, seed: int) -> np.ndarray:
+    """The fixed random subset of `max_splits` of `n_splits` splits (sorted) that bounds CSCV's work;
+    the same for every call with the same arguments, so it is drawn once per process."""
+    chosen = np.sort(np.random.default_rng(seed).choice(n_splits, size=max_splits, replace=False))
+    chosen.flags.writeable = False
+    return chosen
+
+
+@lru_cache(maxsize=64)
+def _split_masks(n_blocks: int, max_splits: int | None = None, seed: int = 0) -> np.ndarray:
+    """Bit masks of the in-sample blocks of every split, or of the `_chosen_splits` subset."""
+    if max_splits is not None:
+        masks = _split_masks(n_blocks)[_chosen_splits(len(_splits(n_blocks)), max_splits, seed)]
+    else:
+        masks = np.array([sum(1 << b for b in c) for c in _splits(n_blocks)], dtype=np.int64)
     masks.flags.writeable = False
     return masks
 
@@ -197,13 +210,17 @@ def cscv_pbo(
     if max_splits is not None and len(splits) > max_splits:
         if max_splits < 1:
             raise ValueError(f"max_splits must be >= 1, got {max_splits}")
-        chosen = np.sort(np.random.default_rng(seed).choice(len(splits), size=max_splits, replace=False))
-        splits, masks = [splits[i] for i in chosen], masks[chosen]
+        masks = _split_masks(n_blocks, max_splits, seed)
+        if not (kernel and n_blocks <= 16):
+            splits = [splits[i] for i in _chosen_splits(len(splits), max_splits, seed)]
     if kernel and n_blocks <= 16:
         from forex_pipeline.regimes.cscv_kernel import cscv_logits
 
-        logits = cscv_logits(ret, sq, n, masks)
-        return PBOResult(float((logits <= 0).mean()), logits, len(splits), n_trials)
+        first, counts = distinct_trials(ret, sq, n)
+        if first.size < n_trials:
+            ret, sq, n = ret[first], sq[first], n[first]
+        logits = cscv_logits(ret, sq, n, masks, counts)
+        return PBOResult(float((logits <= 0).mean()), logits, len(masks), n_trials)
     picks = np.array([[b in c for b in range(n_blocks)] for c in splits], dtype=np.float64)
     totals = (ret.sum(axis=1), sq.sum(axis=1), n.sum(axis=1))
     logits = np.empty(len(picks))
@@ -221,19 +238,38 @@ def cscv_pbo(
     return PBOResult(float((logits <= 0).mean()), logits, len(picks), n_trials)
 
 
-def _block_matrix(values: Iterable[object]) -> np.ndarray:
+def distinct_trials(ret: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the first trial of each distinct row of block sums, in trial order; trials sharing it).
+    Trials with bit-identical blocks (e.g. configurations that never trade in a regime, or lookback
+    windows without a confidence threshold) have the same Sharpe on every set of blocks, so CSCV
+    scores each distinct row once and counts it as many times as it occurs."""
+    from forex_pipeline.regimes.cscv_kernel import distinct_rows
+
+    return distinct_rows(np.concatenate([ret, sq, n], axis=1).view(np.int64))
+
+
+def block_matrix(values: Iterable[object]) -> np.ndarray:
     """(trials, S) floats from one block column's values (lists, arrays or JSON text)."""
     import json
 
     values = list(values)
     if values and isinstance(values[0], str):
         values = [json.loads(v) if isinstance(v, str) else v for v in values]
+    if values and all(type(v) is list for v in values):
+        widths = set(map(len, values))
+        if len(widths) == 1:               # equal-length lists of numbers: one pass, no nested conversion
+            try:
+                flat = np.fromiter(chain.from_iterable(values), dtype=np.float64, count=len(values) * widths.pop())
+            except (TypeError, ValueError):
+                pass                       # e.g. a null inside a list: the general conversion below
+            else:
+                return flat.reshape(len(values), -1)
     return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
 
 
 def blocks_of(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sum_ret, sum_sq, n_bars) block arrays (trials, S) from rows' block columns (lists, arrays or JSON text)."""
-    return _block_matrix(rows["block_sum_ret"]), _block_matrix(rows["block_sum_sq"]), _block_matrix(rows["block_n_bars"])
+    return block_matrix(rows["block_sum_ret"]), block_matrix(rows["block_sum_sq"]), block_matrix(rows["block_n_bars"])
 
 
 @dataclass(frozen=True)
@@ -246,6 +282,7 @@ class TrialBlocks:
     ret: np.ndarray            # (N, S)
     sq: np.ndarray             # (N, S)
     n: np.ndarray              # (N, S)
+    parts: tuple["TrialBlocks", ...] = field(default=(), repr=False, compare=False)   # what `concat` joined
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame) -> "TrialBlocks":
@@ -254,7 +291,7 @@ class TrialBlocks:
         keep = regimes != REGIME_ALL
         return cls(
             regimes[keep],
-            *(_block_matrix(rows[column].to_numpy(dtype=object)[keep]) for column in ("block_sum_ret", "block_sum_sq", "block_n_bars")),
+            *(block_matrix(rows[column].to_numpy(dtype=object)[keep]) for column in ("block_sum_ret", "block_sum_sq", "block_n_bars")),
         )
 
     @classmethod
@@ -265,6 +302,7 @@ class TrialBlocks:
         return cls(
             np.concatenate([p.regimes for p in parts]),
             *(np.concatenate([getattr(p, name) for p in parts]) for name in ("ret", "sq", "n")),
+            parts=tuple(parts),
         )
 
     def __len__(self) -> int:
@@ -273,6 +311,34 @@ class TrialBlocks:
     def of_regime(self, regime: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = np.flatnonzero(self.regimes == regime)
         return self.ret[rows], self.sq[rows], self.n[rows]
+
+    def by_regime(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """`of_regime` of every regime present (sorted by name): grouped once per TrialBlocks, and for a
+        concatenation joined from its parts' groups (the cached runs of a TrialBlockCache are not
+        grouped again). Shared arrays: read them, never write."""
+        return self._groups
+
+    @cached_property
+    def _groups(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if self.parts:
+            groups = [p.by_regime() for p in self.parts]
+            return {
+                name: tuple(np.concatenate([g[name][k] for g in groups if name in g]) for k in range(3))  # type: ignore[misc]
+                for name in sorted(set().union(*groups))
+            }
+        changes = np.flatnonzero(self.regimes[1:] != self.regimes[:-1]) + 1
+        starts = [0, *changes.tolist()]
+        names = [str(r) for r in self.regimes[starts].tolist()] if len(self) else []
+        if all(a < b for a, b in zip(names, names[1:])):      # sorted by regime already (a run as stored): slices
+            bounds = [*starts, len(self)]
+            return {
+                name: (self.ret[a:b], self.sq[a:b], self.n[a:b]) for name, a, b in zip(names, bounds, bounds[1:])
+            }
+        codes, names = pd.factorize(self.regimes)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 1)).tolist()
+        groups = {str(name): order[bounds[k] : bounds[k + 1]] for k, name in enumerate(names)}
+        return {name: (self.ret[groups[name]], self.sq[groups[name]], self.n[groups[name]]) for name in sorted(groups)}
 
 
 def regime_pbo(rows: pd.DataFrame, segment: str = SELECTION, max_splits: int | None = None) -> dict[str, float]:

@@ -46,3 +46,10 @@ def test_pipeline_annotation_matches_annotate_bests() -> None:
     exact = regime_pbo(selection)
     assert pbo_splits(270) < 12870
     assert all(abs(pbo[r] - exact[r]) < 0.15 for r in exact)
+    # a group without a reference or a new PBO keeps its stored baseline and PBO, and gets no p-value
+    kept = annotate(ours, trials=trials, references={}, pbo={}, settings=settings, segment="selection")
+    assert kept["baseline"].tolist() == ours["baseline"].tolist()
+    np.testing.assert_array_equal(kept["baseline_score"].to_numpy(), ours["baseline_score"].to_numpy())
+    np.testing.assert_array_equal(kept["pbo"].to_numpy(), ours["pbo"].to_numpy())
+    assert kept["null_p_value"].isna().all() and not kept["significant"].any()
+    np.testing.assert_array_equal(kept["deflated_sharpe"].to_numpy(), ours["deflated_sharpe"].to_numpy())

@@ -164,6 +164,88 @@ def test_cscv_kernel_gives_the_matrix_form_logits(n_splits: int | None) -> None:
     assert kernel.pbo == matrix.pbo
 
 
+def _reference_logits(ret: np.ndarray, sq: np.ndarray, n: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """CSCV logits the straightforward way: per split and trial, sums added block by block in block
+    order, sign(SR) * SR^2 with a branch (0 where undefined), the first strict maximum, averaged ranks."""
+    def order(total: float, total_sq: float, n: float) -> float:
+        safe_n = max(n, 1.0)
+        mean = total / safe_n
+        var = (total_sq - total * mean) / max(n - 1.0, 1.0)
+        if n >= 2.0 and var > 1e-12 * total_sq / safe_n and var > 0.0:
+            return mean * abs(mean) / var
+        return 0.0
+
+    totals = ret.sum(axis=1), sq.sum(axis=1), n.sum(axis=1)
+    out = []
+    for mask in masks.tolist():
+        ins, oos = [], []
+        for i in range(ret.shape[0]):
+            r = q = c = 0.0
+            for b in range(ret.shape[1]):
+                if (mask >> b) & 1:
+                    r, q, c = r + ret[i, b], q + sq[i, b], c + n[i, b]
+            ins.append(order(r, q, c))
+            oos.append(order(totals[0][i] - r, totals[1][i] - q, totals[2][i] - c))
+        winner = max(range(len(ins)), key=lambda i: (ins[i], -i))
+        value = oos[winner]
+        rank = sum(v < value for v in oos) + 0.5 * (sum(v == value for v in oos) - 1) + 1.0
+        w = rank / (len(oos) + 1.0)
+        out.append(math.log(w / (1.0 - w)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("n_splits", [300, 60])
+def test_cscv_kernel_equals_a_plain_loop_bit_for_bit(n_splits: int) -> None:
+    """The kernel (vectorised direct sums: fewer splits than its subset tables) gives exactly the logits of plain
+    Python loops over the same sums: ties, never-trading trials, one-bar and zero-variance blocks included."""
+    from forex_pipeline.regimes.cscv_kernel import cscv_logits
+    from forex_pipeline.regimes.significance import _split_masks
+
+    rng = np.random.default_rng(12)
+    returns = rng.normal(0, 1e-3, (23, 320))
+    returns[3] = 0.0
+    returns[5] = returns[4]
+    returns[9, :200] = 0.0
+    ret, sq, n = _blocks(returns)
+    n[7, :5] = 1.0                                     # blocks of one bar
+    sq[8, 2] = ret[8, 2] ** 2 / n[8, 2]                 # a block without variance
+    masks = _split_masks(16, n_splits, 3)
+    expected = _reference_logits(ret, sq, n, masks)
+    np.testing.assert_array_equal(cscv_logits(ret, sq, n, masks, np.ones(len(ret), dtype=np.int64)), expected)
+
+
+@pytest.mark.parametrize("n_splits", [None, 300, 60])
+def test_identical_trials_are_scored_once_and_counted_as_often_as_they_occur(n_splits: int | None) -> None:
+    """cscv_pbo scores each distinct row of blocks once with its multiplicity: the logits of every
+    trial listed one by one, bit for bit (duplicates interleaved, a duplicate of the winner, trials that
+    never trade), and distinct_trials keeps first occurrences in trial order."""
+    from forex_pipeline.regimes.cscv_kernel import cscv_logits
+    from forex_pipeline.regimes.significance import _split_masks, distinct_trials
+
+    rng = np.random.default_rng(13)
+    returns = rng.normal(0, 1e-3, (12, 320))
+    returns[2] += 5e-4                                   # a strong trial: wins most splits
+    returns[[3, 4]] = 0.0                                # never trade
+    returns = returns[[0, 1, 2, 3, 4, 5, 2, 6, 7, 0, 8, 9, 10, 11, 2, 3]]
+    ret, sq, n = _blocks(returns)
+    first, counts = distinct_trials(ret, sq, n)
+    assert first.tolist() == [0, 1, 2, 3, 5, 7, 8, 10, 11, 12, 13] and counts.tolist() == [2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1]
+    masks = _split_masks(16) if n_splits is None else _split_masks(16, n_splits, 5)
+    one_by_one = cscv_logits(ret, sq, n, masks, np.ones(len(ret), dtype=np.int64))
+    result = cscv_pbo(ret, sq, n, max_splits=n_splits, seed=5)
+    np.testing.assert_array_equal(result.logits, one_by_one)
+    assert result.n_trials == 16 and result.pbo == float((one_by_one <= 0).mean())
+
+
+def test_split_subsets_are_the_seeded_draw_and_cached() -> None:
+    from forex_pipeline.regimes.significance import _split_masks, _splits
+
+    every = _split_masks(16)
+    drawn = np.sort(np.random.default_rng(7).choice(len(_splits(16)), size=150, replace=False))
+    np.testing.assert_array_equal(_split_masks(16, 150, 7), every[drawn])
+    assert _split_masks(16, 150, 7) is _split_masks(16, 150, 7) and not _split_masks(16, 150, 7).flags.writeable
+
+
 def test_trial_blocks_from_rows_and_concat_give_the_rows_pbo() -> None:
     rng = np.random.default_rng(5)
     frames = []
@@ -179,6 +261,12 @@ def test_trial_blocks_from_rows_and_concat_give_the_rows_pbo() -> None:
     assert len(whole) == len(parts) == 9 and "all" not in whole.regimes.tolist()
     for name in ("ret", "sq", "n"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(parts, name))
+    grouped, joined = whole.by_regime(), parts.by_regime()      # one pass over the trials / the parts' groups
+    assert list(grouped) == list(joined) == ["bear", "bull"]
+    for regime in grouped:
+        for mine, theirs, direct in zip(grouped[regime], joined[regime], whole.of_regime(regime)):
+            np.testing.assert_array_equal(mine, direct)
+            np.testing.assert_array_equal(theirs, direct)
     bull = rows[rows["regime"] == "bull"]
     ret, sq, n = whole.of_regime("bull")
     assert ret.shape == (6, 16)
@@ -222,3 +310,20 @@ def test_best_baseline_scores_flat_as_zero() -> None:
     baselines["sharpe"] = [np.nan, -1.0, -0.5, -2.0]
     assert best_baseline(baselines, "bull") == ("flat", 0.0)
     assert best_baseline(baselines, "bear")[0] is None
+
+
+def test_distinct_trials_never_merge_different_rows_that_share_a_hash() -> None:
+    from forex_pipeline.regimes import significance
+    from forex_pipeline.regimes.cscv_kernel import distinct_rows
+
+    ret, sq, n = _blocks(np.random.default_rng(14).normal(0, 1e-3, (5, 320))[[0, 1, 0, 2, 3, 4]])
+    assert significance.distinct_trials(ret, sq, n)[1].tolist() == [2, 1, 1, 1, 1]
+    bits = np.array([[1, 2], [3, 0], [1, 2], [0, 3]], dtype=np.int64)
+    assert [a.tolist() for a in distinct_rows(bits)] == [[0, 1, 3], [2, 1, 1]]
+    # two different rows with the kernel's hash in common: (h0 ^ a) * p ^ b == (h0 ^ a2) * p ^ b2
+    mod, h0, p = 2**64, 1469598103934665603, 1099511628211
+    a, b, a2 = 5, 7, 9
+    b2 = (((h0 ^ a) * p) % mod) ^ b ^ (((h0 ^ a2) * p) % mod)
+    signed = lambda v: v - mod if v >= 2**63 else v  # noqa: E731
+    colliding = np.array([[a, b], [a2, signed(b2)], [a, b]], dtype=np.int64)
+    assert [a.tolist() for a in distinct_rows(colliding)] == [[0, 1, 2], [1, 1, 1]]
