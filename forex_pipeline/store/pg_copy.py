@@ -1,10 +1,8 @@
 """PostgreSQL binary COPY from column arrays: rows written in one round trip with no Python loop per row.
 
 The binary format (PostgreSQL docs, "COPY" > "Binary Format") is a header, then per row a 16-bit field
-count and per field a 32-bit length (-1 for NULL) followed by the value in network byte order. Rows
-whose fields have the same lengths share one numpy structured dtype, so each group of alike rows is
-laid out by numpy at once; groups follow each other in the stream, so the table's row order is not
-the arrays' order (give ids explicitly when they matter). Text values are UTF-8 bytes; jsonb is a
+count and per field a 32-bit length (-1 for NULL) followed by the value in network byte order. The
+stream is laid out by numpy from the fields' cumulative sizes, rows in the arrays' order. Text values are UTF-8 bytes; jsonb is a
 version byte (1) followed by the JSON text; timestamptz is microseconds since 2000-01-01 UTC.
 """
 
@@ -42,12 +40,13 @@ class CopyColumn:
 
 
 def _encoded(column: CopyColumn, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(payload per row, byte length per row with -1 for NULL) of one column."""
+    """(the non-NULL values' bytes concatenated in row order as uint8, byte length per row with -1 for
+    NULL) of one column."""
     if column.kind == "timestamptz":
         if not isinstance(column.values, datetime) or column.values.tzinfo is None:
             raise ValueError(f"COPY column {column.name!r}: give one timezone-aware datetime for every row")
         micros = (column.values - PG_EPOCH) // _MICROSECOND
-        return np.full(n, micros, dtype=">i8"), np.full(n, 8, dtype=np.int32)
+        return np.full(n, micros, dtype=">i8").view(np.uint8), np.full(n, 8, dtype=np.int32)
     if column.kind in FIXED_KINDS:
         dtype = np.dtype(FIXED_KINDS[column.kind])
         values = np.asarray(column.values)
@@ -56,8 +55,8 @@ def _encoded(column: CopyColumn, n: int) -> tuple[np.ndarray, np.ndarray]:
         nulls = np.isnan(values) if column.kind == "float8" else np.zeros(n, dtype=bool)
         if column.nulls is not None:
             nulls = nulls | np.asarray(column.nulls, dtype=bool)
-        payload = np.where(nulls, 0, values).astype(dtype)
-        return payload, np.where(nulls, -1, dtype.itemsize).astype(np.int32)
+        payload = np.ascontiguousarray(values[~nulls].astype(dtype))
+        return payload.view(np.uint8).reshape(-1), np.where(nulls, -1, dtype.itemsize).astype(np.int32)
     if column.kind not in VARIABLE_KINDS:
         raise ValueError(f"COPY column {column.name!r}: kind {column.kind!r} is not one of {[*FIXED_KINDS, *VARIABLE_KINDS]}")
     values = list(column.values)
@@ -66,34 +65,31 @@ def _encoded(column: CopyColumn, n: int) -> tuple[np.ndarray, np.ndarray]:
     prefix = b"\x01" if column.kind == "jsonb" else b""
     encoded = [None if v is None else prefix + str(v).encode("utf-8") for v in values]
     lengths = np.fromiter((-1 if b is None else len(b) for b in encoded), dtype=np.int32, count=n)
-    payload = np.array([b or b"" for b in encoded], dtype=f"S{max(1, int(lengths.max(initial=0)))}")
-    return payload, lengths
+    return np.frombuffer(b"".join(b for b in encoded if b is not None), dtype=np.uint8), lengths
 
 
 def copy_buffer(columns: Sequence[CopyColumn], n: int) -> bytes:
-    """The whole binary COPY stream (header, rows, trailer) of `n` rows."""
+    """The whole binary COPY stream (header, rows in the arrays' order, trailer) of `n` rows, laid out
+    by numpy in one pass: every field's offset from the cumulative sizes, then each column's length
+    words and bytes scattered into place (no Python loop per row)."""
     encoded = [_encoded(c, n) for c in columns]
     lengths = np.stack([length for _, length in encoded], axis=1) if columns else np.zeros((n, 0), np.int32)
-    keys = np.ascontiguousarray(lengths).view(np.dtype((np.void, lengths.dtype.itemsize * lengths.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    parts = [HEADER]
-    for group, row in enumerate(first):
-        rows = np.flatnonzero(inverse == group)
-        fields: list[tuple[str, Any]] = [("count", ">i2")]
-        for i, (payload, _) in enumerate(encoded):
-            size = int(lengths[row, i])
-            fields.append((f"l{i}", ">i4"))
-            if size >= 0:
-                fields.append((f"v{i}", payload.dtype if payload.dtype.kind != "S" else f"S{size}"))
-        block = np.empty(len(rows), dtype=np.dtype(fields))
-        block["count"] = len(columns)
-        for i, (payload, _) in enumerate(encoded):
-            block[f"l{i}"] = lengths[row, i]
-            if lengths[row, i] >= 0:
-                block[f"v{i}"] = payload[rows]
-        parts.append(block.tobytes())
-    parts.append(TRAILER)
-    return b"".join(parts)
+    sizes = 4 + np.maximum(lengths, 0).astype(np.int64)
+    row_sizes = 2 + sizes.sum(axis=1)
+    row_starts = len(HEADER) + np.cumsum(row_sizes) - row_sizes
+    field_starts = row_starts[:, None] + 2 + np.cumsum(sizes, axis=1) - sizes
+    buffer = np.empty(len(HEADER) + int(row_sizes.sum()) + len(TRAILER), dtype=np.uint8)
+    buffer[: len(HEADER)] = np.frombuffer(HEADER, dtype=np.uint8)
+    buffer[len(buffer) - len(TRAILER):] = np.frombuffer(TRAILER, dtype=np.uint8)
+    buffer[row_starts[:, None] + np.arange(2)] = np.full(n, len(columns), dtype=">i2").view(np.uint8).reshape(n, 2)
+    words = np.ascontiguousarray(lengths.astype(">i4")).view(np.uint8).reshape(n, len(columns), 4)
+    buffer[field_starts[:, :, None] + np.arange(4)] = words
+    for i, (data, length) in enumerate(encoded):
+        present = length >= 0
+        counts = length[present].astype(np.int64)
+        starts = field_starts[present, i] + 4
+        buffer[np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))] = data
+    return buffer.tobytes()
 
 
 def copy_columns(dbapi_connection: Any, table: str, columns: Sequence[CopyColumn], n: int) -> None:
