@@ -181,6 +181,7 @@ def select_regime_bests(
         _require(standing, STANDING_REQUIRED, "standing bests")
     else:
         standing = pd.DataFrame(columns=list(STANDING_REQUIRED))
+    candidates = candidates.drop(columns=[c for c in _UNUSED if c in candidates.columns])
     candidates, holdout = split_segments(candidates, selection_segment, holdout_segment)
     if regimes is None:
         found = set(candidates["regime"]) | set(standing["regime"])
@@ -254,6 +255,9 @@ _DROPPED = (
     "prediction_method", "ensemble_method", "confidence_threshold", "lookback_window", "segment",
     "sum_ret", "sum_sq", "sum_cube", "sum_quad", "block_sum_ret", "block_sum_sq", "block_n_bars",
 )
+
+# Candidate columns no step reads and _tidy drops: left out first, so no step copies them.
+_UNUSED = tuple(c for c in _DROPPED if c not in ("sharpe", "segment"))
 
 
 def _tidy(bests: pd.DataFrame, standing: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:

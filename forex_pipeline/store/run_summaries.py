@@ -107,11 +107,15 @@ def delete_summaries(session: Session, training_run_id: int) -> None:
     session.execute(delete(TrainingRunSummary).where(TrainingRunSummary.training_run_id == training_run_id))
 
 
-def merge_summaries(session: Session, training_run_id: int, summaries: list[dict[str, Any]]) -> None:
-    """Store a run's summaries of newly written rows, merged with the ones it already has (if any)."""
+def merge_summaries(
+    session: Session, training_run_id: int, summaries: list[dict[str, Any]], existing: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Store a run's summaries of newly written rows, merged with the ones it already has (`existing`:
+    get_summaries, read here when not given; {} right after its rows were replaced)."""
     if not summaries:
         return
-    existing = get_summaries(session, training_run_id)
+    if existing is None:
+        existing = get_summaries(session, training_run_id)
     rows = [merged(existing[s["regime"]], s) if s["regime"] in existing else s for s in summaries]
     if existing:
         regimes = [s["regime"] for s in summaries if s["regime"] in existing]

@@ -149,7 +149,7 @@ def update_queue_counts(
         raise ValueError(f"queue {queue_id}: count increments must be >= 0")
     column = TrainingQueue.consecutive_failures
     streak: Any = consecutive_failures if consecutive_failures is not None else (0 if completed else column + failed)
-    result = session.execute(
+    row = session.scalars(
         update(TrainingQueue)
         .where(TrainingQueue.id == queue_id)
         .values(
@@ -160,11 +160,12 @@ def update_queue_counts(
             consecutive_failures=streak,
             updated_at=utcnow(),
         )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:
+        .returning(TrainingQueue)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if row is None:
         raise LookupError(f"no training queue with id {queue_id}")
-    return record_of(QueueRecord, _queue_row(session, queue_id, lock=False))
+    return record_of(QueueRecord, row)
 
 
 def set_queue_status(session: Session, queue_id: int, status: str, *, error_message: str | None = None) -> QueueRecord:
