@@ -94,8 +94,10 @@ def update_bests(
     `artifacts_dir` (default settings.artifacts_dir), keyed by `catalog` (the scored regimes; read
     from the database when not given).
     Returns the new bests of every regime and the new-best events (a regime whose rank 1 changed).
+    When no new model enters any top N (the usual case once a grid is large) the standing rows are
+    the bests as they stand (regimes/selection.outside_every_top) and only their trust figures change.
     """
-    from forex_pipeline.regimes.selection import select_regime_bests
+    from forex_pipeline.regimes.selection import outside_every_top, select_regime_bests
     from forex_pipeline.regimes.significance import TrialMoments
 
     selection_segment, holdout_segment = ranking_segments(settings.evaluation)
@@ -104,17 +106,15 @@ def update_bests(
         for regime, moments in inference_backtests.regime_trial_moments(session, selection_segment).items()
     }
     candidates = new_rows[new_rows["regime"].isin(regimes) & new_rows["segment"].isin([selection_segment, holdout_segment])]
-    selection = select_regime_bests(
-        candidates,
-        standing,
-        top_n=settings.file_management.keep_top_n_per_regime,
-        min_trades=settings.regimes.min_trades,
-        regimes=regimes,
-        trials=trials,
-        selection_segment=selection_segment,
-        holdout_segment=holdout_segment,
-    )
-    bests = selection.bests
+    top_n, min_trades = settings.file_management.keep_top_n_per_regime, settings.regimes.min_trades
+    if outside_every_top(candidates, standing, top_n, min_trades, regimes, selection_segment):
+        bests, events = standing.sort_values(["regime", "rank"], kind="mergesort").reset_index(drop=True), []
+    else:
+        selection = select_regime_bests(
+            candidates, standing, top_n=top_n, min_trades=min_trades, regimes=regimes, trials=trials,
+            selection_segment=selection_segment, holdout_segment=holdout_segment,
+        )
+        bests, events = selection.bests, list(selection.events)
     if not bests.empty:
         groups = {(str(f), int(h)) for f, h in zip(bests["feature_set_hash"], bests["horizon"])}
         new_groups = {(str(f), int(h)) for f, h in zip(new_rows["feature_set_hash"], new_rows["horizon"])}
@@ -132,7 +132,7 @@ def update_bests(
         }
         bests = annotate(bests, trials=trials, references=found, pbo=pbo, settings=settings, segment=selection_segment)
     regime_best_models.replace_bests(session, rows_by_regime(bests, regimes))
-    return bests, list(selection.events)
+    return bests, events
 
 
 def _cached_references(

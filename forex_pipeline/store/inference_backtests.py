@@ -300,19 +300,24 @@ def batch_insert_backtests(
 
 def trial_moment_deltas(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Per (regime, segment) of a frame's rows (not 'all'): the trials, finite per-bar Sharpes and their
-    sum and sum of squares it adds to regime_trial_moments."""
-    rows = frame[frame["regime"] != REGIME_ALL]
-    if rows.empty:
+    sum and sum of squares it adds to regime_trial_moments. Grouped on one integer code per (regime,
+    segment) in sorted order: the same groupby sums, row order and all, without string keys."""
+    regimes, segments = frame["regime"].tolist(), frame["segment"].tolist()
+    keep = np.flatnonzero([r != REGIME_ALL for r in regimes])
+    if not len(keep):
         return []
-    sr = pd.to_numeric(rows["sharpe_per_bar"], errors="coerce").astype("float64")
-    grouped = pd.DataFrame({"regime": rows["regime"], "segment": rows["segment"], "sr": sr, "sq": sr * sr}).groupby(
-        ["regime", "segment"], sort=True
-    )
-    stats = grouped.agg(trials=("sr", "size"), finite=("sr", "count"), total=("sr", "sum"), total_sq=("sq", "sum"))
+    keys = sorted({(regimes[i], segments[i]) for i in keep})
+    code = {key: j for j, key in enumerate(keys)}
+    sr = pd.to_numeric(frame["sharpe_per_bar"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+    codes = np.fromiter((code[(regimes[i], segments[i])] for i in keep), dtype=np.int64, count=len(keep))
+    grouped = pd.DataFrame({"key": codes, "sr": sr, "sq": sr * sr}).groupby("key", sort=True)
+    sums, finite, trials = grouped[["sr", "sq"]].sum(), grouped["sr"].count(), grouped.size()
     return [
-        {"b_regime": str(regime), "b_segment": str(segment), "b_trials": int(r.trials), "b_finite": int(r.finite),
-         "b_sum": float(r.total), "b_sum_sq": float(r.total_sq)}
-        for (regime, segment), r in stats.iterrows()
+        {"b_regime": str(keys[j][0]), "b_segment": str(keys[j][1]), "b_trials": int(n), "b_finite": int(n_finite),
+         "b_sum": float(total), "b_sum_sq": float(total_sq)}
+        for j, n, n_finite, total, total_sq in zip(
+            sums.index.tolist(), trials.tolist(), finite.tolist(), sums["sr"].tolist(), sums["sq"].tolist()
+        )
     ]
 
 
