@@ -221,7 +221,7 @@ def replace_bests(session: Session, rows_by_regime: Mapping[str, Sequence[Mappin
             flat.append(value)
     session.execute(delete(best).where(best.regime.in_(list(values))))
     if flat:
-        session.execute(insert(best), flat)
+        session.execute(insert(best.__table__), flat)
     return len(flat)
 
 

@@ -211,13 +211,6 @@ def delete_training_runs(session: Session, training_run_ids: Iterable[int]) -> i
     return deleted
 
 
-def _run_row(session: Session, model_config_hash: str) -> TrainingRun:
-    row = session.scalars(select(TrainingRun).where(TrainingRun.model_config_hash == model_config_hash)).one_or_none()
-    if row is None:
-        raise LookupError(f"no training run with model_config_hash {model_config_hash!r}")
-    return row
-
-
 def mark_run_status(
     session: Session,
     model_config_hash: str,
@@ -239,15 +232,14 @@ def mark_run_status(
     and `completed`.
     """
     check_status(status, RUN_STATUSES, "training run")
-    row = _run_row(session, model_config_hash)
     now = utcnow()
-    row.status = status
+    values: dict[str, Any] = {"status": status}
     if status == RunStatus.RUNNING:
-        row.started_at, row.completed_at, row.error_message = now, None, None
+        values.update(started_at=now, completed_at=None, error_message=None)
     elif status in (RunStatus.COMPLETED, RunStatus.FAILED):
-        row.completed_at = now
+        values["completed_at"] = now
     if status == RunStatus.COMPLETED:
-        row.error_message = None
+        values["error_message"] = None
     updates = {
         "error_message": error_message,
         "training_seconds": None if is_nan(training_seconds) else training_seconds,
@@ -259,10 +251,14 @@ def mark_run_status(
         "dagster_run_id": dagster_run_id,
         "feature_count": feature_count,
     }
-    for name, value in updates.items():
-        if value is not None:
-            setattr(row, name, value)
+    values.update({name: value for name, value in updates.items() if value is not None})
+    statement = (
+        update(TrainingRun).where(TrainingRun.model_config_hash == model_config_hash).values(**values).returning(TrainingRun)
+    )
     session.flush()
+    row = session.scalars(statement.execution_options(synchronize_session=False, populate_existing=True)).one_or_none()
+    if row is None:
+        raise LookupError(f"no training run with model_config_hash {model_config_hash!r}")
     return record_of(TrainingRunRecord, row)
 
 
