@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from forex_pipeline.errors import OperationError
 from forex_pipeline.keys import REGIME_ALL, RunStatus
 from forex_pipeline.models.spec import ModelConfiguration
-from forex_pipeline.settings import Settings
+from forex_pipeline.settings import RegimeSettings, Settings
 from forex_pipeline.store import inference_backtests, regime_best_models, regime_definitions, training_runs
 from forex_pipeline.store.db import session_scope
 from forex_pipeline.models.files import ModelFileInfo, delete_model_file
@@ -35,7 +35,7 @@ from forex_pipeline.pipeline.trust import (
     ranking_segments,
     reference_dir,
     recorded_trial_blocks,
-    reference_key,
+    reference_keys,
 )
 
 
@@ -66,18 +66,10 @@ def record_failure(
     training_runs.mark_run_status(session, identity["model_config_hash"], RunStatus.FAILED, error_message=error[:8000])
 
 
-def _regime_names(session: Session, settings: Settings) -> list[str]:
-    """The regimes scored now (regime_catalog); the ones the YAML added since the last seed get their row."""
-    from forex_pipeline.store.regime_definitions import active_regimes
-
-    regime_definitions.seed_regime_definitions(session, settings)
-    return list(active_regimes(session, settings).definitions)
-
-
-def _lock_all_regimes(session: Session, regimes: list[str]) -> None:
-    """Take every regime's lock in name order (no deadlock between parallel writers)."""
-    for regime in sorted(regimes):
-        regime_best_models.lock_regime(session, regime)
+def _lock_regimes(session: Session, settings: Settings) -> RegimeSettings:
+    """Lock every regime definition in name order (no deadlock between parallel writers) and return the
+    regimes scored now; the ones the YAML added since the last seed get their row first."""
+    return regime_definitions.locked_active_regimes(session, settings)
 
 
 def update_bests(
@@ -88,6 +80,7 @@ def update_bests(
     regimes: list[str],
     references: Mapping[tuple[str, int], TrustReference | None] | None = None,
     artifacts_dir: Path | None = None,
+    catalog: RegimeSettings | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Merge `new_rows` (backtests of newly recorded models, with ids, feature_set_hash and horizon)
     into the `standing` bests, and annotate every best with its trust figures.
@@ -98,10 +91,13 @@ def update_bests(
     (it accounts for N). PBO is recomputed from the stored blocks for the (feature set, horizon)
     groups the new rows belong to (the only trial sets that changed). `references` gives each
     group's noise and baseline runs; missing groups are read from their cache files under
-    `artifacts_dir` (default settings.artifacts_dir).
+    `artifacts_dir` (default settings.artifacts_dir), keyed by `catalog` (the scored regimes; read
+    from the database when not given).
     Returns the new bests of every regime and the new-best events (a regime whose rank 1 changed).
+    When no new model enters any top N (the usual case once a grid is large) the standing rows are
+    the bests as they stand (regimes/selection.outside_every_top) and only their trust figures change.
     """
-    from forex_pipeline.regimes.selection import select_regime_bests
+    from forex_pipeline.regimes.selection import outside_every_top, select_regime_bests
     from forex_pipeline.regimes.significance import TrialMoments
 
     selection_segment, holdout_segment = ranking_segments(settings.evaluation)
@@ -110,56 +106,68 @@ def update_bests(
         for regime, moments in inference_backtests.regime_trial_moments(session, selection_segment).items()
     }
     candidates = new_rows[new_rows["regime"].isin(regimes) & new_rows["segment"].isin([selection_segment, holdout_segment])]
-    selection = select_regime_bests(
-        candidates,
-        standing,
-        top_n=settings.file_management.keep_top_n_per_regime,
-        min_trades=settings.regimes.min_trades,
-        regimes=regimes,
-        trials=trials,
-        selection_segment=selection_segment,
-        holdout_segment=holdout_segment,
-    )
-    bests = selection.bests
+    top_n, min_trades = settings.file_management.keep_top_n_per_regime, settings.regimes.min_trades
+    if outside_every_top(candidates, standing, top_n, min_trades, regimes, selection_segment):
+        bests, events = standing.sort_values(["regime", "rank"], kind="mergesort").reset_index(drop=True), []
+    else:
+        selection = select_regime_bests(
+            candidates, standing, top_n=top_n, min_trades=min_trades, regimes=regimes, trials=trials,
+            selection_segment=selection_segment, holdout_segment=holdout_segment,
+        )
+        bests, events = selection.bests, list(selection.events)
     if not bests.empty:
         groups = {(str(f), int(h)) for f, h in zip(bests["feature_set_hash"], bests["horizon"])}
         new_groups = {(str(f), int(h)) for f, h in zip(new_rows["feature_set_hash"], new_rows["horizon"])}
         found = dict(references or {})
         missing = groups - set(found)
         if missing:
-            from forex_pipeline.store.regime_definitions import active_regimes
+            if catalog is None:
+                from forex_pipeline.store.regime_definitions import active_regimes
 
-            catalog = active_regimes(session, settings)   # read once, not once per group
-            for group in missing:
-                found[group] = _cached_reference(group, bests, settings, catalog, artifacts_dir)
+                catalog = active_regimes(session, settings)
+            found.update(_cached_references(missing, bests, settings, catalog, artifacts_dir))
         pbo = {
             group: group_pbo(recorded_trial_blocks(session, group, regimes, selection_segment, known=new_rows))
             for group in groups & new_groups
         }
         bests = annotate(bests, trials=trials, references=found, pbo=pbo, settings=settings, segment=selection_segment)
-    for regime in regimes:
-        rows = bests[bests["regime"] == regime]
-        regime_best_models.replace_regime_bests(session, regime, rows_for_store(rows))
-    return bests, list(selection.events)
+    regime_best_models.replace_bests(session, rows_by_regime(bests, regimes))
+    return bests, events
 
 
-def _cached_reference(
-    group: tuple[str, int], bests: pd.DataFrame, settings: Settings, catalog: Any, artifacts_dir: Path | None
-) -> TrustReference | None:
-    """The cached reference runs of a standing best's (feature set, horizon), or None if not on disk
-    (`catalog`: the scored regimes, store.regime_definitions.active_regimes)."""
+def _cached_references(
+    groups: set[tuple[str, int]], bests: pd.DataFrame, settings: Settings, catalog: RegimeSettings, artifacts_dir: Path | None
+) -> dict[tuple[str, int], TrustReference | None]:
+    """The cached reference runs of standing bests' (feature set, horizon) groups, None for those not on
+    disk (`catalog`: the scored regimes, store.regime_definitions.active_regimes)."""
     from forex_pipeline.keys import split_model_config_key
 
-    row = bests[(bests["feature_set_hash"] == group[0]) & (bests["horizon"] == group[1])].iloc[0]
-    feature_set_key, _ = split_model_config_key(str(row["partition_key"]))
-    key = reference_key(group[0], group[1], str(row["symbol"]), settings, catalog)
-    return load_reference(reference_dir(artifacts_dir or settings.artifacts_dir, feature_set_key, group[1], key))
+    first: dict[tuple[str, int], tuple[str, str]] = {}
+    for f, h, key, symbol in zip(bests["feature_set_hash"], bests["horizon"], bests["partition_key"], bests["symbol"]):
+        first.setdefault((str(f), int(h)), (str(key), str(symbol)))
+    keys = reference_keys({group: first[group][1] for group in groups}, settings, catalog)
+    root = artifacts_dir or settings.artifacts_dir
+    return {
+        group: load_reference(reference_dir(root, split_model_config_key(first[group][0])[0], group[1], keys[group]))
+        for group in groups
+    }
 
 
 def rows_for_store(rows: pd.DataFrame) -> list[dict[str, Any]]:
     fields = regime_best_models.BEST_ROW_FIELDS
     records = rows.loc[:, [c for c in fields if c in rows.columns]].to_dict("records")
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in records]
+
+
+def rows_by_regime(bests: pd.DataFrame, regimes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each of `regimes`' rows of `bests` as store rows (rows_for_store), empty for a regime without bests."""
+    out: dict[str, list[dict[str, Any]]] = {regime: [] for regime in regimes}
+    if bests.empty:
+        return out
+    for regime, row in zip(bests["regime"], rows_for_store(bests)):
+        if regime in out:
+            out[regime].append(row)
+    return out
 
 
 def record_outcome(
@@ -188,8 +196,8 @@ def record_outcome(
     store_root = Path(artifacts_dir or settings.artifacts_dir)
     identity = training_runs.training_run_fields(configuration)
     with session_scope(engine) as session:
-        regimes = _regime_names(session, settings)
-        _lock_all_regimes(session, regimes)
+        catalog = _lock_regimes(session, settings)
+        regimes = list(catalog.definitions)
         run = training_runs.upsert_training_run(session, identity, queue_id=queue_id, dagster_run_id=dagster_run_id)
         ids = inference_backtests.write_backtests(session, run.id, backtests, replace=True, duration_seconds=backtest_seconds)
         training_runs.mark_run_status(
@@ -216,16 +224,17 @@ def record_outcome(
         group = (configuration.feature_set_hash, int(configuration.model_spec.horizon))
         bests, events = update_bests(
             session, stored, standing, settings, regimes,
-            references={group: reference} if reference is not None else None, artifacts_dir=artifacts_dir,
+            references={group: reference} if reference is not None else None, artifacts_dir=artifacts_dir, catalog=catalog,
         )
         delete_files = settings.file_management.delete_unkept_models
         before = {int(i) for i in standing.get("training_run_id", [])} | {run.id}
         after = {int(i) for i in bests.get("training_run_id", [])}
-        to_delete = training_runs.set_kept(session, before=before, after=after, delete_files=delete_files)
         regimes_by_run: dict[int, list[str]] = {}
         for run_id, regime in zip(bests.get("training_run_id", []), bests.get("regime", [])):
             regimes_by_run.setdefault(int(run_id), []).append(str(regime))
-        training_runs.set_best_regimes(session, before | after, regimes_by_run)
+        to_delete = training_runs.set_kept(
+            session, before=before, after=after, delete_files=delete_files, best_regimes=regimes_by_run
+        )
         if not delete_files:
             to_delete = []
         in_top = tuple(sorted(bests.loc[bests["training_run_id"] == run.id, "regime"].unique()))
@@ -262,7 +271,7 @@ def delete_runs(engine: Engine, settings: Settings, training_run_ids: list[int])
     if not ids:
         raise OperationError("no training run selected to delete")
     with session_scope(engine) as session:
-        _lock_all_regimes(session, _regime_names(session, settings))
+        _lock_regimes(session, settings)
         runs = {run.id: run for run in training_runs.get_training_runs(session, ids)}
         bests = regime_best_models.best_regimes_of_runs(session, ids)
         problems = [f"run {i} does not exist (deleted already?)" for i in ids if i not in runs]

@@ -99,19 +99,26 @@ class TrustReference:
 
 def reference_key(feature_set_hash: str, horizon: int, symbol: str, settings: Settings, regimes: RegimeSettings) -> str:
     """Hash of everything a reference run depends on."""
-    return config_hash(
-        {
-            "version": REFERENCE_VERSION,
-            "feature_set": feature_set_hash,
-            "horizon": int(horizon),
-            "inference_grid": settings.inference_grid.model_dump(mode="json"),
-            "evaluation": settings.evaluation.model_dump(mode="json"),
-            "costs": settings.data.costs_for(symbol).model_dump(mode="json"),
-            "regimes": regimes.model_dump(mode="json", exclude={"significance"}),
-            "members": settings.training.members,
-            "split": [settings.training.train_fraction, settings.training.validation_fraction],
-        }
-    )
+    return reference_keys({(feature_set_hash, int(horizon)): symbol}, settings, regimes)[(feature_set_hash, int(horizon))]
+
+
+def reference_keys(
+    groups: Mapping[tuple[str, int], str], settings: Settings, regimes: RegimeSettings
+) -> dict[tuple[str, int], str]:
+    """reference_key of each (feature set hash, horizon) -> symbol, the settings dumped once for all."""
+    shared = {
+        "version": REFERENCE_VERSION,
+        "inference_grid": settings.inference_grid.model_dump(mode="json"),
+        "evaluation": settings.evaluation.model_dump(mode="json"),
+        "regimes": regimes.model_dump(mode="json", exclude={"significance"}),
+        "members": settings.training.members,
+        "split": [settings.training.train_fraction, settings.training.validation_fraction],
+    }
+    costs = {symbol: settings.data.costs_for(symbol).model_dump(mode="json") for symbol in set(groups.values())}
+    return {
+        (f, int(h)): config_hash({**shared, "feature_set": f, "horizon": int(h), "costs": costs[symbol]})
+        for (f, h), symbol in groups.items()
+    }
 
 
 def reference_dir(artifacts_dir: Path, feature_set_key: str, horizon: int, key: str) -> Path:

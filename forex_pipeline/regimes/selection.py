@@ -181,6 +181,7 @@ def select_regime_bests(
         _require(standing, STANDING_REQUIRED, "standing bests")
     else:
         standing = pd.DataFrame(columns=list(STANDING_REQUIRED))
+    candidates = candidates.drop(columns=[c for c in _UNUSED if c in candidates.columns])
     candidates, holdout = split_segments(candidates, selection_segment, holdout_segment)
     if regimes is None:
         found = set(candidates["regime"]) | set(standing["regime"])
@@ -245,6 +246,56 @@ def select_regime_bests(
     return SelectionResult(bests, kept, frozenset(seen - kept), tuple(events))
 
 
+def outside_every_top(
+    candidates: pd.DataFrame,
+    standing: pd.DataFrame,
+    top_n: int,
+    min_trades: int,
+    regimes: Iterable[str],
+    selection_segment: str = "selection",
+) -> bool:
+    """True when select_regime_bests would keep the standing bests as they are: no candidate model
+    enters any of `regimes`' top N, and each regime's standing rows already are its top N in rank
+    order (ranks 1..n, n <= top_n, strictly in the total order). Its bests are then the standing
+    rows, re-ranked as they stand, with no event. Any doubt answers False (a candidate model among
+    the bests, no standing rows, a non-finite score, candidates without a selection row)."""
+    if standing.empty or not len(candidates):
+        return False
+    _require(candidates, CANDIDATE_REQUIRED, "candidates")
+    _require(standing, STANDING_REQUIRED, "standing bests")
+    models = set(candidates["model_config_hash"].tolist())
+    if models & set(standing["model_config_hash"].tolist()):
+        return False
+    rows = candidates if "segment" not in candidates.columns else candidates[candidates["segment"] == selection_segment]
+    if rows.empty:
+        return False
+    old: dict[str, list[tuple[int, tuple[float, int, str, str]]]] = {}
+    for regime, rank, score, trades, model, config in zip(
+        *(standing[c].tolist() for c in ("regime", "rank", "score", "trade_count", "model_config_hash", "inference_config_hash"))
+    ):
+        if not math.isfinite(float(score)):
+            return False
+        old.setdefault(str(regime), []).append((int(rank), (-float(score), -int(trades), str(model), str(config))))
+    new: dict[str, tuple[float, int, str, str]] = {}
+    for regime, sharpe, trades, model, config in zip(
+        *(rows[c].tolist() for c in ("regime", "sharpe", "trade_count", "model_config_hash", "inference_config_hash"))
+    ):
+        sharpe = float(sharpe)
+        if trades >= min_trades and math.isfinite(sharpe):
+            key = (-sharpe, -int(trades), str(model), str(config))
+            new[str(regime)] = min(key, new.get(str(regime), key))
+    for regime in dict.fromkeys(regimes):
+        ranked = sorted(old.get(regime, []))
+        keys = [key for _, key in ranked]
+        if [rank for rank, _ in ranked] != list(range(1, len(ranked) + 1)) or len(ranked) > top_n:
+            return False
+        if any(a >= b for a, b in zip(keys, keys[1:])):
+            return False
+        if regime in new and (len(keys) < top_n or new[regime] < keys[-1]):
+            return False
+    return True
+
+
 def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -254,6 +305,9 @@ _DROPPED = (
     "prediction_method", "ensemble_method", "confidence_threshold", "lookback_window", "segment",
     "sum_ret", "sum_sq", "sum_cube", "sum_quad", "block_sum_ret", "block_sum_sq", "block_n_bars",
 )
+
+# Candidate columns no step reads and _tidy drops: left out first, so no step copies them.
+_UNUSED = tuple(c for c in _DROPPED if c not in ("sharpe", "segment"))
 
 
 def _tidy(bests: pd.DataFrame, standing: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:

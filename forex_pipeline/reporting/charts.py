@@ -5,6 +5,7 @@ Used by the `regime_bests` asset (shown in the Dagster UI) and by the CLI; no Da
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -33,13 +34,38 @@ def inference_config_label(row: "pd.Series | dict") -> str:
     )
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib Figure
+# The PNG text entry that holds the hash of what a chart was drawn from (reporting.dashboard.chart_once).
+INPUTS_KEY = "forex_pipeline inputs"
+
+
+def _save(fig, path: Path, key: str | None = None) -> Path:  # noqa: ANN001 - matplotlib Figure
     import matplotlib.pyplot as plt
 
+    metadata = {INPUTS_KEY: key} if key else None
     try:
-        return atomic_write(path, lambda temp: fig.savefig(temp, dpi=90, bbox_inches="tight", format="png"))
+        return atomic_write(path, lambda temp: fig.savefig(temp, dpi=90, bbox_inches="tight", format="png", metadata=metadata))
     finally:
         plt.close(fig)
+
+
+def drawn_from(path: Path) -> str | None:
+    """The inputs hash a chart PNG was saved with (its INPUTS_KEY text chunk, written before the image
+    data), or None: no file, not a PNG, no such entry."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while len(head := handle.read(8)) == 8:
+                size, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+                data = handle.read(size + 4)[:size]
+                name, _, value = data.partition(b"\0")
+                if kind == b"tEXt" and name == INPUTS_KEY.encode("latin-1"):
+                    return value.decode("latin-1")
+    except OSError:
+        return None
+    return None
 
 
 def _figure(width: float = 9, height: float = 4):  # noqa: ANN202
@@ -51,7 +77,9 @@ def _figure(width: float = 9, height: float = 4):  # noqa: ANN202
     return plt.subplots(figsize=(width, height))
 
 
-def regime_timeline_chart(timestamps: pd.DatetimeIndex, close: np.ndarray, labels: np.ndarray, path: Path, title: str) -> Path:
+def regime_timeline_chart(
+    timestamps: pd.DatetimeIndex, close: np.ndarray, labels: np.ndarray, path: Path, title: str, key: str | None = None
+) -> Path:
     """Close price coloured by the regime label of each bar."""
     fig, ax = _figure()
     names = sorted(set(labels.tolist()))
@@ -62,10 +90,10 @@ def regime_timeline_chart(timestamps: pd.DatetimeIndex, close: np.ndarray, label
         ax.scatter(timestamps[mask], close[mask], s=2, color=colour, label=name)
     ax.set_title(title)
     ax.legend(markerscale=5, fontsize=8, loc="best")
-    return _save(fig, path)
+    return _save(fig, path, key)
 
 
-def heatmap_chart(table: pd.DataFrame, path: Path) -> Path:
+def heatmap_chart(table: pd.DataFrame, path: Path, key: str | None = None) -> Path:
     """Model x regime heatmap of the best Sharpe (rows: models, columns: regimes)."""
     import numpy as np
 
@@ -76,10 +104,10 @@ def heatmap_chart(table: pd.DataFrame, path: Path) -> Path:
     ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
     fig.colorbar(image, ax=ax, label="best Sharpe")
     ax.set_title("Best Sharpe per model and regime")
-    return _save(fig, path)
+    return _save(fig, path, key)
 
 
-def risk_return_chart(frame: pd.DataFrame, path: Path) -> Path:
+def risk_return_chart(frame: pd.DataFrame, path: Path, key: str | None = None) -> Path:
     """Max drawdown against total return of each model's best configuration over the whole test segment."""
     fig, ax = _figure(7, 5)
     kept = frame["kept"].astype(bool)
@@ -90,14 +118,14 @@ def risk_return_chart(frame: pd.DataFrame, path: Path) -> Path:
     ax.axhline(0, color="black", linewidth=0.5)
     ax.legend()
     ax.set_title("Risk vs return (best inference configuration per model)")
-    return _save(fig, path)
+    return _save(fig, path, key)
 
 
-def equity_chart(curves: dict[str, pd.Series], path: Path) -> Path:
+def equity_chart(curves: dict[str, pd.Series], path: Path, key: str | None = None) -> Path:
     """Equity curves (cumulative simple return) of the regime bests on their test segments."""
     fig, ax = _figure()
     for label, curve in curves.items():
         ax.plot(curve.index, curve.to_numpy(), label=label, linewidth=1)
     ax.set_title("Equity of the regime bests (test segment, after costs)")
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return _save(fig, path, key)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forex_pipeline.hashing import config_hash
 from forex_pipeline.keys import split_model_config_key
 from forex_pipeline.reporting import charts
 from forex_pipeline.reporting.tables import Table, bests_table, model_label
@@ -18,6 +20,8 @@ from forex_pipeline.store import history, regime_best_models, training_runs
 from forex_pipeline.store.db import get_engine, session_scope
 
 logger = logging.getLogger(__name__)
+# Bump when a chart's drawing changes: every chart is then drawn again once (chart_once).
+CHARTS_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -49,17 +53,47 @@ def feature_set_regimes(
 
 
 def regime_timeline(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path, path: Path) -> Path | None:
-    """Regime labels over the close of the first best model's feature set."""
+    """Regime labels over the close of the first best model's feature set (redrawn only when that feature
+    set's matrix or the scored regimes changed)."""
     if bests.empty:
         return None
     fs_key, _ = split_model_config_key(str(bests.iloc[0]["partition_key"]))
+    matrix_path = Path(artifacts_dir) / "features" / f"{fs_key}.parquet"
+    if not matrix_path.exists():
+        return None
     with session_scope(get_engine(settings.database_url)) as session:
         regimes = active_regimes(session, settings)
-    labelled = feature_set_regimes(fs_key, regimes, settings, artifacts_dir)
-    if labelled is None:
+    inputs = {
+        "chart": "regime_timeline", "feature_set": fs_key, "matrix": _file_stamp(matrix_path),
+        "regimes": regimes.model_dump(mode="json"), "train_fraction": settings.training.train_fraction,
+    }
+
+    def draw(key: str) -> Path | None:
+        labelled = feature_set_regimes(fs_key, regimes, settings, artifacts_dir)
+        if labelled is None:
+            return None
+        timestamps, close, labels = labelled
+        return charts.regime_timeline_chart(timestamps, close, labels, path, f"Regimes of {fs_key}", key)
+
+    return chart_once(path, inputs, draw)
+
+
+def chart_once(path: Path, inputs: object, draw: Callable[[str], Path | None]) -> Path | None:
+    """The chart at `path`, drawn by `draw(key)` only when the hash `key` of its `inputs` differs from
+    the one the file was saved with (charts.drawn_from): a rebuild with nothing new renders nothing."""
+    key = config_hash({"version": CHARTS_VERSION, "inputs": inputs})
+    if charts.drawn_from(path) == key:
+        return path
+    return draw(key)
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a file, None when it is missing: what says it changed."""
+    try:
+        stat = path.stat()
+    except OSError:
         return None
-    timestamps, close, labels = labelled
-    return charts.regime_timeline_chart(timestamps, close, labels, path, f"Regimes of {fs_key}")
+    return stat.st_size, stat.st_mtime_ns
 
 
 def model_left_the_bests(settings: Settings, training_run_id: int) -> bool:
@@ -71,7 +105,11 @@ def model_left_the_bests(settings: Settings, training_run_id: int) -> bool:
 
 
 def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) -> dict[str, pd.Series]:
-    """Equity over the test segment of each regime's rank-1 (model, inference config), from the kept file."""
+    """Equity over the test segment of each regime's rank-1 (model, inference config), from the kept file
+    (the backtest and model code load only when some rank-1 has its file and feature matrix)."""
+    rows = [row for row in _equity_rows(bests) if (artifacts_dir / "features" / f"{_feature_set_key(row)}.parquet").exists()]
+    if not rows:
+        return {}
     from forex_pipeline.backtest.inference_grid import InferenceConfig
     from forex_pipeline.backtest.run import config_equity
     from forex_pipeline.features.build import load_feature_matrix
@@ -81,11 +119,9 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
     from forex_pipeline.store.spec_files import read_spec
 
     curves: dict[str, pd.Series] = {}
-    for _, row in bests[bests["rank"] == 1].iterrows():
+    for row in rows:
         fs_key, ms_key = split_model_config_key(str(row["partition_key"]))
         matrix_path = artifacts_dir / "features" / f"{fs_key}.parquet"
-        if not row["kept"] or not row["model_path"] or not matrix_path.exists():
-            continue
         spec = read_spec(artifacts_dir, "model_spec", ms_key)
         feature_set = read_spec(artifacts_dir, "feature_set", fs_key)
         with session_scope(get_engine(settings.database_url)) as session:
@@ -110,6 +146,37 @@ def equity_curves(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) 
     return curves
 
 
+def _equity_rows(bests: pd.DataFrame) -> list[dict]:
+    """The rank-1 bests whose model is kept with a file: the rows an equity curve can be drawn for."""
+    top = bests[bests["rank"] == 1]
+    return [row for row in top.to_dict("records") if row["kept"] and row["model_path"]]
+
+
+def _feature_set_key(row: dict) -> str:
+    return split_model_config_key(str(row["partition_key"]))[0]
+
+
+def equity_inputs(bests: pd.DataFrame, settings: Settings, artifacts_dir: Path) -> dict:
+    """What the equity chart depends on: the rank-1 rows, their model and matrix files' stamps, the settings."""
+    from forex_pipeline.models.files import resolve_model_path
+
+    rows = _equity_rows(bests)
+    return {
+        "chart": "equity_of_bests",
+        "rows": [
+            [str(row[c]) for c in ("regime", "training_run_id", "partition_key", "model_path", "prediction_method",
+                                   "ensemble_method", "confidence_threshold", "lookback_window")]
+            for row in rows
+        ],
+        "files": [
+            [_file_stamp(artifacts_dir / "features" / f"{_feature_set_key(row)}.parquet"),
+             _file_stamp(resolve_model_path(row["model_path"], artifacts_dir))]
+            for row in rows
+        ],
+        "settings": settings.model_dump(mode="json"),
+    }
+
+
 def model_regime_pivot(rows: pd.DataFrame, artifacts_dir: Path) -> pd.DataFrame:
     """Model x regime table of best Sharpe, models by their readable names (empty stays empty)."""
     if rows.empty:
@@ -128,17 +195,25 @@ def build_dashboard(db_url: str, settings: Settings, artifacts_dir: Path) -> Das
         run_ids = sorted({int(r) for r in bests["training_run_id"]}) if not bests.empty else []
         heat = model_regime_pivot(history.best_sharpe_by_model_and_regime(session, run_ids, settings.regimes.min_trades), Path(artifacts_dir)) if run_ids else pd.DataFrame()
         points = history.risk_return_points(session)
-    paths: dict[str, Path] = {}
+    drawn: dict[str, Path | None] = {}
+    heat_path, points_path, equity_path = out / "model_regime_heatmap.png", out / "risk_vs_return.png", out / "equity_of_bests.png"
     if not heat.empty:
-        paths["model_regime_heatmap"] = charts.heatmap_chart(heat, out / "model_regime_heatmap.png")
+        drawn["model_regime_heatmap"] = chart_once(
+            heat_path, {"chart": "heatmap", "table": heat.to_csv()}, lambda key: charts.heatmap_chart(heat, heat_path, key)
+        )
     if not points.empty:
-        paths["risk_vs_return"] = charts.risk_return_chart(points, out / "risk_vs_return.png")
-    curves = equity_curves(bests, settings, Path(artifacts_dir)) if not bests.empty else {}
-    if curves:
-        paths["equity_of_bests"] = charts.equity_chart(curves, out / "equity_of_bests.png")
-    timeline = regime_timeline(bests, settings, Path(artifacts_dir), out / "regime_timeline.png")
-    if timeline is not None:
-        paths["regime_timeline"] = timeline
+        drawn["risk_vs_return"] = chart_once(
+            points_path, {"chart": "risk_return", "points": points.to_csv()}, lambda key: charts.risk_return_chart(points, points_path, key)
+        )
+    if not bests.empty and _equity_rows(bests):
+
+        def draw_equity(key: str) -> Path | None:
+            curves = equity_curves(bests, settings, Path(artifacts_dir))
+            return charts.equity_chart(curves, equity_path, key) if curves else None
+
+        drawn["equity_of_bests"] = chart_once(equity_path, equity_inputs(bests, settings, Path(artifacts_dir)), draw_equity)
+    drawn["regime_timeline"] = regime_timeline(bests, settings, Path(artifacts_dir), out / "regime_timeline.png")
+    paths = {name: path for name, path in drawn.items() if path is not None}
     top = bests[bests["rank"] == 1] if not bests.empty else bests
     significant = tuple(sorted(str(r) for r in top.loc[top["significant"].fillna(False).astype(bool), "regime"])) if len(top) else ()
     return Dashboard(bests_table(bests, regimes, Path(artifacts_dir)), len(run_ids), paths, bests, significant)

@@ -11,12 +11,13 @@ over which the probability of backtest overfitting is computed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, and_, bindparam, cast, delete, func, select, text, update
+from sqlalchemy import Text, and_, cast, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from forex_pipeline.backtest.columns import CONFIG_COLUMNS, METRIC_COLUMNS
@@ -64,6 +65,24 @@ def _block_json(value: Any) -> str | None:
         return json.dumps(json_safe(values))
 
 
+def _block_texts(values: list[Any]) -> list[str | None]:
+    """_block_json of every value; the usual column (lists of one length, every float finite, the rest
+    missing) in one json.dumps call whose top-level items are the rows' texts."""
+    present = [i for i, v in enumerate(values) if isinstance(v, (list, np.ndarray))]
+    missing = all(v is None or (isinstance(v, float) and v != v) for v in values if not isinstance(v, (list, np.ndarray)))
+    if present and missing:
+        try:
+            rows = np.asarray([values[i] for i in present], dtype=np.float64)
+        except ValueError:   # ragged
+            rows = None
+        if rows is not None and rows.ndim == 2 and rows.shape[1] and np.isfinite(rows).all():
+            out: list[str | None] = [None] * len(values)
+            for i, part in zip(present, json.dumps(rows.tolist())[2:-2].split("], [")):
+                out[i] = f"[{part}]"
+            return out
+    return [_block_json(v) for v in values]
+
+
 def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with every contract column (absent trust columns as NaN / None) in contract order,
     after checking its columns and required values."""
@@ -85,7 +104,7 @@ def _column_values(frame: pd.DataFrame) -> dict[str, list[Any] | np.ndarray]:
     out: dict[str, list[Any] | np.ndarray] = {}
     for name in BACKTEST_COLUMNS:
         if name in BACKTEST_BLOCKS:
-            out[name] = [_block_json(v) for v in frame[name]]
+            out[name] = _block_texts(frame[name].tolist())
         elif name in _FLOAT_COLUMNS:
             out[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         elif name in _INT_COLUMNS:
@@ -194,7 +213,8 @@ def write_backtests(
     insert_rows = _insert_postgresql if session.get_bind().dialect.name == "postgresql" else _insert_sqlite
     ids = insert_rows(session, training_run_id, values, len(frame))
     _add_trial_moments(session, trial_moment_deltas(frame))
-    run_summaries.merge_summaries(session, training_run_id, run_summaries.summarise(frame, ids))
+    summaries = run_summaries.summarise(frame, ids)
+    run_summaries.merge_summaries(session, training_run_id, summaries, existing={} if replace else None)
     return ids
 
 
@@ -202,13 +222,13 @@ def stored_rows(frame: pd.DataFrame, training_run_id: int, ids: np.ndarray) -> p
     """The rows write_backtests just stored, as get_backtests would read them back (id, training_run_id,
     the contract columns; NULL -> NaN, blocks as the lists given), built from the frame, not a query."""
     checked = _checked_frame(frame)
-    out = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64), "training_run_id": training_run_id})
+    columns: dict[str, Any] = {"id": np.asarray(ids, dtype=np.int64), "training_run_id": training_run_id}
     for name in BACKTEST_COLUMNS:
         if name in _FLOAT_COLUMNS:
-            out[name] = pd.to_numeric(checked[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            columns[name] = pd.to_numeric(checked[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         else:
-            out[name] = checked[name].to_numpy()
-    return out
+            columns[name] = checked[name].to_numpy()
+    return pd.DataFrame(columns)
 
 
 INFERENCE_PARAMS: tuple[str, ...] = tuple(c for c in CONFIG_COLUMNS if c != "inference_config_hash")
@@ -229,11 +249,11 @@ def configuration_documents(frame: pd.DataFrame, duration_seconds: float | None)
     out: dict[str, list[Any]] = {name: [None] * n for name in SPEC_DOCUMENT_COLUMNS}
     if n == 0:
         return out
-    metrics = frame.loc[:, list(METRIC_COLUMNS)].to_dict("records")
-    params = frame.loc[:, list(INFERENCE_PARAMS)].to_dict("records")
-    regimes = [str(r) for r in frame["regime"]]
+    metrics = _json_records(frame, METRIC_COLUMNS)
+    params = _json_records(frame, INFERENCE_PARAMS)
+    regimes = [str(r) for r in frame["regime"].tolist()]
     groups: dict[tuple[str, str], list[int]] = {}
-    for i, key in enumerate(zip(frame["inference_config_hash"], frame[BACKTEST_SEGMENT])):
+    for i, key in enumerate(zip(frame["inference_config_hash"].tolist(), frame[BACKTEST_SEGMENT].tolist())):
         groups.setdefault(key, []).append(i)
     n_configurations = len({key[0] for key in groups}) or 1
     share = None if duration_seconds is None else float(duration_seconds) / n_configurations
@@ -243,11 +263,27 @@ def configuration_documents(frame: pd.DataFrame, duration_seconds: float | None)
             continue
         i = overall[0]
         out["backtest_uuid"][i] = new_uuid()
-        out["inference_params"][i] = json.dumps(json_safe(params[i]))
-        out["backtest_metrics"][i] = json.dumps(json_safe(metrics[i]))
-        out["regime_metrics"][i] = json.dumps(json_safe({regimes[j]: metrics[j] for j in rows if regimes[j] != REGIME_ALL}))
+        out["inference_params"][i] = json.dumps(params[i])
+        out["backtest_metrics"][i] = json.dumps(metrics[i])
+        out["regime_metrics"][i] = json.dumps({regimes[j]: metrics[j] for j in rows if regimes[j] != REGIME_ALL})
         out["backtest_duration_seconds"][i] = share
     return out
+
+
+def _json_records(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """frame.loc[:, columns] as records of json_safe values (non-finite floats as None), read column-wise."""
+    cells = [[_json_value(v) for v in frame[name].tolist()] for name in columns]
+    return [dict(zip(columns, row)) for row in zip(*cells)]
+
+
+def _json_value(value: Any) -> Any:
+    """json_safe of one cell: plain floats, ints, str and None without the general conversion."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if value is None or kind is int or kind is str or kind is bool:
+        return value
+    return json_safe(value)
 
 
 def batch_insert_backtests(
@@ -264,42 +300,50 @@ def batch_insert_backtests(
 
 def trial_moment_deltas(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Per (regime, segment) of a frame's rows (not 'all'): the trials, finite per-bar Sharpes and their
-    sum and sum of squares it adds to regime_trial_moments."""
-    rows = frame[frame["regime"] != REGIME_ALL]
-    if rows.empty:
+    sum and sum of squares it adds to regime_trial_moments. Grouped on one integer code per (regime,
+    segment) in sorted order: the same groupby sums, row order and all, without string keys."""
+    regimes, segments = frame["regime"].tolist(), frame["segment"].tolist()
+    keep = np.flatnonzero([r != REGIME_ALL for r in regimes])
+    if not len(keep):
         return []
-    sr = pd.to_numeric(rows["sharpe_per_bar"], errors="coerce").astype("float64")
-    grouped = pd.DataFrame({"regime": rows["regime"], "segment": rows["segment"], "sr": sr, "sq": sr * sr}).groupby(
-        ["regime", "segment"], sort=True
-    )
-    stats = grouped.agg(trials=("sr", "size"), finite=("sr", "count"), total=("sr", "sum"), total_sq=("sq", "sum"))
+    keys = sorted({(regimes[i], segments[i]) for i in keep})
+    code = {key: j for j, key in enumerate(keys)}
+    sr = pd.to_numeric(frame["sharpe_per_bar"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+    codes = np.fromiter((code[(regimes[i], segments[i])] for i in keep), dtype=np.int64, count=len(keep))
+    grouped = pd.DataFrame({"key": codes, "sr": sr, "sq": sr * sr}).groupby("key", sort=True)
+    sums, finite, trials = grouped[["sr", "sq"]].sum(), grouped["sr"].count(), grouped.size()
     return [
-        {"b_regime": str(regime), "b_segment": str(segment), "b_trials": int(r.trials), "b_finite": int(r.finite),
-         "b_sum": float(r.total), "b_sum_sq": float(r.total_sq)}
-        for (regime, segment), r in stats.iterrows()
+        {"b_regime": str(keys[j][0]), "b_segment": str(keys[j][1]), "b_trials": int(n), "b_finite": int(n_finite),
+         "b_sum": float(total), "b_sum_sq": float(total_sq)}
+        for j, n, n_finite, total, total_sq in zip(
+            sums.index.tolist(), trials.tolist(), finite.tolist(), sums["sr"].tolist(), sums["sq"].tolist()
+        )
     ]
 
 
 def _add_trial_moments(session: Session, deltas: list[dict[str, Any]]) -> None:
-    """Add (or, negated, take away) trial moment deltas: one INSERT of missing rows, one UPDATE (executemany)."""
+    """Add (or, negated, take away) trial moment deltas: one INSERT .. ON CONFLICT DO UPDATE of every
+    (regime, segment), a missing row starting from zero."""
     if not deltas:
         return
     table = RegimeTrialMoments.__table__
-    zero = {"trials": 0, "finite_trials": 0, "sum_sharpe_per_bar": 0.0, "sum_sq_sharpe_per_bar": 0.0}
+    statement = dialect_insert(session, table)
+    added = statement.excluded
     session.execute(
-        dialect_insert(session, table).on_conflict_do_nothing(index_elements=["regime", "segment"]),
-        [{"regime": d["b_regime"], "segment": d["b_segment"], **zero} for d in deltas],
-    )
-    session.execute(
-        update(table)
-        .where(table.c.regime == bindparam("b_regime"), table.c.segment == bindparam("b_segment"))
-        .values(
-            trials=table.c.trials + bindparam("b_trials"),
-            finite_trials=table.c.finite_trials + bindparam("b_finite"),
-            sum_sharpe_per_bar=table.c.sum_sharpe_per_bar + bindparam("b_sum"),
-            sum_sq_sharpe_per_bar=table.c.sum_sq_sharpe_per_bar + bindparam("b_sum_sq"),
+        statement.on_conflict_do_update(
+            index_elements=["regime", "segment"],
+            set_={
+                "trials": table.c.trials + added.trials,
+                "finite_trials": table.c.finite_trials + added.finite_trials,
+                "sum_sharpe_per_bar": table.c.sum_sharpe_per_bar + added.sum_sharpe_per_bar,
+                "sum_sq_sharpe_per_bar": table.c.sum_sq_sharpe_per_bar + added.sum_sq_sharpe_per_bar,
+            },
         ),
-        deltas,
+        [
+            {"regime": d["b_regime"], "segment": d["b_segment"], "trials": d["b_trials"], "finite_trials": d["b_finite"],
+             "sum_sharpe_per_bar": d["b_sum"], "sum_sq_sharpe_per_bar": d["b_sum_sq"]}
+            for d in deltas
+        ],
     )
 
 
@@ -309,13 +353,15 @@ def _forget_backtests(session: Session, training_run_id: int) -> None:
     sr = test.sharpe_per_bar
     old = session.execute(
         select(test.regime, test.segment, func.count(), func.count(sr), func.sum(sr), func.sum(sr * sr))
-        .where(test.training_run_id == training_run_id, test.regime != REGIME_ALL)
+        .where(test.training_run_id == training_run_id)
         .group_by(test.regime, test.segment)
     ).all()
+    if not old:   # no rows, hence no summaries (they are written and deleted with the rows)
+        return
     _add_trial_moments(session, [
         {"b_regime": regime, "b_segment": segment, "b_trials": -int(n), "b_finite": -int(n_finite),
          "b_sum": -float(total or 0.0), "b_sum_sq": -float(total_sq or 0.0)}
-        for regime, segment, n, n_finite, total, total_sq in old
+        for regime, segment, n, n_finite, total, total_sq in old if regime != REGIME_ALL
     ])
     run_summaries.delete_summaries(session, training_run_id)
     session.execute(delete(test).where(test.training_run_id == training_run_id))

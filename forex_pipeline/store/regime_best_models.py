@@ -192,23 +192,37 @@ SECONDARY_FIELDS: tuple[str, ...] = tuple(
 
 
 def replace_regime_bests(session: Session, regime: str, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Replace a regime's ranked bests with `rows` (fields BEST_ROW_FIELDS); call inside one transaction.
-
-    A model that stays in the top N keeps its achieved_at (when it entered); a newcomer gets now."""
-    values = _best_rows(regime, rows)
+    """Replace a regime's ranked bests with `rows` (fields BEST_ROW_FIELDS) under its lock; call inside
+    one transaction. A model that stays in the top N keeps its achieved_at (when it entered); a newcomer gets now."""
+    _best_rows(regime, rows)
     lock_regime(session, regime)
-    entered = dict(
-        session.execute(
-            select(RegimeBestModel.training_run_id, RegimeBestModel.achieved_at).where(RegimeBestModel.regime == regime)
-        ).all()
-    )
-    for value in values:
-        value["achieved_at"] = entered.get(value["training_run_id"]) or value["updated_at"]
-        value["secondary_metrics"] = {name: value[name] for name in SECONDARY_FIELDS}
-    session.execute(delete(RegimeBestModel).where(RegimeBestModel.regime == regime))
-    if values:
-        session.execute(insert(RegimeBestModel), values)
-    return len(values)
+    return replace_bests(session, {regime: rows})
+
+
+def replace_bests(session: Session, rows_by_regime: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+    """replace_regime_bests for every regime of `rows_by_regime` at once (three statements: read the
+    achieved_at of the standing rows, delete, insert); the caller holds those regimes' locks (keep-or-delete
+    locks every regime first). Returns how many rows were written."""
+    values = {regime: _best_rows(regime, rows) for regime, rows in rows_by_regime.items()}
+    if not values:
+        return 0
+    best = RegimeBestModel
+    entered = {
+        (str(regime), int(run)): at
+        for regime, run, at in session.execute(
+            select(best.regime, best.training_run_id, best.achieved_at).where(best.regime.in_(list(values)))
+        )
+    }
+    flat = []
+    for regime, rows in values.items():
+        for value in rows:
+            value["achieved_at"] = entered.get((regime, int(value["training_run_id"]))) or value["updated_at"]
+            value["secondary_metrics"] = {name: value[name] for name in SECONDARY_FIELDS}
+            flat.append(value)
+    session.execute(delete(best).where(best.regime.in_(list(values))))
+    if flat:
+        session.execute(insert(best.__table__), flat)
+    return len(flat)
 
 
 RISK_RETURN_COLUMNS: tuple[str, ...] = (

@@ -53,6 +53,27 @@ def list_regime_definitions(session: Session, *, enabled_only: bool = False) -> 
     return [record_of(RegimeDefinitionRecord, row) for row in session.scalars(statement)]
 
 
+def lock_regime_definitions(session: Session) -> list[RegimeDefinitionRecord]:
+    """Every regime definition by name, read and row-locked in that order in one statement (PostgreSQL;
+    SQLite's single writer needs no lock): what keep-or-delete holds so parallel writers of the bests
+    serialise without deadlock, and the definitions it scores are the ones it locked."""
+    statement = select(RegimeDefinitionRow).order_by(RegimeDefinitionRow.name).with_for_update()
+    rows = session.scalars(statement.execution_options(populate_existing=True))
+    return [record_of(RegimeDefinitionRecord, row) for row in rows]
+
+
+def locked_active_regimes(session: Session, settings: Settings) -> RegimeSettings:
+    """active_regimes under the lock of every definition row (lock_regime_definitions), after seeding
+    the settings' regimes the table lacks (one statement more, only then)."""
+    from forex_pipeline.regimes import catalog
+
+    rows = lock_regime_definitions(session)
+    if set(settings.regimes.definitions) - {row.name for row in rows}:
+        seed_regime_definitions(session, settings)
+        rows = lock_regime_definitions(session)
+    return catalog.active_regimes(settings.regimes, rows)
+
+
 def get_regime_definition(session: Session, name: str) -> RegimeDefinitionRecord | None:
     """One regime definition, or None."""
     row = session.scalars(select(RegimeDefinitionRow).where(RegimeDefinitionRow.name == name)).one_or_none()

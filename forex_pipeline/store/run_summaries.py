@@ -45,38 +45,33 @@ def _number(value: Any) -> float | None:
 def summarise(frame: pd.DataFrame, ids: np.ndarray) -> list[dict[str, Any]]:
     """One summary per regime of a model's backtest rows (`frame` with the contract columns, `ids` the
     rows' ids in frame order), by the definitions of this module."""
-    ranked = ~frame["segment"].astype(str).str.startswith(CONFIRMING_SEGMENT_PREFIX)
-    rows = pd.DataFrame({
-        "id": np.asarray(ids, dtype=np.int64),
-        "regime": frame["regime"].astype(str).to_numpy(),
-        "sharpe": pd.to_numeric(frame["sharpe"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
-        "drawdown": pd.to_numeric(frame["max_drawdown"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
-        "total_return": pd.to_numeric(frame["total_return"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
-        "trades": frame["trade_count"].to_numpy(dtype=np.int64),
-        "config": frame["inference_config_hash"].astype(str).to_numpy(),
-    })[ranked.to_numpy()]
-    if rows.empty:
+    ranked = np.array([not str(s).startswith(CONFIRMING_SEGMENT_PREFIX) for s in frame["segment"].tolist()], dtype=bool)
+    if not ranked.any():
         return []
-    grouped = rows.assign(abs_drawdown=rows["drawdown"].abs()).groupby("regime", sort=True)
-    stats = grouped.agg(configurations=("id", "size"), best_sharpe=("sharpe", "max"), best_max_drawdown=("abs_drawdown", "min"))
-    tops = (
-        rows[rows["sharpe"].notna()]
-        .sort_values(["regime", "sharpe", "id"], ascending=[True, False, True], kind="mergesort")
-        .drop_duplicates("regime")
-        .set_index("regime")
-    )
+
+    def column(name: str) -> np.ndarray:
+        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[ranked]
+
+    row_ids = np.asarray(ids, dtype=np.int64)[ranked]
+    regimes = np.array([str(r) for r in frame["regime"].tolist()], dtype=object)[ranked]
+    sharpe, drawdown, total_return = column("sharpe"), column("max_drawdown"), column("total_return")
+    trades = frame["trade_count"].to_numpy(dtype=np.int64)[ranked]
+    configs = np.array([str(c) for c in frame["inference_config_hash"].tolist()], dtype=object)[ranked]
     out = []
-    for regime, stat in stats.iterrows():
-        top = tops.loc[regime] if regime in tops.index else None
+    for regime in sorted(set(regimes.tolist())):
+        rows = np.flatnonzero(regimes == regime)
+        scored = rows[~np.isnan(sharpe[rows])]
+        top = scored[np.lexsort((row_ids[scored], -sharpe[scored]))[0]] if len(scored) else None
+        drawdowns = np.abs(drawdown[rows])
         out.append({
-            "regime": str(regime),
-            "configurations": int(stat["configurations"]),
-            "best_sharpe": _number(stat["best_sharpe"]),
-            "best_max_drawdown": _number(stat["best_max_drawdown"]),
-            "best_config_hash": None if top is None else str(top["config"]),
-            "best_config_max_drawdown": None if top is None else _number(top["drawdown"]),
-            "best_config_total_return": None if top is None else _number(top["total_return"]),
-            "best_config_trade_count": None if top is None else int(top["trades"]),
+            "regime": regime,
+            "configurations": int(len(rows)),
+            "best_sharpe": _number(sharpe[scored].max()) if len(scored) else None,
+            "best_max_drawdown": _number(np.nanmin(drawdowns)) if (~np.isnan(drawdowns)).any() else None,
+            "best_config_hash": None if top is None else str(configs[top]),
+            "best_config_max_drawdown": None if top is None else _number(drawdown[top]),
+            "best_config_total_return": None if top is None else _number(total_return[top]),
+            "best_config_trade_count": None if top is None else int(trades[top]),
         })
     return out
 
@@ -107,11 +102,15 @@ def delete_summaries(session: Session, training_run_id: int) -> None:
     session.execute(delete(TrainingRunSummary).where(TrainingRunSummary.training_run_id == training_run_id))
 
 
-def merge_summaries(session: Session, training_run_id: int, summaries: list[dict[str, Any]]) -> None:
-    """Store a run's summaries of newly written rows, merged with the ones it already has (if any)."""
+def merge_summaries(
+    session: Session, training_run_id: int, summaries: list[dict[str, Any]], existing: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Store a run's summaries of newly written rows, merged with the ones it already has (`existing`:
+    get_summaries, read here when not given; {} right after its rows were replaced)."""
     if not summaries:
         return
-    existing = get_summaries(session, training_run_id)
+    if existing is None:
+        existing = get_summaries(session, training_run_id)
     rows = [merged(existing[s["regime"]], s) if s["regime"] in existing else s for s in summaries]
     if existing:
         regimes = [s["regime"] for s in summaries if s["regime"] in existing]

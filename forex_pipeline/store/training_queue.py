@@ -149,7 +149,7 @@ def update_queue_counts(
         raise ValueError(f"queue {queue_id}: count increments must be >= 0")
     column = TrainingQueue.consecutive_failures
     streak: Any = consecutive_failures if consecutive_failures is not None else (0 if completed else column + failed)
-    result = session.execute(
+    row = session.scalars(
         update(TrainingQueue)
         .where(TrainingQueue.id == queue_id)
         .values(
@@ -160,11 +160,12 @@ def update_queue_counts(
             consecutive_failures=streak,
             updated_at=utcnow(),
         )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:
+        .returning(TrainingQueue)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if row is None:
         raise LookupError(f"no training queue with id {queue_id}")
-    return record_of(QueueRecord, _queue_row(session, queue_id, lock=False))
+    return record_of(QueueRecord, row)
 
 
 def set_queue_status(session: Session, queue_id: int, status: str, *, error_message: str | None = None) -> QueueRecord:
@@ -212,12 +213,23 @@ def request_cancel(session: Session, queue_id: int) -> QueueRecord:
 
 
 def heartbeat(session: Session, queue_id: int, *, checkpoint: Mapping[str, Any] | None = None) -> QueueRecord:
-    """Stamp heartbeat_at (and store a checkpoint); the record tells the worker about pause/cancel requests."""
-    row = _queue_row(session, queue_id)
-    row.heartbeat_at = utcnow()
+    """Stamp heartbeat_at (and store a checkpoint); the record tells the worker about pause/cancel requests.
+
+    One UPDATE .. RETURNING: it takes the row lock an UPDATE takes, so after update_queue_counts in the same
+    transaction it upgrades nothing (a SELECT .. FOR UPDATE there deadlocked with a parallel keep-or-delete
+    waiting to move the same queue's kept counts)."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if checkpoint is not None:
-        row.checkpoint = json_safe(dict(checkpoint))
-    session.flush()
+        values["checkpoint"] = json_safe(dict(checkpoint))
+    row = session.scalars(
+        update(TrainingQueue)
+        .where(TrainingQueue.id == queue_id)
+        .values(**values)
+        .returning(TrainingQueue)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        raise LookupError(f"no training queue with id {queue_id}")
     return record_of(QueueRecord, row)
 
 

@@ -211,13 +211,6 @@ def delete_training_runs(session: Session, training_run_ids: Iterable[int]) -> i
     return deleted
 
 
-def _run_row(session: Session, model_config_hash: str) -> TrainingRun:
-    row = session.scalars(select(TrainingRun).where(TrainingRun.model_config_hash == model_config_hash)).one_or_none()
-    if row is None:
-        raise LookupError(f"no training run with model_config_hash {model_config_hash!r}")
-    return row
-
-
 def mark_run_status(
     session: Session,
     model_config_hash: str,
@@ -239,15 +232,14 @@ def mark_run_status(
     and `completed`.
     """
     check_status(status, RUN_STATUSES, "training run")
-    row = _run_row(session, model_config_hash)
     now = utcnow()
-    row.status = status
+    values: dict[str, Any] = {"status": status}
     if status == RunStatus.RUNNING:
-        row.started_at, row.completed_at, row.error_message = now, None, None
+        values.update(started_at=now, completed_at=None, error_message=None)
     elif status in (RunStatus.COMPLETED, RunStatus.FAILED):
-        row.completed_at = now
+        values["completed_at"] = now
     if status == RunStatus.COMPLETED:
-        row.error_message = None
+        values["error_message"] = None
     updates = {
         "error_message": error_message,
         "training_seconds": None if is_nan(training_seconds) else training_seconds,
@@ -259,10 +251,14 @@ def mark_run_status(
         "dagster_run_id": dagster_run_id,
         "feature_count": feature_count,
     }
-    for name, value in updates.items():
-        if value is not None:
-            setattr(row, name, value)
+    values.update({name: value for name, value in updates.items() if value is not None})
+    statement = (
+        update(TrainingRun).where(TrainingRun.model_config_hash == model_config_hash).values(**values).returning(TrainingRun)
+    )
     session.flush()
+    row = session.scalars(statement.execution_options(synchronize_session=False, populate_existing=True)).one_or_none()
+    if row is None:
+        raise LookupError(f"no training run with model_config_hash {model_config_hash!r}")
     return record_of(TrainingRunRecord, row)
 
 
@@ -443,14 +439,21 @@ def release_claims(session: Session, queue_id: int, dagster_run_id: str | None =
 
 
 def set_kept(
-    session: Session, before: set[int], after: set[int], *, delete_files: bool = False
+    session: Session,
+    before: set[int],
+    after: set[int],
+    *,
+    delete_files: bool = False,
+    best_regimes: Mapping[int, Iterable[str]] | None = None,
 ) -> list[TrainingRunRecord]:
     """kept := in the new bests, for the runs whose fate can change (old bests, the new model, new bests);
     returns the runs that just left every top N and still hold a file. With `delete_files` those are
-    marked deleted (file_deleted_at) in the same statements.
+    marked deleted (file_deleted_at) in the same statements; with `best_regimes` (run -> the regimes
+    whose top N holds it) each of these runs' best_regimes is set too (set_best_regimes).
 
-    Touches O(regimes x top N) rows, never the whole table, and moves each queue's kept / deleted
-    counts by exactly the changes made (no rescan of the queue's runs): a handful of statements.
+    Touches O(regimes x top N) rows, never the whole table, writes only the rows that change (one
+    UPDATE per distinct change), and moves each queue's kept / deleted counts by exactly the changes
+    made (no rescan of the queue's runs): a handful of statements.
     """
     run = TrainingRun
     touched = sorted(before | after)
@@ -459,21 +462,31 @@ def set_kept(
     state = {
         int(row.id): row
         for row in session.execute(
-            select(run.id, run.queue_id, run.kept, run.model_path, run.file_deleted_at).where(run.id.in_(touched))
+            select(run.id, run.queue_id, run.kept, run.model_path, run.file_deleted_at, run.best_regimes).where(run.id.in_(touched))
         )
     }
     now_kept = sorted(i for i in after if i in state and not state[i].kept)
     now_unkept = sorted(i for i in before - after if i in state and state[i].kept)
     dropped = sorted(i for i in before - after if i in state)
     to_delete = [i for i in dropped if state[i].model_path is not None and state[i].file_deleted_at is None]
-    if now_kept:
-        session.execute(update(run).where(run.id.in_(now_kept)).values(kept=True).execution_options(synchronize_session=False))
-    if now_unkept:
-        session.execute(update(run).where(run.id.in_(now_unkept)).values(kept=False).execution_options(synchronize_session=False))
-    if delete_files and to_delete:
-        session.execute(
-            update(run).where(run.id.in_(to_delete)).values(file_deleted_at=utcnow()).execution_options(synchronize_session=False)
-        )
+    deleting = set(to_delete) if delete_files else set()
+    changes: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+    for i in sorted(state):
+        change: dict[str, Any] = {}
+        if i in now_kept or i in now_unkept:
+            change["kept"] = i in now_kept
+        if best_regimes is not None:
+            names = sorted(set(best_regimes.get(i, ())))
+            if state[i].best_regimes != names:
+                change["best_regimes"] = tuple(names)
+        if i in deleting:
+            change["file_deleted_at"] = True
+        if change:
+            changes.setdefault(tuple(sorted(change.items())), []).append(i)
+    now = utcnow()
+    for change, ids in changes.items():
+        values = {k: (now if k == "file_deleted_at" else list(v) if k == "best_regimes" else v) for k, v in change}
+        session.execute(update(run).where(run.id.in_(ids)).values(**values).execution_options(synchronize_session=False))
     deltas: dict[int, list[int]] = {}
     for ids, position, sign in ((now_kept, 0, 1), (now_unkept, 0, -1), (to_delete if delete_files else [], 1, 1)):
         for i in ids:

@@ -15,7 +15,7 @@ from forex_pipeline.regimes.deflated_sharpe import (
     expected_max_sharpe,
     probabilistic_sharpe,
 )
-from forex_pipeline.regimes.selection import BEST_COLUMNS, select_regime_bests
+from forex_pipeline.regimes.selection import BEST_COLUMNS, outside_every_top, select_regime_bests
 
 EMPTY = pd.DataFrame()
 
@@ -151,3 +151,24 @@ def test_deflated_sharpe_monotonicity() -> None:
     assert 0.0 <= base <= 1.0
     with pytest.raises(ValueError, match="sharpe_variance"):
         expected_max_sharpe(10, -1.0)
+
+
+def test_outside_every_top_only_when_selection_keeps_the_standing_rows() -> None:
+    rng = np.random.default_rng(3)
+    kept_fields = ["regime", "rank", "model_config_hash", "inference_config_hash", "score", "trade_count", "previous_best_score", "improvement"]
+    standing, answers = EMPTY, []
+    for i in range(60):
+        model = pd.concat([rows(f"m{i:02d}", regime, list(rng.normal(0, 1, 3)), trades=list(rng.integers(0, 30, 3))) for regime in ("bull", "calm")])
+        outside = outside_every_top(model, standing, top_n=3, min_trades=5, regimes=["bull", "calm"])
+        result = select_regime_bests(model, standing, top_n=3, min_trades=5, regimes=["bull", "calm"])
+        if outside:
+            expected = standing.sort_values(["regime", "rank"], kind="mergesort").reset_index(drop=True)
+            pd.testing.assert_frame_equal(result.bests[kept_fields], expected[kept_fields], check_dtype=False)
+            assert result.events == ()
+        else:
+            assert standing.empty or result.events or not result.bests[kept_fields].equals(standing[kept_fields])
+        answers.append(outside)
+        standing = result.bests
+    assert any(answers) and not all(answers)
+    assert not outside_every_top(rows(standing["model_config_hash"].iloc[0], "bull", [-9.0]), standing, 3, 5, ["bull"])
+    assert not outside_every_top(rows("new", "bull", [-9.0]), standing, 2, 5, ["bull"])   # top N shrank: re-ranked

@@ -125,3 +125,22 @@ def test_copy_buffer_equals_the_row_by_row_layout(rows: list[tuple]) -> None:
         CopyColumn("at", "timestamptz", AT),
     ]
     assert copy_buffer(columns, n) == reference_stream(columns, n)
+
+
+def test_copy_buffer_keeps_row_order_with_mixed_lengths_and_nulls() -> None:
+    import struct
+
+    texts = [None, "a", "bbb", None, "", "cc"]
+    stream = copy_buffer([CopyColumn("i", "int4", np.arange(6)), CopyColumn("t", "text", texts)], 6)
+    position, rows = 19, []
+    while struct.unpack(">h", stream[position:position + 2])[0] != -1:
+        position, row = position + 2, []
+        for _ in range(2):
+            (size,) = struct.unpack(">i", stream[position:position + 4])
+            position += 4
+            row.append(None if size < 0 else stream[position:position + size])
+            position += max(size, 0)
+        rows.append(row)
+    assert position + 2 == len(stream)
+    assert [struct.unpack(">i", i)[0] for i, _ in rows] == list(range(6))
+    assert [None if t is None else t.decode() for _, t in rows] == texts
