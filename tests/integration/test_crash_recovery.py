@@ -37,7 +37,7 @@ def _env(root: Path) -> dict[str, str]:
     return env
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
