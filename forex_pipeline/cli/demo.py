@@ -54,9 +54,11 @@ def significance_lines(engine, settings) -> list[str]:  # noqa: ANN001 - Engine,
     from forex_pipeline.pipeline.trust import plain_words
     from forex_pipeline.store.db import session_scope
     from forex_pipeline.store.regime_best_models import current_bests
+    from forex_pipeline.store.regime_definitions import active_regimes
 
     with session_scope(engine) as session:
         bests = current_bests(session)
+        regimes = list(active_regimes(session, settings).definitions)
     top = bests[bests["rank"] == 1]
     if top.empty:
         return ["No regime has a best yet, so nothing can be significant."]
@@ -65,6 +67,11 @@ def significance_lines(engine, settings) -> list[str]:  # noqa: ANN001 - Engine,
     lines = ["", "Which bests can be trusted (selection Sharpe tested against N trials, random forecasts and the holdout):"]
     for _, row in top.iterrows():
         lines.append(f"  {row['regime']}: {row['partition_key']} - {plain_words(row.to_dict(), thresholds)}")
+    for regime in sorted(set(regimes) - set(top["regime"])):
+        lines.append(
+            f"  {regime}: no best - no configuration made {settings.regimes.min_trades} trades in bars labelled {regime} "
+            "(`forex-pipeline regimes test SYMBOL` shows how many bars the detector gave it)"
+        )
     if significant:
         lines.append(f"Significant: {', '.join(significant)}. Every other regime's best is indistinguishable from luck.")
     else:

@@ -33,7 +33,7 @@ def load_symbol(symbol: str, settings: Settings) -> tuple[pd.DataFrame, str, str
     by `data synth` carries its regimes file. Anything else is real data without ground truth.
     """
     from forex_pipeline.data.bar_store import import_path, read_regimes, regimes_path
-    from forex_pipeline.data.sources import SYNTH_DAYS, SYNTH_SEED, default_sample_dir, load_raw_bars
+    from forex_pipeline.data.sources import default_sample_dir, load_raw_bars, synthetic_bars
     from forex_pipeline.settings import normalize_symbol
 
     key = normalize_symbol(symbol)
@@ -48,9 +48,7 @@ def load_symbol(symbol: str, settings: Settings) -> tuple[pd.DataFrame, str, str
     if truth_file.exists():
         truth = read_regimes(truth_file)
     elif raw.source.startswith("synthetic"):
-        from forex_pipeline.data.synthetic import generate_synthetic_bars
-
-        truth = generate_synthetic_bars(SYNTH_DAYS, SYNTH_SEED).regimes
+        truth = synthetic_bars().regimes
     return raw.bars, raw.timeframe, raw.source, truth
 
 

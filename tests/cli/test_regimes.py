@@ -85,14 +85,13 @@ def test_the_specification_rule_syntax_is_accepted_and_bad_rules_are_named(grid_
 
 def test_label_prints_a_label_for_every_bar(grid_env):
     from forex_pipeline.data.resample import resample_bars
-    from forex_pipeline.data.sources import SYNTH_DAYS, SYNTH_SEED
-    from forex_pipeline.data.synthetic import generate_synthetic_bars
+    from forex_pipeline.data.sources import synthetic_bars
     from forex_pipeline.regimes.labels import label_regimes
 
     result = runner.invoke(app, ["regimes", "label", "SYNTH", "--timeframe", "4h"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    bars = resample_bars(generate_synthetic_bars(SYNTH_DAYS, SYNTH_SEED).bars, "4h")
+    bars = resample_bars(synthetic_bars().bars, "4h")
     assert lines[0] == "timestamp,regime" and len(lines) == len(bars) + 1
     assert lines[1].startswith(bars.index[0].strftime("%Y-%m-%dT%H:%M:%SZ") + ",")
     settings = get_settings()
