@@ -9,7 +9,8 @@ fit, the internal loop) timed back to back, best of `--rounds` alternating round
   (PROBE_REFERENCE_SECONDS in grid/probe.py)
 Part 2 (`--grid`): on empty storage, the plan's estimate (scaled by a fresh probe), then
 `forex-pipeline grid submit` of the grid timed start to finish. Printed: estimated_seconds,
-measured_seconds, load_during, and last estimate_ratio=<estimated/measured> (target 0.5-2).
+measured_seconds, load_during, probe_reference_seconds_from_run (the PROBE_REFERENCE_SECONDS that
+would have made this estimate exact) and last estimate_ratio=<estimated/measured> (target 0.5-2).
 
     python benchmarks/bench_estimate.py [--rounds 3] [--grid examples/grids/demo.yaml]
 """
@@ -99,8 +100,11 @@ def estimate_against_run(grid: Path) -> None:
         output = process.stdout.read() if process.stdout else ""
         if process.returncode != 0:
             raise SystemExit(f"grid submit failed ({process.returncode}):\n{output[-3000:]}")
+    probe = grid_plan.calibration.probe
     print(f"measured_seconds={measured:.1f}")
     print(f"load_during=min {min(loads):.1f} mean {sum(loads) / len(loads):.1f} max {max(loads):.1f}")
+    if probe is not None:  # the PROBE_REFERENCE_SECONDS that would have made this estimate exact
+        print(f"probe_reference_seconds_from_run={probe.seconds * grid_plan.estimated_seconds / probe.rate / measured:.3f}")
     print(f"estimate_ratio={grid_plan.estimated_seconds / measured:.2f}")
 
 

@@ -6,7 +6,9 @@ Both sides start from empty storage (bars, features and models are built inside 
 Two grids: `--fast-grid` (50 ridge/lasso configurations, where Dagster's cost per model and per run
 weighs most) gives dagster_efficiency_fast=; `--grid` (24 classical configurations, rf and lightgbm
 included) gives the last line, dagster_efficiency=<plain_seconds/dagster_seconds> (1.0 = no
-overhead; target >= 0.8 for both).
+overhead; target >= 0.8 for both). Each is preceded by its `_cpu` line: the same ratio of CPU seconds
+(user + system of each side's process tree, getrusage), the one to read when the machine is loaded
+(uptime above its core count), since waiting for a core then inflates both wall clocks unevenly.
 
     python benchmarks/bench_orchestration.py [--grid examples/grids/classical_24.yaml]
         [--fast-grid examples/grids/fast_50.yaml] [--rounds 2] [--only fast|classical]
