@@ -5,8 +5,9 @@ Part 1 (always): the probe and the table's reference unit (the first feature set
 examples/grids/classical_24.yaml: EURUSD 2019 1h bars built from the M1 file, features, a ridge h5
 fit, the internal loop) timed back to back, best of `--rounds` alternating rounds. Printed:
   probe_seconds, reference_unit_seconds, reference_unit_table_seconds (what the table says)
-  probe_reference_seconds = probe x table / measured: the probe at the table's conditions
-  (PROBE_REFERENCE_SECONDS in grid/probe.py)
+  probe_reference_seconds = probe x table / measured: the probe where the table's reference unit
+  is right (informative: PROBE_REFERENCE_SECONDS is anchored on whole runs, part 2, because the
+  table's unit leaves out recording and noise references, which weigh more in a run)
 Part 2 (`--grid`): on empty storage, the plan's estimate (scaled by a fresh probe), then
 `forex-pipeline grid submit` of the grid timed start to finish. Printed: estimated_seconds,
 measured_seconds, load_during, probe_reference_seconds_from_run (the PROBE_REFERENCE_SECONDS that
