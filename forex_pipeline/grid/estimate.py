@@ -194,6 +194,11 @@ class Calibration:
         return f"time estimate calibrated on {self.runs} recorded runs: {rates}; other families x{self.machine_rate:.2f}{shared}"
 
 
+def probed_calibration(probe: MachineProbe) -> Calibration:
+    """The reference table scaled by this machine's probe: every family and the shared work at its rate."""
+    return Calibration(machine_rate=probe.rate, shared_rate=probe.rate, probe=probe)
+
+
 def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibration:
     """Rates of measured against reference seconds from recorded runs (see Calibration); a run whose
     stored specs no longer validate, or that measured nothing, is left out."""
@@ -229,11 +234,6 @@ def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibrati
         shared_rate=measured_shared / prior_shared if prior_shared > 0 else None,
         runs=sum(len(values) for values in ratios.values()),
     )
-
-
-def probed_calibration(probe: MachineProbe) -> Calibration:
-    """The reference table scaled by this machine's probe: every family and the shared work at its rate."""
-    return Calibration(machine_rate=probe.rate, shared_rate=probe.rate, probe=probe)
 
 
 def model_work_seconds(
