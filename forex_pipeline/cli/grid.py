@@ -57,12 +57,12 @@ def plan_with_database(grid: Grid, use_database: bool = True) -> tuple[GridPlan,
     from forex_pipeline.grid.estimate import plan
 
     if not use_database:
-        return plan(grid), "project database not consulted (--no-db)"
+        return plan(grid, probe=True), "project database not consulted (--no-db)"
     try:
         with read_session() as session:
-            return plan(grid, session), "trained configurations and past run times from the project database"
+            return plan(grid, session, probe=True), "trained configurations and past run times from the project database"
     except DatabaseUnavailable as exc:
-        return plan(grid), f"project database not read: {exc}"
+        return plan(grid, probe=True), f"project database not read: {exc}"
 
 
 def format_duration(seconds: float) -> str:

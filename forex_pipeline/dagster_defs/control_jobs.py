@@ -66,7 +66,7 @@ def plan_metadata(grid: dict[str, Any], storage: ForexStorage) -> dict[str, dg.M
 
     expanded = expand_grid(parse_grid_spec(grid, source="launchpad config"))
     with session_scope(_engine(storage)) as session:
-        grid_plan = plan(expanded, session)
+        grid_plan = plan(expanded, session, probe=True)
     runs = storage.settings.queue.max_concurrent_runs
     return {
         "model_configurations": dg.MetadataValue.int(grid_plan.size),
@@ -77,6 +77,7 @@ def plan_metadata(grid: dict[str, Any], storage: ForexStorage) -> dict[str, dg.M
         "estimated_seconds_one_run": dg.MetadataValue.float(round(grid_plan.estimated_seconds, 1)),
         f"estimated_seconds_{runs}_runs": dg.MetadataValue.float(round(grid_plan.estimated_seconds / runs, 1)),
         "grid_hash": dg.MetadataValue.text(grid_plan.grid_hash[:12]),
+        "estimate_source": dg.MetadataValue.text(grid_plan.calibration.describe()),
     }
 
 

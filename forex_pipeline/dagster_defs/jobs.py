@@ -42,10 +42,12 @@ def interrupted_when_terminated(instance: dg.DagsterInstance, run_id: str, every
 
     stop = threading.Event()
 
+    terminated = dg.RunsFilter(run_ids=[run_id], statuses=list(TERMINATED))
+
     def watch() -> None:
+        # the run's id filtered by status: no DagsterRun is read and deserialized every second
         while not stop.wait(every):
-            run = instance.get_run_by_id(run_id)
-            if run is not None and run.status in TERMINATED and not stop.is_set():
+            if instance.get_run_ids(filters=terminated, limit=1) and not stop.is_set():
                 _thread.interrupt_main()
                 return
 
@@ -86,7 +88,11 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
     batch = configurations_by_key(grid_spec, config.partition_keys)  # completed ones are skipped by their claim
     reporter = BatchReporter(context, config.queue_id, len(batch), storage.settings.explorer.url)
 
+    recorded: list = []  # the queue as the last outcome left it: the next model's start reads no more
+
     def figures() -> dict:
+        if recorded:
+            return progress(recorded.pop())
         with session_scope(engine) as session:
             return progress(training_queue.get_queue(session, config.queue_id))
 
@@ -98,6 +104,7 @@ def run_grid_batch(context: dg.OpExecutionContext, config: GridBatchConfig, stor
         with session_scope(engine) as session:
             deleted = [training_runs.get_training_run(session, run_id) for run_id in deleted_ids]
             queue = training_queue.get_queue(session, config.queue_id)
+        recorded[:] = [queue]
         reporter.finished_model(outcome, configuration, progress(queue), [run for run in deleted if run is not None])
         reporter.streak_check(queue.consecutive_failures, storage.settings.queue.max_consecutive_failures, outcome.error)
 

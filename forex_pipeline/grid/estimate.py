@@ -69,6 +69,7 @@ HISTORY_RUNS = 200
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from forex_pipeline.grid.probe import MachineProbe
     from forex_pipeline.settings import Settings
     from forex_pipeline.store.training_runs import RunDuration
 
@@ -168,7 +169,8 @@ class Calibration:
     ranking of families, at the speed this machine shows now).
     `shared_rate`: claim-to-record seconds beyond the model work of those runs, summed, / the table's
     shared work of the same runs (recording, their feature sets, their noise references).
-    A rate of 1 is the table itself; with no recorded run every rate is the table's.
+    A rate of 1 is the table itself; with no recorded run every rate is the table's, or the rate of
+    `probe` (grid/probe.py: a short run of a small unit of real work on this machine) when there is one.
     """
 
     model_rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
@@ -176,6 +178,7 @@ class Calibration:
     machine_rate: float = 1.0
     shared_rate: float | None = None
     runs: int = 0
+    probe: MachineProbe | None = None
 
     def model_rate(self, model_type: str, base_timeframe: str) -> float:
         """The rate of (model type, timeframe), else of the model type, else of the machine (1 when
@@ -183,11 +186,18 @@ class Calibration:
         return self.model_rates.get((model_type, base_timeframe), self.family_rates.get(model_type, self.machine_rate))
 
     def describe(self) -> str:
+        if not self.runs and self.probe is not None:
+            return f"time estimate {self.probe.describe()}; no completed run recorded yet"
         if not self.runs:
-            return "time estimate from the reference table (no completed run recorded yet)"
+            return "time estimate from the reference table, not scaled to this machine (no completed run recorded yet)"
         rates = ", ".join(f"{t} {tf} x{r:.2f}" for (t, tf), r in sorted(self.model_rates.items()))
         shared = f"; shared work x{self.shared_rate:.2f}" if self.shared_rate is not None else ""
         return f"time estimate calibrated on {self.runs} recorded runs: {rates}; other families x{self.machine_rate:.2f}{shared}"
+
+
+def probed_calibration(probe: MachineProbe) -> Calibration:
+    """The reference table scaled by this machine's probe: every family and the shared work at its rate."""
+    return Calibration(machine_rate=probe.rate, shared_rate=probe.rate, probe=probe)
 
 
 def calibrate(durations: Iterable[RunDuration], settings: Settings) -> Calibration:
@@ -286,11 +296,14 @@ def plan(
     completed_hashes: Iterable[str] | None = None,
     calibration: Calibration | None = None,
     settings: Settings | None = None,
+    probe: bool = False,
 ) -> GridPlan:
     """Size of the grid, how many configurations are already trained and the time the rest needs.
 
     With a session, completed configurations and the calibration come from the project database
     (added to `completed_hashes`; `calibration`, when given, is used instead of the database's).
+    With `probe` and no recorded run to calibrate on, the table is scaled by this machine's probe
+    (grid/probe.py: cached, measured in about a second when stale).
     """
     settings = settings or _settings()
     expanded = grid if isinstance(grid, Grid) else expand_grid(grid)
@@ -301,6 +314,10 @@ def plan(
         done |= find_completed_hashes(session, (c.model_config_hash for c in expanded.configurations))
         if calibration is None:
             calibration = recorded_calibration(session, sorted({ms.model_type for ms in expanded.model_specs}), settings)
+    if probe and (calibration is None or not calibration.runs):
+        from forex_pipeline.grid.probe import machine_probe
+
+        calibration = probed_calibration(machine_probe(settings))
     pending = [c for c in expanded.configurations if c.model_config_hash not in done]
     return GridPlan(
         name=expanded.spec.name,

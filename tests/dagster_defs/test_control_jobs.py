@@ -96,6 +96,7 @@ def test_plan_sizes_the_grid_and_trains_nothing(grid_env):
         result = _job(plan_grid).execute_in_process(run_config=TINY_GRID, instance=instance)
     summary = result.output_for_node("plan_grid_op")
     assert summary["model_configurations"] == 6 and summary["to_train"] == 6 and summary["estimated_seconds_one_run"] > 0
+    assert summary["estimate_source"].startswith("time estimate uncalibrated")  # nothing recorded: scaled by the probe
     with session_scope(get_engine(grid_env_url())) as session:
         assert training_queue.list_queues(session) == []
 
