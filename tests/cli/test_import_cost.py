@@ -67,9 +67,13 @@ def test_grid_plan_of_every_family_loads_no_training_stack(grid_env: Path, tmp_p
     needs no signal filter."""
     import copy
     import os
+    import socket
+    from datetime import datetime, timezone
 
     import yaml
 
+    from forex_pipeline.grid.probe import PROBE_FILE, MachineProbe, load_per_cpu, write_probe
+    from forex_pipeline.settings import get_settings
     from tests.support import TINY_GRID
 
     grid = copy.deepcopy(TINY_GRID)
@@ -77,5 +81,9 @@ def test_grid_plan_of_every_family_loads_no_training_stack(grid_env: Path, tmp_p
                                encoders=["none", "autoencoder"], encoder_dims=[4], hyperparameters={"lightning": [{"hidden": 32}]})
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(grid))
+    # this machine's probe is measured once and cached for hours (grid/probe.py, it trains a ridge on
+    # purpose); with a fresh one cached, what plan loads is its own
+    write_probe(Path(get_settings().artifacts_dir) / PROBE_FILE,
+                MachineProbe(0.29, 1.0, socket.gethostname(), datetime.now(timezone.utc).isoformat(timespec="seconds"), load_per_cpu()))
     loaded = loaded_by("grid", "plan", str(path), env=dict(os.environ), exit_code=0)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
