@@ -95,6 +95,24 @@ def tiny_bests(home: Path, n_configurations: int = 3) -> Iterator[dict[str, Any]
             dispose_engines()
 
 
+def plain_batches(engine: Any, settings: Any, **options: Any) -> Callable[[int, Any], Any]:
+    """A batch executor without Dagster (the queue logic under test): `worker.process_batch` on this
+    engine, settings and artefact store; `options` go to it (e.g. on_outcome)."""
+    from forex_pipeline.queue import worker
+
+    return lambda queue_id, batch: worker.process_batch(
+        engine, settings, queue_id, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None, **options
+    )
+
+
+def run_grid_in_process(engine: Any, settings: Any, grid: Any) -> tuple[int, Any]:
+    """Submit `grid` and work its queue to the end in this process, without Dagster: (queue id, final state)."""
+    from forex_pipeline.queue import lifecycle, worker
+
+    queue_id = lifecycle.submit_grid(engine, grid, settings.artifacts_dir)
+    return queue_id, worker.run_queue(engine, settings, queue_id, plain_batches(engine, settings), artifacts_dir=settings.artifacts_dir)
+
+
 def run_cli(*argv: str) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of one `forex-pipeline` command line run in this process through the
     console script's entry point (`forex_pipeline.cli.main`, the one error path)."""

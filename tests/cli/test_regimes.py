@@ -11,7 +11,7 @@ from forex_pipeline.cli import app
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import inference_backtests, regime_best_models, training_runs
 from forex_pipeline.store.db import get_engine, session_scope
-from tests.support import TINY_GRID
+from tests.support import TINY_GRID, run_grid_in_process
 
 runner = CliRunner()
 
@@ -24,8 +24,6 @@ def test_rules_are_parsed_and_refused_with_the_field_named(grid_env):
 
 
 def test_a_custom_regime_is_scored_and_ranked(grid_env):
-    from forex_pipeline.queue import lifecycle
-    from forex_pipeline.queue import worker
     # replace calm_ranging by an equivalent custom regime: the same bars must land in it
     assert runner.invoke(app, ["regimes", "disable", "calm_ranging"]).exit_code == 0
     added = runner.invoke(
@@ -49,14 +47,7 @@ def test_a_custom_regime_is_scored_and_ranked(grid_env):
         **TINY_GRID,
         "model_specs": {"model_types": ["ridge"], "encoders": ["none"], "horizons": [1], "hyperparameters": {"ridge": [{"alpha": 1.0}]}},
     }
-    queue_id = lifecycle.submit_grid(engine, grid, settings.artifacts_dir)
-    final = worker.run_queue(
-        engine,
-        settings,
-        queue_id,
-        lambda qid, batch: worker.process_batch(engine, settings, qid, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None),
-        artifacts_dir=settings.artifacts_dir,
-    )
+    queue_id, final = run_grid_in_process(engine, settings, grid)
     assert final.status == "completed"
     with session_scope(engine) as session:
         run = training_runs.runs_of_queue(session, queue_id)[0]

@@ -17,7 +17,7 @@ from forex_pipeline.io import is_temp_path
 from forex_pipeline.queue import lifecycle, worker
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store.db import dispose_engines, get_engine, session_scope
-from tests.support import TINY_GRID
+from tests.support import TINY_GRID, plain_batches, run_grid_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -77,29 +77,23 @@ def _clean_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, l
     settings = get_settings()
     upgrade(settings.database_url)
     engine = get_engine(settings.database_url)
-    queue_id = lifecycle.submit_grid(engine, TINY_GRID, settings.artifacts_dir)
-    final = worker.run_queue(engine, settings, queue_id, _plain_batches(engine, settings), artifacts_dir=settings.artifacts_dir)
+    _, final = run_grid_in_process(engine, settings, TINY_GRID)
     assert final.status == "completed" and final.failed_models == 0
     result = _outcome(engine)
     dispose_engines()
     return result
 
 
-def _plain_batches(engine, settings, after_first=None):  # noqa: ANN001, ANN202
-    """A batch executor without Dagster (the queue logic is what is tested here)."""
+def _after_first_outcome(action):  # noqa: ANN001, ANN202
+    """An on_outcome hook that runs `action` once, after the first model's outcome."""
     calls = {"n": 0}
 
-    def execute(queue_id: int, batch):  # noqa: ANN001, ANN202
-        def on_outcome(outcome, configuration) -> None:  # noqa: ANN001
-            calls["n"] += 1
-            if calls["n"] == 1 and after_first is not None:
-                after_first()
+    def on_outcome(outcome, configuration) -> None:  # noqa: ANN001
+        calls["n"] += 1
+        if calls["n"] == 1:
+            action()
 
-        return worker.process_batch(
-            engine, settings, queue_id, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None, on_outcome=on_outcome
-        )
-
-    return execute
+    return on_outcome
 
 
 def test_a_full_disk_pauses_the_queue_and_resume_finishes_like_a_clean_run(
@@ -114,7 +108,7 @@ def test_a_full_disk_pauses_the_queue_and_resume_finishes_like_a_clean_run(
 
     paused = worker.run_queue(
         engine, settings, queue_id,
-        _plain_batches(engine, settings, after_first=lambda: ballast.append(_fill(small_filesystem))),
+        plain_batches(engine, settings, on_outcome=_after_first_outcome(lambda: ballast.append(_fill(small_filesystem)))),
         artifacts_dir=settings.artifacts_dir,
     )
     assert paused.status == "paused", paused
@@ -128,7 +122,7 @@ def test_a_full_disk_pauses_the_queue_and_resume_finishes_like_a_clean_run(
 
     ballast[0].unlink()  # space returns
     lifecycle.resume(engine, queue_id, settings)
-    final = worker.run_queue(engine, settings, queue_id, _plain_batches(engine, settings), artifacts_dir=settings.artifacts_dir)
+    final = worker.run_queue(engine, settings, queue_id, plain_batches(engine, settings), artifacts_dir=settings.artifacts_dir)
     assert final.status == "completed" and final.failed_models == 0 and final.completed_models == 6
     resumed = _outcome(engine)
     dispose_engines()

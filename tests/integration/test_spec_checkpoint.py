@@ -12,17 +12,13 @@ from forex_pipeline.queue import checkpoint, lifecycle, worker
 from forex_pipeline.settings import get_settings
 from forex_pipeline.store import regime_best_models
 from forex_pipeline.store.db import get_engine, session_scope
-from tests.support import TINY_GRID
+from tests.support import TINY_GRID, plain_batches, run_grid_in_process
 
 pytestmark = pytest.mark.slow
 
 GRID = {**TINY_GRID, "name": "spec-checkpoint", "model_specs": {**TINY_GRID["model_specs"], "horizons": [1, 3]}}  # 4 configurations
 SPEC_KEYS = {"queue_uuid", "checkpoint_version", "created_at", "config_grid", "current_index", "total_configs",
              "completed_runs", "failed_runs", "regime_bests", "statistics"}
-
-
-def _plain_batches(engine, settings):  # noqa: ANN001, ANN202
-    return lambda qid, batch: worker.process_batch(engine, settings, qid, batch, artifacts_dir=settings.artifacts_dir, sample_dir=None)
 
 
 def _bests(engine) -> list[tuple]:  # noqa: ANN001
@@ -64,7 +60,7 @@ def test_checkpoint_structure_tamper_refusal_and_resume_to_the_same_result(grid_
     lifecycle.cancel(engine, queue_id)  # the original queue is gone: the checkpoint alone carries the work on
     resumed_id = checkpoint.resume_from_checkpoint(engine, listing.path, settings)
     assert resumed_id != queue_id
-    final = worker.run_queue(engine, settings, resumed_id, _plain_batches(engine, settings), artifacts_dir=settings.artifacts_dir)
+    final = worker.run_queue(engine, settings, resumed_id, plain_batches(engine, settings), artifacts_dir=settings.artifacts_dir)
     assert final.status == "completed" and final.completed_models == 4 and final.skipped_count == 2
     interrupted_bests = _bests(engine)
 
@@ -77,7 +73,6 @@ def test_checkpoint_structure_tamper_refusal_and_resume_to_the_same_result(grid_
     fresh_settings = get_settings()
     upgrade(fresh_settings.database_url)
     other = get_engine(fresh_settings.database_url)
-    other_queue = lifecycle.submit_grid(other, GRID, fresh_settings.artifacts_dir)
-    whole = worker.run_queue(other, fresh_settings, other_queue, _plain_batches(other, fresh_settings), artifacts_dir=fresh_settings.artifacts_dir)
+    _, whole = run_grid_in_process(other, fresh_settings, GRID)
     assert whole.status == "completed" and whole.completed_models == 4
     assert _bests(other) == interrupted_bests
