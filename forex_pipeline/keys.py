@@ -16,6 +16,9 @@ MODEL_CONFIG_PARTITIONS = "model_config"
 """The dynamic partitions of `trained_model` and `inference_backtests`: one key per model configuration."""
 PARTITION_KEY_DELIMITER = "|"
 
+DATABASE_URL_ENV = "FOREX_DATABASE_URL"
+"""The environment variable whose database URL wins over the settings' storage.database_url."""
+
 REGIME_ALL = "all"
 """The pseudo-regime of a backtest row that covers every bar of the segment."""
 REGIME_UNCLASSIFIED = "unclassified"

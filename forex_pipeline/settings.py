@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from forex_pipeline.errors import InputError
-from forex_pipeline.keys import REGIME_SENTINELS
+from forex_pipeline.keys import DATABASE_URL_ENV, REGIME_SENTINELS
 from forex_pipeline.yaml_input import YamlInputError, load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -389,7 +389,7 @@ class Settings(_Strict):
     @property
     def database_url(self) -> str:
         """FOREX_DATABASE_URL, else storage.database_url, else a SQLite file under DAGSTER_HOME."""
-        url = os.environ.get("FOREX_DATABASE_URL") or self.storage.database_url
+        url = os.environ.get(DATABASE_URL_ENV) or self.storage.database_url
         return url or f"sqlite:///{dagster_home() / 'forex_pipeline.db'}"
 
     @property

@@ -31,8 +31,19 @@ for _area in ("db", "data", "grid", "queue", "regimes", "results", "bundle", "de
         app.add_typer(_module.app, name=_area)
 
 
+@app.callback()
+def _start() -> None:
+    """Runs before every command: the garbage collector, off while the CLI started, is on again (a
+    `reading` command turns it off for itself, cli/common.py)."""
+    import gc
+
+    gc.enable()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The `forex-pipeline` entry point: the app behind the one error path (cli/common.py)."""
+    """The `forex-pipeline` entry point: the app behind the one error path (cli/common.py). Without
+    `argv` it is the process's command (the console script, `python -m`); with it, a call that returns
+    to its caller (tests)."""
     from forex_pipeline.cli.common import run
 
-    run(app, argv)
+    run(app, argv, as_process=argv is None)

@@ -8,11 +8,13 @@ or for a real bug.
 
 from __future__ import annotations
 
+import functools
+import gc
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 PIPE_WIDTH = 200
 EXIT_INTERRUPTED = 130
 MAX_MESSAGE_CHARS = 4000
+F = TypeVar("F", bound=Callable[..., Any])
+# Set by `run(..., as_process=True)` (the console script): a `reading` command may then end the process itself.
+_AS_PROCESS = {"on": False}
 
 
 def console() -> Console:
@@ -63,15 +68,19 @@ def read_session(url: str | None = None) -> Iterator[Session]:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
-    from forex_pipeline.settings import get_settings
+    from forex_pipeline.keys import DATABASE_URL_ENV
     from forex_pipeline.store.db import describe_url, make_engine, parse_url, sqlite_path
 
-    url = url or get_settings().database_url
+    url = url or os.environ.get(DATABASE_URL_ENV)   # it wins over the settings: then they are not loaded
+    if not url:
+        from forex_pipeline.settings import get_settings
+
+        url = get_settings().database_url
     parsed = parse_url(url)
     path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
     if path is not None and not path.exists():
         raise DatabaseUnavailable(f"no project database at {path}; run `forex-pipeline db upgrade` first")
-    engine = make_engine(url)
+    engine = make_engine(url, pool_size=1)
     try:
         with Session(engine) as session:
             yield session
@@ -106,11 +115,52 @@ def debug_requested(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("FOREX_DEBUG", "") not in ("", "0")
 
 
-def run(app: typer.Typer, argv: Sequence[str] | None = None) -> NoReturn:
-    """Run the command line `argv` (default sys.argv[1:]) with the one error path; always exits."""
+def reading(command: F) -> F:
+    """Mark a command that reads, prints and returns (`bests`, `history`, `queue status`).
+
+    Run as the process's own command (`run(..., as_process=True)`), it runs without the cyclic garbage
+    collector and ends with `os._exit` once its output is flushed: the collector's passes over the
+    objects the imports create and the interpreter's teardown of those modules cost about 50 and
+    100 ms of a 0.5 s command (benchmarks/bench_scale.py cli_*; issue 14). Such a command holds no
+    file, child process or temporary directory that needs an exit handler. Called in a process that
+    goes on (tests, `run` without as_process), it is the plain function.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _AS_PROCESS["on"]:
+            return command(*args, **kwargs)
+        gc.disable()
+        try:
+            command(*args, **kwargs)
+        except typer.Exit as exc:
+            _end_process(exc.exit_code)
+        _end_process(0)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _end_process(code: int) -> NoReturn:
+    """Flush what was printed and leave at once, skipping the interpreter's teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe: nothing more can be written anyway
+            pass
+    os._exit(code)
+
+
+def run(app: typer.Typer, argv: Sequence[str] | None = None, *, as_process: bool = False) -> NoReturn:
+    """Run the command line `argv` (default sys.argv[1:]) with the one error path; always exits.
+
+    `as_process`: this is the process's whole work (the console script), so the import-heavy start runs
+    without the cyclic garbage collector (it is back on before any command but a `reading` one)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(args)
     args = [a for a in args if a != "--debug"]
+    _AS_PROCESS["on"] = as_process
+    if as_process:
+        gc.disable()
     try:
         app(args=args, prog_name="forex-pipeline", standalone_mode=True)
     except SystemExit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from forex_pipeline.cli.common import console, fail
+from forex_pipeline.cli.common import console, fail, reading
 from forex_pipeline.errors import EXIT_FAILED
 from forex_pipeline.keys import QueueStatus
 
@@ -62,6 +63,7 @@ def _get(engine, queue_id: int):  # noqa: ANN001, ANN202
 
 
 @app.command()
+@reading
 def status(queue_id: int, watch: bool = typer.Option(False, help="follow progress until the queue stops")) -> None:
     """Progress of one queue (a progress bar with --watch)."""
     from forex_pipeline.cli.common import DatabaseUnavailable, read_session
@@ -79,6 +81,7 @@ def status(queue_id: int, watch: bool = typer.Option(False, help="follow progres
     if not watch:
         console().print_json(json.dumps(figures_of(queue)))
         return
+    gc.enable()   # following a queue for hours: collect as usual
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console()) as bar:
         task = bar.add_task(queue.name, total=queue.total_models)

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from forex_pipeline.errors import EXIT_FAILED
-from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, fail, read_session
+from forex_pipeline.cli.common import DatabaseUnavailable, console, errors, fail, read_session, reading
 from forex_pipeline.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -189,6 +189,7 @@ def parse_time(value: str | None, option: str) -> datetime | None:
 # ---------------------------------------------------------------- commands
 
 
+@reading
 def bests(
     regime: str | None = typer.Option(None, "--regime", help="only this regime"),
     fmt: str = typer.Option("table", "--format", help="table, csv or json"),
@@ -220,6 +221,7 @@ def bests(
     emit(records, fmt, output, lambda: render_table(records, BESTS_TABLE, "Regime bests"))
 
 
+@reading
 def history(
     status: str | None = typer.Option(None, "--status", help="pending, running, completed or failed"),
     model_type: str | None = typer.Option(None, "--model-type", help="e.g. ridge, rf, lightgbm"),

@@ -16,21 +16,22 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from forex_pipeline.errors import InputError, OperationError
-from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash, parse_grid_spec
-from forex_pipeline.models.spec import ModelConfiguration
-from forex_pipeline.grid.spec import GridSpec
 from forex_pipeline.hashing import canonical_json
 from forex_pipeline.keys import FINISHED_QUEUE_STATUSES, QueueStatus, RunStatus
-from forex_pipeline.settings import Settings, get_settings
-from forex_pipeline.store import regime_definitions, training_queue, training_runs
+from forex_pipeline.store import training_queue, training_runs
 from forex_pipeline.store.db import session_scope
-from forex_pipeline.store.spec_files import write_spec
 from forex_pipeline.store.training_runs import WorkerIdentity
+
+if TYPE_CHECKING:   # grid expansion and the settings models load only where a queue is submitted or run
+    from forex_pipeline.grid.expand import Grid
+    from forex_pipeline.grid.spec import GridSpec
+    from forex_pipeline.models.spec import ModelConfiguration
+    from forex_pipeline.settings import Settings
 
 
 QUEUE_NAME_MAX = 255
@@ -46,6 +47,8 @@ _expanded: OrderedDict[str, tuple[ModelConfiguration, ...]] = OrderedDict()
 
 def configurations_of(grid_spec: dict[str, Any]) -> list[ModelConfiguration]:
     """The grid's configurations in grid order (expanded once per process and grid: ~1 s at 49,000)."""
+    from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
+
     key = canonical_json(grid_spec)
     if key not in _expanded:
         _remember(key, tuple(expand_grid(parse_grid_spec(json.loads(key))).configurations))
@@ -97,6 +100,12 @@ def submit_grid(
     spec file is written. `priority` (higher first) and `max_parallel` (batch runs at once; default
     settings queue.max_concurrent_runs) are the specification's queue fields.
     """
+    from forex_pipeline.grid.expand import Grid, expand_grid, grid_hash, parse_grid_spec
+    from forex_pipeline.grid.spec import GridSpec
+    from forex_pipeline.settings import get_settings
+    from forex_pipeline.store import regime_definitions
+    from forex_pipeline.store.spec_files import write_spec
+
     if isinstance(grid, Grid):
         spec, expanded = grid.spec, grid
     else:

@@ -75,13 +75,15 @@ def _configure_sqlite(engine: Engine, file_backed: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str | URL | None = None, *, echo: bool = False) -> Engine:
-    """A new engine for `url` (default: the configured URL); creates a SQLite file's parent folder."""
+def make_engine(url: str | URL | None = None, *, echo: bool = False, pool_size: int | None = None) -> Engine:
+    """A new engine for `url` (default: the configured URL); creates a SQLite file's parent folder.
+    A PostgreSQL pool holds `pool_size` connections (default: performance.database_connection_pool_size)."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "postgresql":
-        from forex_pipeline.settings import get_settings
+        if pool_size is None:
+            from forex_pipeline.settings import get_settings
 
-        pool_size = get_settings().performance.database_connection_pool_size
+            pool_size = get_settings().performance.database_connection_pool_size
         return create_engine(parsed, echo=echo, pool_pre_ping=True, future=True, pool_size=pool_size)
     path = sqlite_path(parsed)
     if path is not None:

@@ -71,7 +71,6 @@ def test_submit_expands_its_grid_once(grid_env, tmp_path, monkeypatch):
         return real(spec)
 
     monkeypatch.setattr(expand, "expand_grid", counted)
-    monkeypatch.setattr(lifecycle, "expand_grid", counted)
     monkeypatch.setattr(lifecycle, "_expanded", type(lifecycle._expanded)())
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump(TINY_GRID))

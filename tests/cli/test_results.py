@@ -200,3 +200,39 @@ def test_bad_options_are_refused(populated: dict[str, training_runs.TrainingRunR
     assert table_to_file.exit_code == 2 and not (tmp_path / "x.txt").exists()
     bad_status = _invoke("history", "--status", "done")
     assert bad_status.exit_code == 2 and "done" in bad_status.stderr
+
+
+def _as_process(*argv: str) -> "subprocess.CompletedProcess[str]":
+    """The command run as its own process, the console script's way (`python -m forex_pipeline.cli`)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}   # buffered, as a user's shell has it
+    return subprocess.run([sys.executable, "-m", "forex_pipeline.cli", *argv], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_reading_commands_run_as_a_process_print_everything_and_keep_their_exit_codes(
+    populated: dict[str, training_runs.TrainingRunRecord], isolated_storage: Path
+) -> None:
+    """`bests`, `history` and `queue status` end their process themselves (cli/common.reading): the
+    output must be whole, also past a pipe's buffer, and the exit codes those of the error path."""
+    url = f"sqlite:///{isolated_storage / 'forex_pipeline.db'}"
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as session:   # enough runs that the JSON outgrows a 64 KiB pipe buffer
+        for i in range(300):
+            fs = FeatureSetSpec(symbol="EURUSD", base_timeframe="1h", days_history=365, as_of=AS_OF)
+            ms = ModelSpec(model_type="ridge", horizon=1, hyperparameters={"alpha": 1.0 + i})
+            training_runs.insert_training_run(session, training_runs.training_run_fields(ModelConfiguration.of(fs, ms)))
+    engine.dispose()
+    everything = _as_process("history", "--all", "--format", "json")
+    assert everything.returncode == 0, everything.stderr
+    assert len(everything.stdout) > 65536
+    assert sorted(_ids(json.loads(everything.stdout))) == sorted(_ids(_json("history", "--all")))
+    bests = _as_process("bests", "--format", "json")
+    assert bests.returncode == 0 and json.loads(bests.stdout) == _json("bests")
+    bad_sort = _as_process("history", "--sort", "colour")
+    assert bad_sort.returncode == 2 and "colour" in bad_sort.stderr and "Traceback" not in bad_sort.stderr
+    no_queue = _as_process("queue", "status", "999")
+    assert no_queue.returncode == 2 and "999" in no_queue.stderr and "Traceback" not in no_queue.stderr
