@@ -40,6 +40,13 @@ from forex_pipeline.backtest.columns import (
 from forex_pipeline.keys import QueueStatus, RunStatus
 
 RUN_STATUSES: tuple[str, ...] = tuple(RunStatus)
+# What a history page filters and sorts on (store/history.py): PostgreSQL keeps a narrow covering index of
+# them (migration 0006), so choosing a page's runs never reads the wide training_runs rows.
+HISTORY_RUN_COLUMNS: tuple[str, ...] = (
+    "status", "model_type", "symbol", "encoder", "base_timeframe", "horizon", "kept", "queue_id",
+    "created_at", "completed_at", "training_seconds", "backtest_seconds",
+)
+HISTORY_SUMMARY_COLUMNS: tuple[str, ...] = ("best_sharpe", "best_max_drawdown")
 QUEUE_STATUSES: tuple[str, ...] = tuple(QueueStatus)
 
 NAMING_CONVENTION = {
@@ -257,6 +264,7 @@ class TrainingRun(Base):
         Index(None, "feature_set_hash"),
         Index(None, "run_uuid", unique=True),
         Index(None, "config_hash"),
+        Index("ix_training_runs_history", "id", postgresql_include=list(HISTORY_RUN_COLUMNS)).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -382,7 +390,12 @@ class TrainingRunSummary(Base):
     """
 
     __tablename__ = "training_run_summaries"
-    __table_args__ = (Index(None, "regime", "best_sharpe"),)
+    __table_args__ = (
+        Index(None, "regime", "best_sharpe"),
+        Index(
+            "ix_training_run_summaries_history", "regime", "training_run_id", postgresql_include=list(HISTORY_SUMMARY_COLUMNS)
+        ).ddl_if(dialect="postgresql"),
+    )
 
     training_run_id: Mapped[int] = mapped_column(
         ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True

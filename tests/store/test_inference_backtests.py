@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -102,3 +106,38 @@ def test_trial_blocks_read_back_the_written_lists_of_one_group(engine: Engine) -
     for _, row in expected.iterrows():
         for column in ("block_sum_ret", "block_sum_sq", "block_n_bars"):
             assert mine.loc[row["inference_config_hash"], column] == pytest.approx(row[column], rel=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 12), st.integers(1, 20)),
+              elements=st.floats(allow_nan=False, allow_infinity=False, width=64)))
+def test_block_texts_are_json_of_the_same_floats(rows: np.ndarray) -> None:
+    """The fast formatting of a block column (one Arrow cast) reads back as exactly the floats given, with
+    the JSON the slow path would store; rows left out stay NULL."""
+    import json
+
+    values: list = [row for row in rows] + [None]
+    texts = inference_backtests._block_texts(values)
+    assert texts[-1] is None
+    back = np.array([json.loads(text) for text in texts[:-1]], dtype=np.float64)
+    assert np.array_equal(back, rows)
+    assert [json.loads(text) for text in texts[:-1]] == [json.loads(inference_backtests._block_json(row)) for row in rows]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(width=64), st.integers(-2**40, 2**40), st.sampled_from(["direct", "mean", 'quo"te, "x": 1', "é"]),
+                          st.one_of(st.none(), st.floats(allow_nan=False, width=64))), min_size=1, max_size=30))
+def test_json_objects_are_the_records_as_json(rows: list) -> None:
+    """Each row's JSON object (the specification's backtest_metrics and inference_params) is the row's
+    values as json.dumps writes them: non-finite floats and missing values null, text escaped."""
+    import json
+    import math
+
+    frame = pd.DataFrame(rows, columns=["sharpe", "trade_count", "prediction_method", "sortino"])
+    texts = inference_backtests._json_objects(frame, ("sharpe", "trade_count", "prediction_method", "sortino"))
+
+    def plain(value: object) -> object:
+        return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+    expected = [{"sharpe": plain(a), "trade_count": b, "prediction_method": c, "sortino": plain(d)} for a, b, c, d in rows]
+    assert [json.loads(text) for text in texts] == expected

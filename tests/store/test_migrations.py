@@ -45,9 +45,15 @@ def seeded_regimes(url: str) -> dict[str, tuple[dict, bool, bool]]:
 def schema_differences(url: str) -> list:
     """What autogenerate would change to make the migrated schema match the SQLAlchemy models."""
     engine = db.make_engine(url)
+
+    def on_this_dialect(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001 - Alembic's hook
+        only = getattr(obj, "_ddl_if", None)   # an index declared for one dialect (e.g. PostgreSQL's covering ones)
+        return only is None or only.dialect in (None, engine.dialect.name)
+
     try:
         with engine.connect() as connection:
-            return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+            context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": on_this_dialect})
+            return compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
 
@@ -55,7 +61,7 @@ def schema_differences(url: str) -> list:
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert db.current(db_url) is None
-    assert db.upgrade(db_url) == db.head_revision() == "0005_claim_leases"
+    assert db.upgrade(db_url) == db.head_revision() == "0006_history_indexes"
     assert table_names(db_url) == TABLES
     expected = {
         name: ({f: b.model_dump(exclude_none=True) for f, b in d.rules.items()}, True, True)
