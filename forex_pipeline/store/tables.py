@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -151,8 +153,18 @@ class NullableFloat(TypeDecorator[float]):
 
 
 def new_uuid() -> str:
-    """A random UUID as text (the specification's run_uuid, backtest_uuid and queue_uuid)."""
-    return str(uuid.uuid4())
+    """A time-ordered UUID as text (the specification's run_uuid, backtest_uuid and queue_uuid): version 7
+    of RFC 9562 (section 5.7), the Unix time in milliseconds in the top 48 bits, then 74 random bits.
+
+    New values sort after older ones, so the unique index on backtest_uuid (135 new values a model, 6.6
+    million at the full grid) takes them at its right edge instead of on a random leaf each; random
+    (version 4) values made a model's record touch 135 leaves of a 400 MB index. Python's uuid module
+    has uuid7 only from 3.14.
+    """
+    millis = time.time_ns() // 1_000_000
+    random = int.from_bytes(os.urandom(10), "big")   # 80 bits: 12 for rand_a, 62 for rand_b, 6 unused
+    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (random >> 68) << 64 | 0b10 << 62 | (random & (2**62 - 1))
+    return str(uuid.UUID(int=value))
 
 
 class SpecAlias(ColumnElement[Any]):

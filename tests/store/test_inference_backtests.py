@@ -141,3 +141,23 @@ def test_json_objects_are_the_records_as_json(rows: list) -> None:
 
     expected = [{"sharpe": plain(a), "trade_count": b, "prediction_method": c, "sortino": plain(d)} for a, b, c, d in rows]
     assert [json.loads(text) for text in texts] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=20), min_size=1, max_size=12))
+def test_block_lists_read_back_as_the_floats_written(rows: list[list[float]]) -> None:
+    """Reading a group's block lists (Arrow's parse of the stored JSON text, equal or ragged lengths, the
+    spacing json.dumps and PostgreSQL's jsonb write alike) gives back exactly the floats stored."""
+    import json
+
+    texts = [json.dumps(row) for row in rows]
+    parsed = inference_backtests._float_lists_of_json(texts)
+    assert parsed is not None and [list(p) for p in parsed] == rows
+    compact = inference_backtests._float_lists_of_json([text.replace(", ", ",") for text in texts])
+    assert compact is not None and [list(p) for p in compact] == rows
+
+
+def test_block_lists_that_are_not_plain_numbers_are_left_to_json() -> None:
+    for texts in (["[1.5, null]"], ["[[1.0], [2.0]]"], ["null"], ["[]"], ['["a"]']):
+        assert inference_backtests._float_lists_of_json(texts) is None, texts
+    assert inference_backtests._float_lists_of_json([]) == []
