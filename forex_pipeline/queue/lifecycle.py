@@ -8,6 +8,7 @@ no completed training run, so no finished model is trained twice and none is los
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections import OrderedDict
@@ -57,10 +58,18 @@ def configurations_of(grid_spec: dict[str, Any]) -> list[ModelConfiguration]:
 
 
 def _remember(key: str, configurations: tuple[ModelConfiguration, ...]) -> None:
-    """Keep a grid's expansion for configurations_of (the EXPANDED_GRIDS_KEPT most recent grids)."""
+    """Keep a grid's expansion for configurations_of (the EXPANDED_GRIDS_KEPT most recent grids).
+
+    An expansion lives as long as the process that trains its queue (about a million objects at 49,000
+    configurations), so it is frozen out of the cyclic garbage collector (`gc.freeze`, after one full
+    collection so no garbage is frozen with it): each full pass over it cost a worker 60 to 90 ms in the
+    middle of a model's record (benchmarks/bench_scale.py, issue 14). Frozen objects are still freed by
+    reference counting when the expansion is dropped."""
     _expanded[key] = configurations
     while len(_expanded) > EXPANDED_GRIDS_KEPT:
         _expanded.popitem(last=False)
+    gc.collect()
+    gc.freeze()
 
 
 def configurations_by_key(grid_spec: dict[str, Any], keys: list[str]) -> list[ModelConfiguration]:
