@@ -244,6 +244,7 @@ def main() -> None:
     from forex_pipeline.grid.expand import expand_grid, parse_grid_spec
     from forex_pipeline.keys import FEATURE_SET_DIMENSION, MODEL_SPEC_DIMENSION
     from forex_pipeline.pipeline.configuration import ConfigurationOutcome
+    from forex_pipeline.settings import get_settings
 
     started = time.perf_counter()
     configurations = expand_grid(parse_grid_spec(SPEC_GRID)).configurations
@@ -252,10 +253,11 @@ def main() -> None:
     done = configurations[:n_done]
     failed = [c.partition_key for c in configurations[n_done : n_done + args.failed]]
     by_key = {c.partition_key: c for c in done}
+    explorer_url = get_settings().explorer.url   # as the grid_batch run links each model to the explorer
 
     def metadata(key: str) -> dict:  # what a successful model's materialization carries
         outcome = ConfigurationOutcome(by_key[key].model_config_hash, key, "completed", 1.0, 2.0, 1000, True)
-        return outcome_metadata(outcome, by_key[key])
+        return outcome_metadata(outcome, by_key[key], explorer_url)
 
     new = measure("model_config", ROOT / "workspace.yaml", lambda inst: register_partitions(inst, configurations),
                   [c.partition_key for c in done], failed, args, metadata)
