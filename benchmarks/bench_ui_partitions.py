@@ -9,14 +9,16 @@ the webserver's own GraphQL schema, against the code location served as in `dags
 
 - cold: the asset status cache is invalid, as after each grid submission (a new key changes the
   dynamic partitions' id): every materialized partition is read back from the event log;
+- after a submission: a new key, then the status cache rebuilt as the daemon's queue sensor and the
+  foreground runner do (`refresh_partition_status`): the page a user opens after submitting a grid;
 - warm: the cache is current (the same page loaded again).
 
 With --batch N it first runs N ridge configurations on SYNTH through a real foreground grid_batch run
 and counts the event-log entries it wrote per model (all of them, and the asset events).
 
 Prints name=value lines: registration seconds, ms per recorded event, events per model, then
-`ui_partition_health_cold_s` and `ui_partition_health_warm_s` (p50) with their p95s, and
-`ui_partition_targets_met=N/2` (cold < 1 s, warm < 1 s). With --baseline it also times the
+`ui_partition_health_cold_s`, `ui_partition_health_after_submit_s` and `ui_partition_health_warm_s`
+(p50) with their p95s, `partition_status_refresh_s`, and `ui_partition_targets_met=N/3` (each < 1 s). With --baseline it also times the
 former scheme (feature_set x model_spec multi-partitions) in the same process and prints the ratio.
 
     python benchmarks/bench_ui_partitions.py [--materialized 49000] [--failed 50] [--repeats 7] [--baseline] [--batch 4]
@@ -208,10 +210,23 @@ def measure(name: str, workspace: Path, register: Callable, keys: list[str], fai
             partitions = "model_config" if name == "model_config" else "feature_set"
             instance.add_dynamic_partitions(partitions, [f"new-grid-{next(extra)}"])
 
+        def submit() -> None:  # what a submission does now: the new key, then the daemon's (or the runner's) cache rebuild
+            from forex_pipeline.dagster_defs.partitions import refresh_partition_status
+
+            instance.add_dynamic_partitions("model_config", [f"new-grid-{next(extra)}"])
+            started = time.perf_counter()
+            refresh_partition_status(instance)
+            refreshes.append(time.perf_counter() - started)
+
+        refreshes: list[float] = []
         with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(workspace)])) as process:
             factory = process.create_request_context
             time_query(factory, ["trained_model"], None, 1)  # load the code location's snapshot once
             cold, _ = time_query(factory, ["trained_model"], invalidate, args.repeats)
+            if name == "model_config":
+                after, _ = time_query(factory, ["trained_model"], submit, args.repeats)
+                figures.update(after_submit_p50=statistics.median(after), after_submit_p95=percentile(after, 0.95),
+                               refresh_p50=statistics.median(refreshes))
             warm, data = time_query(factory, ["trained_model"], None, args.repeats)
         statuses = data["assetPartitionStatuses"]
         total = sum(len(d["partitionKeys"]) for d in data["partitionKeysByDimension"])
@@ -268,6 +283,11 @@ def main() -> None:
     print(f"ui_partition_health_cold_p95_s={new['cold_p95']:.3f}")
     print(f"ui_partition_health_warm_s={new['warm_p50']:.3f}")
     print(f"ui_partition_health_warm_p95_s={new['warm_p95']:.3f}")
+    # The page a user opens after a submission, once the daemon's queue sensor (every 15 s) or the foreground
+    # runner rebuilt the status cache (dagster_defs/partitions.refresh_partition_status), and that rebuild.
+    print(f"ui_partition_health_after_submit_s={new['after_submit_p50']:.3f}")
+    print(f"ui_partition_health_after_submit_p95_s={new['after_submit_p95']:.3f}")
+    print(f"partition_status_refresh_s={new['refresh_p50']:.3f}")
     if args.baseline:
         with tempfile.TemporaryDirectory(prefix="bench-ui-former-") as tmp:
             (Path(tmp) / "former_defs.py").write_text(FORMER_DEFS)
@@ -291,8 +311,8 @@ def main() -> None:
         print(f"former_ui_partition_health_cold_s={former['cold_p50']:.3f} former_cold_p95_s={former['cold_p95']:.3f}")
         print(f"former_ui_partition_health_warm_s={former['warm_p50']:.3f} former_warm_p95_s={former['warm_p95']:.3f}")
         print(f"ui_partition_health_cold_ratio={former['cold_p50'] / new['cold_p50']:.2f} (former / one key per configuration)")
-    met = int(new["cold_p50"] < 1.0) + int(new["warm_p50"] < 1.0)
-    print(f"ui_partition_targets_met={met}/2")
+    met = int(new["cold_p50"] < 1.0) + int(new["after_submit_p50"] < 1.0) + int(new["warm_p50"] < 1.0)
+    print(f"ui_partition_targets_met={met}/3 (cold, after a submission, warm: each < 1 s)")
 
 
 if __name__ == "__main__":

@@ -69,3 +69,39 @@ def migrate_partitions(instance: dg.DagsterInstance, grids: Iterable[Sequence[Mo
     for key in former:
         instance.delete_dynamic_partition(FORMER_MODEL_SPEC_PARTITIONS, key)
     return added, len(former)
+
+
+# The assets on each dynamic partitions definition (assets/model_configs.py).
+PARTITIONED_ASSETS: dict[str, tuple[tuple[str, ...], dg.DynamicPartitionsDefinition]] = {
+    MODEL_CONFIG_PARTITIONS: (("trained_model", "inference_backtests"), model_config_partitions),
+    FEATURE_SET_DIMENSION: (("features",), feature_set_partitions),
+}
+
+
+def refresh_partition_status(instance: dg.DagsterInstance) -> list[str]:
+    """Rebuild the UI's partition-status cache of the grid assets whose partitions changed since it was
+    built (a grid was submitted); returns the assets rebuilt.
+
+    Dagster keeps each asset's materialized and failed partitions in a cache tied to the partitions'
+    id, which every new key changes: the next page load then rebuilds it from the event log, 1.2 s at
+    49,000 materialized configurations (benchmarks/bench_ui_partitions.py, issue 14). Rebuilt here, by
+    the daemon's queue sensor and before foreground batches, the page a user opens reads the current
+    cache (0.3 s). An asset never materialized has no cache to rebuild."""
+    from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+    names = {name: partitions for partitions, (assets, _) in PARTITIONED_ASSETS.items() for name in assets}
+    records = {record.asset_entry.asset_key: record for record in instance.get_asset_records([dg.AssetKey(n) for n in names])}
+    ids: dict[str, str] = {}
+    refreshed = []
+    for name, partitions in names.items():
+        record = records.get(dg.AssetKey(name))
+        if record is None:
+            continue
+        if partitions not in ids:
+            ids[partitions] = instance.get_dynamic_partitions_definition_id(partitions)
+        cached = record.asset_entry.cached_status
+        if cached is not None and cached.partitions_def_id == ids[partitions]:
+            continue
+        get_and_update_asset_status_cache_value(instance, dg.AssetKey(name), PARTITIONED_ASSETS[partitions][1])
+        refreshed.append(name)
+    return refreshed

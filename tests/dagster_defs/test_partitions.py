@@ -102,3 +102,24 @@ def test_migration_keeps_the_history_of_the_former_multi_partitions() -> None:
         materialized = instance.get_materialized_partitions(dg.AssetKey("trained_model"))
     assert registered == {c.partition_key for c in configurations}
     assert materialized == {configurations[0].partition_key} and materialized <= registered
+
+
+def test_a_submission_rebuilds_the_ui_partition_status_of_the_grid_assets() -> None:
+    """A new grid's keys change the partitions' id, which leaves Dagster's status cache stale (the UI's
+    next page would rebuild it: 1.2 s at 49,000 models). refresh_partition_status rebuilds it at once,
+    with the materialized partitions, and leaves a current cache and never-materialized assets alone."""
+    from forex_pipeline.dagster_defs.partitions import refresh_partition_status
+
+    configurations = configurations_of(TINY_GRID)
+    with dg.instance_for_test() as instance:
+        register_partitions(instance, configurations[:2])
+        done = configurations[0].partition_key
+        instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition=done))
+        assert refresh_partition_status(instance) == ["trained_model"]   # no cache yet: built
+        assert refresh_partition_status(instance) == []                  # current: nothing to do
+        register_partitions(instance, configurations[2:3])                # a new submission
+        assert refresh_partition_status(instance) == ["trained_model"]
+        (record,) = instance.get_asset_records([dg.AssetKey("trained_model")])
+        cached = record.asset_entry.cached_status
+        assert cached.partitions_def_id == instance.get_dynamic_partitions_definition_id(MODEL_CONFIG_PARTITIONS)
+        assert set(cached.deserialize_materialized_partition_subsets(model_config_partitions).get_partition_keys()) == {done}
