@@ -34,7 +34,7 @@ def dagster_instance():  # noqa: ANN201
 def run_in_foreground(queue_id: int, console: Console):  # noqa: ANN201 - QueueRecord
     """Work the queue to its end here; each batch is a Dagster run recorded in the instance."""
     from forex_pipeline.dagster_defs.jobs import execute_batch
-    from forex_pipeline.dagster_defs.partitions import refresh_partition_status, register_partitions
+    from forex_pipeline.dagster_defs.partitions import register_partitions
     from forex_pipeline.dagster_defs.tags import fail_orphaned_runs
     from forex_pipeline.keys import QueueStatus
     from forex_pipeline.queue.lifecycle import configurations_of, detect_interrupted
@@ -52,7 +52,6 @@ def run_in_foreground(queue_id: int, console: Console):  # noqa: ANN201 - QueueR
     if queue.status != QueueStatus.RUNNING:
         fail_orphaned_runs(instance, queue_id, f"queue {queue_id} was found {queue.status}: the worker of this run stopped without finishing (crash or kill)")
     register_partitions(instance, configurations_of(queue.grid_spec))
-    refresh_partition_status(instance)   # the UI's first page load after this submission reads a current cache
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         done = queue.completed_models + queue.failed_models

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from forex_pipeline.dagster_defs.partitions import refresh_partition_status, register_partitions
+from forex_pipeline.dagster_defs.partitions import register_partitions
 from forex_pipeline.dagster_defs.launch_config import GridConfig, checked_grid
 from forex_pipeline.dagster_defs.resources import ForexStorage
 from forex_pipeline.dagster_defs.tags import KIND_TAG
@@ -103,7 +103,6 @@ def submit_grid_op(context: dg.OpExecutionContext, config: ValidatedGrid, storag
     metadata = plan_metadata(config.grid, storage)
     queue_id = submit_grid(engine, config.grid, storage.artifacts)
     register_partitions(context.instance, configurations_of(config.grid))
-    refresh_partition_status(context.instance)   # the partitions page the user opens next reads a current cache
     hand_to_daemon(engine, queue_id)
     context.add_output_metadata({"queue_id": dg.MetadataValue.int(queue_id), **metadata})
     context.log.info(f"queue {queue_id} ({metadata['model_configurations'].value} configurations) handed to training_queue_sensor")

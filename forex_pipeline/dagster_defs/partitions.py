@@ -47,10 +47,14 @@ def add_new_keys(instance: dg.DagsterInstance, partitions_name: str, keys: Itera
 
 def register_partitions(instance: dg.DagsterInstance, configurations: Sequence[ModelConfiguration]) -> int:
     """Register a grid's partitions from the keys its configurations carry (no key is recomputed):
-    its feature sets under `feature_set`, its configurations under `model_config`. Returns how many
-    configuration keys were new."""
-    add_new_keys(instance, FEATURE_SET_DIMENSION, (c.feature_set_key for c in configurations))
-    return add_new_keys(instance, MODEL_CONFIG_PARTITIONS, (c.partition_key for c in configurations))
+    its feature sets under `feature_set`, its configurations under `model_config`; when any key was
+    new, rebuild the UI's partition status of the grid assets (`refresh_partition_status`), so the
+    page opened after a submission reads a current cache. Returns how many configuration keys were new."""
+    new_feature_sets = add_new_keys(instance, FEATURE_SET_DIMENSION, (c.feature_set_key for c in configurations))
+    new_configurations = add_new_keys(instance, MODEL_CONFIG_PARTITIONS, (c.partition_key for c in configurations))
+    if new_feature_sets or new_configurations:
+        refresh_partition_status(instance)
+    return new_configurations
 
 
 FORMER_MODEL_SPEC_PARTITIONS = "model_spec"
@@ -84,8 +88,9 @@ def refresh_partition_status(instance: dg.DagsterInstance) -> list[str]:
 
     Dagster keeps each asset's materialized and failed partitions in a cache tied to the partitions'
     id, which every new key changes: the next page load then rebuilds it from the event log, 1.2 s at
-    49,000 materialized configurations (benchmarks/bench_ui_partitions.py, issue 14). Rebuilt here, by
-    the daemon's queue sensor and before foreground batches, the page a user opens reads the current
+    49,000 materialized configurations (benchmarks/bench_ui_partitions.py, issue 14). Rebuilt here when
+    a grid's keys are registered (every submission, from the CLI, the API or the UI) and on each tick
+    of the daemon's queue sensor (keys added any other way), the page a user opens reads the current
     cache (0.3 s). An asset never materialized has no cache to rebuild."""
     from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
