@@ -9,8 +9,8 @@ the webserver's own GraphQL schema, against the code location served as in `dags
 
 - cold: the asset status cache is invalid, as after each grid submission (a new key changes the
   dynamic partitions' id): every materialized partition is read back from the event log;
-- after a submission: a new key, then the status cache rebuilt as the daemon's queue sensor and the
-  foreground runner do (`refresh_partition_status`): the page a user opens after submitting a grid;
+- after a submission: a new key, then the status cache rebuilt as `register_partitions` does when it
+  adds keys (`refresh_partition_status`): the page a user opens after submitting a grid;
 - warm: the cache is current (the same page loaded again).
 
 With --batch N it first runs N ridge configurations on SYNTH through a real foreground grid_batch run
@@ -210,7 +210,7 @@ def measure(name: str, workspace: Path, register: Callable, keys: list[str], fai
             partitions = "model_config" if name == "model_config" else "feature_set"
             instance.add_dynamic_partitions(partitions, [f"new-grid-{next(extra)}"])
 
-        def submit() -> None:  # what a submission does now: the new key, then the daemon's (or the runner's) cache rebuild
+        def submit() -> None:  # what a submission does now: the new key, then register_partitions' cache rebuild
             from forex_pipeline.dagster_defs.partitions import refresh_partition_status
 
             instance.add_dynamic_partitions("model_config", [f"new-grid-{next(extra)}"])
@@ -283,8 +283,8 @@ def main() -> None:
     print(f"ui_partition_health_cold_p95_s={new['cold_p95']:.3f}")
     print(f"ui_partition_health_warm_s={new['warm_p50']:.3f}")
     print(f"ui_partition_health_warm_p95_s={new['warm_p95']:.3f}")
-    # The page a user opens after a submission, once the daemon's queue sensor (every 15 s) or the foreground
-    # runner rebuilt the status cache (dagster_defs/partitions.refresh_partition_status), and that rebuild.
+    # The page a user opens after a submission, whose registration rebuilt the status cache
+    # (dagster_defs/partitions.refresh_partition_status), and that rebuild (what the submission pays).
     print(f"ui_partition_health_after_submit_s={new['after_submit_p50']:.3f}")
     print(f"ui_partition_health_after_submit_p95_s={new['after_submit_p95']:.3f}")
     print(f"partition_status_refresh_s={new['refresh_p50']:.3f}")
