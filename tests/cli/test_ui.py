@@ -13,9 +13,19 @@ from tests.e2e.explorer_support import ROOT, free_port
 from tests.support import wait_for
 
 
+def default_signals() -> None:
+    """In the child before it starts: SIGTERM and SIGINT as a shell hands them over. A pytest worker that
+    ran Dagster in process may hold them otherwise (Dagster maps SIGTERM to its SIGINT handler), and an
+    ignored or blocked signal stays so across exec: the server would then outlive the test's SIGTERM."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ui(*args: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "forex_pipeline.cli", "ui", *args], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_signals)
 
 
 def test_ui_refuses_a_missing_database_and_a_bad_port(isolated_storage: Path) -> None:
@@ -52,4 +62,5 @@ def test_ui_serves_the_explorer_on_the_given_port(grid_env: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
-            raise AssertionError("forex-pipeline ui did not stop within 120 s of SIGTERM") from None
+            raise AssertionError(f"forex-pipeline ui did not stop within 120 s of SIGTERM (this process: SIGTERM "
+                                 f"{signal.getsignal(signal.SIGTERM)!r}, blocked {signal.pthread_sigmask(signal.SIG_BLOCK, set())})") from None
