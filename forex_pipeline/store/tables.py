@@ -158,7 +158,7 @@ def new_uuid() -> str:
 
     New values sort after older ones, so the unique index on backtest_uuid (135 new values a model, 6.6
     million at the full grid) takes them at its right edge instead of on a random leaf each; random
-    (version 4) values made a model's record touch 135 leaves of a 400 MB index. Python's uuid module
+    (version 4) values made a model's record touch 135 leaves of a 205 MB index. Python's uuid module
     has uuid7 only from 3.14.
     """
     millis = time.time_ns() // 1_000_000
