@@ -7,8 +7,9 @@ exactly the configurations that were asked for, never a feature_set x model_spec
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
@@ -82,16 +83,26 @@ PARTITIONED_ASSETS: dict[str, tuple[tuple[str, ...], dg.DynamicPartitionsDefinit
 }
 
 
-def refresh_partition_status(instance: dg.DagsterInstance) -> list[str]:
+def refresh_partition_status(instance: dg.DagsterInstance, log: Any = None) -> list[str]:
     """Rebuild the UI's partition-status cache of the grid assets whose partitions changed since it was
     built (a grid was submitted); returns the assets rebuilt.
 
     Dagster keeps each asset's materialized and failed partitions in a cache tied to the partitions'
-    id, which every new key changes: the next page load then rebuilds it from the event log, 1.2 s at
+    id, which every new key changes: the next page load then rebuilds it from the event log, 1.3 s at
     49,000 materialized configurations (benchmarks/bench_ui_partitions.py, issue 14). Rebuilt here when
     a grid's keys are registered (every submission, from the CLI, the API or the UI) and on each tick
     of the daemon's queue sensor (keys added any other way), the page a user opens reads the current
-    cache (0.3 s). An asset never materialized has no cache to rebuild."""
+    cache (0.3 s). An asset never materialized has no cache to rebuild. Best effort: the cache is
+    Dagster's, and without it a page only takes its slower path, so a failure is logged (`log`, default
+    this module's logger) and neither a submission nor the queue feeder stops on it."""
+    try:
+        return _rebuild_stale_status(instance)
+    except Exception as exc:  # noqa: BLE001 - see the docstring: nothing depends on the cache but page speed
+        (log or logging.getLogger(__name__)).warning(f"could not refresh the partition status of the grid assets: {exc}")
+        return []
+
+
+def _rebuild_stale_status(instance: dg.DagsterInstance) -> list[str]:
     from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
     names = {name: partitions for partitions, (assets, _) in PARTITIONED_ASSETS.items() for name in assets}

@@ -51,20 +51,6 @@ def fail_lost_steps(instance: dg.DagsterInstance, lost: "list[LostClaim]", log) 
                 instance.report_run_failed(run, message=message)
 
 
-def _refresh_partition_status(context: dg.SensorEvaluationContext) -> None:
-    """Rebuild the UI's partition-status cache of grid assets whose partitions a submission changed
-    (dagster_defs/partitions.refresh_partition_status); a failure is logged, never stops the feeder."""
-    from forex_pipeline.dagster_defs.partitions import refresh_partition_status
-
-    try:
-        refreshed = refresh_partition_status(context.instance)
-    except Exception as exc:  # the cache is Dagster's: without it the page takes its slower path, nothing else
-        context.log.warning(f"could not refresh the partition status of the grid assets: {exc}")
-        return
-    if refreshed:
-        context.log.info(f"partition status rebuilt for {', '.join(refreshed)} (new partitions)")
-
-
 def training_queue_sensor_for(jobs: Mapping[str, dg.JobDefinition]) -> dg.SensorDefinition:
     """The daemon-mode queue feeder: launches the batch job of settings.queue.executor (`jobs` maps each
     executor name, in_process and celery, to its grid_batch job) for each queue's batches."""
@@ -80,6 +66,7 @@ def training_queue_sensor_for(jobs: Mapping[str, dg.JobDefinition]) -> dg.Sensor
         configurations launched again), then marks crashed queues `interrupted` and, when
         settings.recovery.auto_resume is on, resumes them in daemon mode.
         """
+        from forex_pipeline.dagster_defs.partitions import refresh_partition_status
         from forex_pipeline.queue.lifecycle import (
             detect_interrupted,
             hand_to_daemon,
@@ -94,7 +81,9 @@ def training_queue_sensor_for(jobs: Mapping[str, dg.JobDefinition]) -> dg.Sensor
         settings = storage.settings
         engine = get_engine(storage.db_url)
         job_name = jobs[settings.queue.executor].name
-        _refresh_partition_status(context)
+        refreshed = refresh_partition_status(context.instance, context.log)   # keys added without register_partitions
+        if refreshed:
+            context.log.info(f"partition status rebuilt for {', '.join(refreshed)} (new partitions)")
         fail_lost_steps(context.instance, release_lost_claims(engine, settings), context.log)
         for queue_id in detect_interrupted(engine, settings):
             context.log.warning(f"queue {queue_id} was interrupted")

@@ -12,6 +12,7 @@ import pytest
 from forex_pipeline.dagster_defs.definitions import defs
 from forex_pipeline.dagster_defs.partitions import (
     FORMER_MODEL_SPEC_PARTITIONS,
+    PARTITIONED_ASSETS,
     chunks,
     migrate_partitions,
     model_config_partitions,
@@ -45,6 +46,13 @@ def test_the_model_assets_have_one_partition_per_configuration() -> None:
     for asset in ("trained_model", "inference_backtests"):
         assert graph.get(dg.AssetKey(asset)).partitions_def == model_config_partitions
     assert dg.AssetKey("features") in graph.get(dg.AssetKey("trained_model")).parent_keys  # lineage edge kept
+    dynamic = {}   # refresh_partition_status rebuilds the status of exactly the assets on the grid's partitions
+    for node in graph.asset_nodes:
+        if isinstance(node.partitions_def, dg.DynamicPartitionsDefinition):
+            dynamic.setdefault(node.partitions_def.name, set()).add(node.key.to_user_string())
+    assert dynamic == {name: set(assets) for name, (assets, _) in PARTITIONED_ASSETS.items()}
+    assert all(PARTITIONED_ASSETS[name][1] == graph.get(dg.AssetKey(asset)).partitions_def
+               for name, (assets, _) in PARTITIONED_ASSETS.items() for asset in assets)
 
 
 def test_only_the_requested_configurations_become_partitions() -> None:
@@ -131,3 +139,19 @@ def test_a_submission_rebuilds_the_ui_partition_status_of_the_grid_assets() -> N
         instance.add_dynamic_partitions(MODEL_CONFIG_PARTITIONS, ["added-elsewhere"])
         assert refresh_partition_status(instance) == ["trained_model"]
         assert cached_status().partitions_def_id == instance.get_dynamic_partitions_definition_id(MODEL_CONFIG_PARTITIONS)
+
+
+def test_a_failing_status_rebuild_never_stops_a_submission(monkeypatch, caplog) -> None:
+    """The cache is Dagster's: when its rebuild fails, the keys are registered all the same and the
+    failure is logged, so a submission (or the queue sensor's tick) goes on."""
+    from forex_pipeline.dagster_defs import partitions
+
+    def broken(instance):  # noqa: ANN001, ANN202
+        raise RuntimeError("event log unreadable")
+
+    monkeypatch.setattr(partitions, "_rebuild_stale_status", broken)
+    configurations = configurations_of(TINY_GRID)
+    with dg.instance_for_test() as instance, caplog.at_level("WARNING"):
+        assert register_partitions(instance, configurations) == len(configurations)
+        assert set(instance.get_dynamic_partitions(MODEL_CONFIG_PARTITIONS)) == {c.partition_key for c in configurations}
+    assert "event log unreadable" in caplog.text
